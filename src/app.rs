@@ -1,0 +1,151 @@
+//! Assembles the router: every capability's routes, the API description, and the layers.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, FromRef, MatchedPath, Request},
+    http::{HeaderName, StatusCode, header},
+    middleware,
+    response::Response,
+};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    limit::RequestBodyLimitLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    sensitive_headers::SetSensitiveRequestHeadersLayer,
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+use tracing::{Span, field::Empty};
+use utoipa::{OpenApi, openapi::OpenApi as OpenApiDoc};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{auth::Authenticator, error, meta, openapi::ApiDoc, programs, storage::Stores};
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// A request that takes longer is answered 408 and its work dropped.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub stores: Stores,
+    pub auth: Arc<Authenticator>,
+    /// `METHOD path` of every documented route, for `GET /`.
+    pub endpoints: Arc<Vec<String>>,
+}
+
+/// Registers documented routes and, for each path ending in `/`, the same handlers without it:
+/// Part A paths answer with and without the trailing slash. The alias stays out of the docs.
+pub fn with_slash_alias<S>(
+    router: OpenApiRouter<S>,
+    routes: UtoipaMethodRouter<S>,
+) -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let (_, paths, method_router) = &routes;
+    let aliases: Vec<String> = paths
+        .paths
+        .keys()
+        .filter(|p| p.len() > 1 && p.ends_with('/'))
+        .map(|p| p.trim_end_matches('/').to_owned())
+        .collect();
+    let method_router = method_router.clone();
+    let mut router = router.routes(routes);
+    for alias in aliases {
+        router = router.route(&alias, method_router.clone());
+    }
+    router
+}
+
+/// All documented routes of the service, and their API description.
+pub fn api_routes() -> (Router<AppState>, OpenApiDoc) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(meta::router())
+        .merge(programs::router())
+        .split_for_parts()
+}
+
+/// `METHOD path` for every operation in the document, in path order.
+pub fn endpoints(doc: &OpenApiDoc) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, item) in &doc.paths.paths {
+        let methods = [
+            ("GET", item.get.is_some()),
+            ("POST", item.post.is_some()),
+            ("PUT", item.put.is_some()),
+            ("PATCH", item.patch.is_some()),
+            ("DELETE", item.delete.is_some()),
+        ];
+        for (method, present) in methods {
+            if present {
+                out.push(format!("{method} {path}"));
+            }
+        }
+    }
+    out
+}
+
+/// The whole application: routes, docs at `/docs` and `/openapi.json`, and the layer stack.
+pub fn router(stores: Stores, auth: Arc<Authenticator>) -> Router {
+    let (routes, doc) = api_routes();
+    let state = AppState {
+        stores,
+        auth,
+        endpoints: Arc::new(endpoints(&doc)),
+    };
+    let x_request_id = HeaderName::from_static("x-request-id");
+    routes
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .fallback(route_not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer((
+            SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]),
+            SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid),
+            TraceLayer::new_for_http()
+                .make_span_with(make_span)
+                .on_response(record_response),
+            PropagateRequestIdLayer::new(x_request_id),
+            middleware::map_response(error::json_error_bodies),
+            CatchPanicLayer::new(),
+            TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT),
+            RequestBodyLimitLayer::new(BODY_LIMIT),
+        ))
+        .with_state(state)
+}
+
+async fn route_not_found() -> error::ApiError {
+    error::ApiError::not_found("Route not found")
+}
+
+/// One span per request: method, matched route (never the raw path, which may hold e-mails or
+/// hashes), request id; status and latency are recorded when the response leaves.
+fn make_span(request: &Request) -> Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .unwrap_or("<unmatched>");
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        request_id,
+        status = Empty,
+        latency_ms = Empty,
+    )
+}
+
+fn record_response(response: &Response, latency: Duration, span: &Span) {
+    span.record("status", response.status().as_u16());
+    span.record("latency_ms", latency.as_millis() as u64);
+    tracing::info!(parent: span, "response");
+}

@@ -1,0 +1,102 @@
+//! The command line: `serve` (the default) and `token`.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::{
+    auth::{Authenticator, Claims},
+    config::Config,
+    startup::{Application, shutdown_signal},
+    telemetry,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "referral-api",
+    version,
+    about = "Referral programs and referral codes over HTTP"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (the default).
+    Serve,
+    /// Mint a token signed with the configured key, for curl and scripts.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Service,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// The account id (`sub` claim).
+    #[arg(long)]
+    pub sub: String,
+    /// A role to grant; repeat for several. None: an end user.
+    #[arg(long, value_enum)]
+    pub role: Vec<RoleArg>,
+    #[arg(long)]
+    pub email: Option<String>,
+    #[arg(long)]
+    pub given_name: Option<String>,
+    #[arg(long)]
+    pub family_name: Option<String>,
+    /// Lifetime, such as 15m, 1h or 7d.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+}
+
+/// Runs a command; the error is a message for the operator.
+pub async fn run(cli: Cli) -> Result<(), String> {
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Token(args) => {
+            println!("{}", mint(&config, args)?);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    telemetry::init(config.log_format);
+    let app = Application::build(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    app.run_until_stopped(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))
+}
+
+fn mint(config: &Config, args: TokenArgs) -> Result<String, String> {
+    let auth = Authenticator::new(&config.jwt, &config.data_dir, config.legacy_routes_auth)
+        .map_err(|e| e.to_string())?;
+    let roles = args
+        .role
+        .iter()
+        .map(|r| match r {
+            RoleArg::Admin => "admin".to_owned(),
+            RoleArg::Service => "service".to_owned(),
+        })
+        .collect();
+    let claims = Claims {
+        sub: args.sub,
+        exp: 0,
+        email: args.email,
+        given_name: args.given_name,
+        family_name: args.family_name,
+        roles,
+        iss: None,
+        aud: None,
+    };
+    auth.mint(claims, args.ttl).map_err(|e| e.to_string())
+}

@@ -1,0 +1,18 @@
+//! Timestamps are kept to the millisecond, the precision MongoDB stores, so that both
+//! backends return the same values.
+
+use chrono::{DateTime, SubsecRound, Utc};
+
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
+}
+
+/// `2026-11-21T17:03:55.123Z`, the form every timestamp of the API takes.
+pub mod rfc3339_millis {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+}

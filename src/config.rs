@@ -1,0 +1,346 @@
+//! Configuration, read once from environment variables and validated before anything starts.
+//!
+//! Every problem is reported with the name of the variable at fault, so an operator can fix
+//! the deployment without reading code.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
+
+use serde::Deserialize;
+
+/// The variables as they come from the environment (all optional, all strings).
+#[derive(Debug, Default, Deserialize)]
+struct RawEnv {
+    listen_addr: Option<String>,
+    database_url: Option<String>,
+    data_dir: Option<String>,
+    endpoint_callback_credit_on_signup: Option<String>,
+    callback_signing_secret: Option<String>,
+    legacy_routes_auth: Option<String>,
+    jwt_secret: Option<String>,
+    jwt_public_key: Option<String>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
+    log_format: Option<String>,
+}
+
+/// A configuration problem, naming the variable at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(variable: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            variable,
+            message: message.into(),
+        }
+    }
+}
+
+/// Where the records live.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// MongoDB through the official driver; the URL may hold credentials, so it is never printed.
+    Mongo { url: String },
+    /// The embedded store in this directory.
+    Embedded { data_dir: PathBuf },
+}
+
+impl fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Mongo { .. } => f.write_str("Mongo { url: <redacted> }"),
+            Self::Embedded { data_dir } => f
+                .debug_struct("Embedded")
+                .field("data_dir", data_dir)
+                .finish(),
+        }
+    }
+}
+
+/// The key that verifies tokens. Secrets are redacted from `Debug`.
+#[derive(Clone)]
+pub enum JwtKeyConfig {
+    /// HS256 with a shared secret.
+    Secret(String),
+    /// RS256 or ES256 with a PEM public key (the algorithm follows the key type).
+    PublicKeyPem(String),
+    /// No key configured: in embedded mode one is generated and kept in `DATA_DIR`.
+    Generated,
+}
+
+impl fmt::Debug for JwtKeyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Secret(_) => f.write_str("Secret(<redacted>)"),
+            Self::PublicKeyPem(_) => f.write_str("PublicKeyPem(..)"),
+            Self::Generated => f.write_str("Generated"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct JwtConfig {
+    pub key: JwtKeyConfig,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// Whether the Part A (indication program) routes require a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LegacyRoutesAuth {
+    /// A token with role `service` or `admin` (the default).
+    Token,
+    /// No authentication, for deployments that keep those routes on a private network.
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone)]
+pub struct CallbackConfig {
+    pub endpoint: Option<String>,
+    pub signing_secret: Option<String>,
+}
+
+impl fmt::Debug for CallbackConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallbackConfig")
+            .field("endpoint", &self.endpoint.as_ref().map(|_| "<set>"))
+            .field(
+                "signing_secret",
+                &self.signing_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen_addr: SocketAddr,
+    pub storage: StorageConfig,
+    /// Always known: the embedded store lives here, and so does a generated JWT key.
+    pub data_dir: PathBuf,
+    pub jwt: JwtConfig,
+    pub legacy_routes_auth: LegacyRoutesAuth,
+    pub callbacks: CallbackConfig,
+    pub log_format: LogFormat,
+}
+
+pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./data";
+/// HS256 secrets shorter than this are refused: a short shared secret can be brute-forced.
+pub const MIN_JWT_SECRET_LEN: usize = 32;
+
+impl Config {
+    /// Reads and validates the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let raw: RawEnv = envy::from_env().map_err(|e| match e {
+            envy::Error::MissingValue(name) => {
+                ConfigError::new("environment", format!("missing {name}"))
+            }
+            envy::Error::Custom(msg) => ConfigError::new("environment", msg),
+        })?;
+        Self::from_raw(raw)
+    }
+
+    /// Validates variables given as `(NAME, value)` pairs; used by tests and tools.
+    pub fn from_vars<'a>(
+        vars: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, ConfigError> {
+        let raw: RawEnv =
+            envy::from_iter(vars.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())))
+                .map_err(|e| ConfigError::new("environment", e.to_string()))?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawEnv) -> Result<Self, ConfigError> {
+        let listen_addr = parse_listen_addr(non_empty(raw.listen_addr).as_deref())?;
+        let data_dir =
+            PathBuf::from(non_empty(raw.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned()));
+        let storage = match non_empty(raw.database_url) {
+            None => StorageConfig::Embedded {
+                data_dir: data_dir.clone(),
+            },
+            Some(url) if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") => {
+                StorageConfig::Mongo { url }
+            }
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "DATABASE_URL",
+                    "must start with mongodb:// or mongodb+srv:// (leave it unset for the embedded store)",
+                ));
+            }
+        };
+        let jwt = JwtConfig {
+            key: parse_jwt_key(
+                non_empty(raw.jwt_secret),
+                non_empty(raw.jwt_public_key),
+                &storage,
+            )?,
+            issuer: non_empty(raw.jwt_issuer),
+            audience: non_empty(raw.jwt_audience),
+        };
+        let legacy_routes_auth = match non_empty(raw.legacy_routes_auth).as_deref() {
+            None | Some("token") => LegacyRoutesAuth::Token,
+            Some("none") => LegacyRoutesAuth::None,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "LEGACY_ROUTES_AUTH",
+                    format!("expected `token` or `none`, got `{other}`"),
+                ));
+            }
+        };
+        let log_format = match non_empty(raw.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "LOG_FORMAT",
+                    format!("expected `text` or `json`, got `{other}`"),
+                ));
+            }
+        };
+        let endpoint = non_empty(raw.endpoint_callback_credit_on_signup);
+        if let Some(endpoint) = &endpoint {
+            validate_callback_url(endpoint)?;
+        }
+        Ok(Self {
+            listen_addr,
+            storage,
+            data_dir,
+            jwt,
+            legacy_routes_auth,
+            callbacks: CallbackConfig {
+                endpoint,
+                signing_secret: non_empty(raw.callback_signing_secret),
+            },
+            log_format,
+        })
+    }
+}
+
+/// An empty variable counts as unset, as shells and compose files often export `VAR=`.
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn parse_listen_addr(value: Option<&str>) -> Result<SocketAddr, ConfigError> {
+    let value = value.unwrap_or(DEFAULT_LISTEN_ADDR);
+    SocketAddr::from_str(value).map_err(|_| {
+        ConfigError::new(
+            "LISTEN_ADDR",
+            format!("`{value}` is not a socket address such as 127.0.0.1:8080"),
+        )
+    })
+}
+
+fn parse_jwt_key(
+    secret: Option<String>,
+    public_key: Option<String>,
+    storage: &StorageConfig,
+) -> Result<JwtKeyConfig, ConfigError> {
+    match (secret, public_key) {
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            "JWT_SECRET",
+            "set either JWT_SECRET (HS256) or JWT_PUBLIC_KEY (RS256/ES256), not both",
+        )),
+        (Some(secret), None) if secret.len() < MIN_JWT_SECRET_LEN => Err(ConfigError::new(
+            "JWT_SECRET",
+            format!("must be at least {MIN_JWT_SECRET_LEN} characters long"),
+        )),
+        (Some(secret), None) => Ok(JwtKeyConfig::Secret(secret)),
+        (None, Some(pem)) => Ok(JwtKeyConfig::PublicKeyPem(read_pem(pem)?)),
+        (None, None) => match storage {
+            StorageConfig::Embedded { .. } => Ok(JwtKeyConfig::Generated),
+            StorageConfig::Mongo { .. } => Err(ConfigError::new(
+                "JWT_SECRET",
+                "with DATABASE_URL set, JWT_SECRET or JWT_PUBLIC_KEY is required",
+            )),
+        },
+    }
+}
+
+/// `JWT_PUBLIC_KEY` holds the PEM text itself or the path of a PEM file.
+fn read_pem(value: String) -> Result<String, ConfigError> {
+    if value.starts_with("-----BEGIN") {
+        return Ok(value.replace("\\n", "\n"));
+    }
+    std::fs::read_to_string(&value).map_err(|e| {
+        ConfigError::new(
+            "JWT_PUBLIC_KEY",
+            format!("neither PEM text nor a readable file ({e})"),
+        )
+    })
+}
+
+fn validate_callback_url(value: &str) -> Result<(), ConfigError> {
+    let candidate = value.replace("%s", "x").replace("{user_hash}", "x");
+    match url::Url::parse(&candidate) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(()),
+        _ => Err(ConfigError::new(
+            "ENDPOINT_CALLBACK_CREDIT_ON_SIGNUP",
+            "must be an http:// or https:// URL",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_to_the_embedded_store_and_a_generated_key() {
+        let config = Config::from_vars([]).expect("empty environment is valid");
+        assert_eq!(config.listen_addr.to_string(), DEFAULT_LISTEN_ADDR);
+        assert!(matches!(config.storage, StorageConfig::Embedded { .. }));
+        assert!(matches!(config.jwt.key, JwtKeyConfig::Generated));
+        assert_eq!(config.legacy_routes_auth, LegacyRoutesAuth::Token);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let cases: [(&str, &str); 6] = [
+            ("LISTEN_ADDR", "localhost"),
+            ("DATABASE_URL", "postgres://x"),
+            ("LEGACY_ROUTES_AUTH", "off"),
+            ("LOG_FORMAT", "xml"),
+            ("JWT_SECRET", "short"),
+            ("ENDPOINT_CALLBACK_CREDIT_ON_SIGNUP", "ftp://billing/%s"),
+        ];
+        for (name, value) in cases {
+            let err = Config::from_vars([(name, value)]).expect_err(name);
+            assert_eq!(err.variable, name, "{err}");
+            assert!(err.to_string().contains(name));
+        }
+    }
+
+    #[test]
+    fn mongo_mode_refuses_to_start_without_a_key() {
+        let err =
+            Config::from_vars([("DATABASE_URL", "mongodb://localhost/x")]).expect_err("no key");
+        assert_eq!(err.variable, "JWT_SECRET");
+    }
+
+    #[test]
+    fn secrets_never_reach_debug_output() {
+        let secret = "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t";
+        let config = Config::from_vars([
+            ("JWT_SECRET", secret),
+            ("CALLBACK_SIGNING_SECRET", "whsec-value"),
+            ("DATABASE_URL", "mongodb://user:pw@db/x"),
+        ])
+        .expect("valid");
+        let printed = format!("{config:?}");
+        assert!(!printed.contains(secret));
+        assert!(!printed.contains("whsec-value"));
+        assert!(!printed.contains("pw@db"));
+    }
+}

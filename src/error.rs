@@ -1,0 +1,137 @@
+//! The one error type of the HTTP layer and its mapping to statuses and `{"error": "…"}` bodies.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The seed's sentence for every authentication or authorization refusal on the token routes.
+pub const AUTH_ERROR: &str = "Authentication error. Probably the authorization token is not correct or the user does not have the right role to access this service.";
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A sentence describing the problem.
+    #[schema(example = "ID not found")]
+    pub error: String,
+}
+
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{AUTH_ERROR}")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("Request body is larger than the 64 KiB limit")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("Too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("Service unavailable")]
+    Unavailable,
+    /// An unexpected failure: the detail goes to the log, the client sees a generic sentence.
+    #[error("Internal server error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn not_found(sentence: &str) -> Self {
+        Self::NotFound(sentence.to_owned())
+    }
+
+    pub fn unprocessable(sentence: impl Into<String>) -> Self {
+        Self::Unprocessable(sentence.into())
+    }
+}
+
+impl From<crate::storage::StoreError> for ApiError {
+    fn from(err: crate::storage::StoreError) -> Self {
+        Self::Internal(err.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(detail) = &self {
+            tracing::error!(error = %detail, "request failed");
+        }
+        let status = self.status();
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error: self.to_string(),
+            }),
+        )
+            .into_response();
+        if let Self::TooManyRequests { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}
+
+/// Gives every error response that a layer or axum itself produced (405, 408, 413 from the body
+/// limit, a caught panic) the same JSON body as ours, so clients parse one error format.
+pub async fn json_error_bodies<B>(response: Response<B>) -> Response
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response.map(axum::body::Body::new);
+    }
+    let sentence = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge.to_string(),
+        StatusCode::INTERNAL_SERVER_ERROR => ApiError::Internal(String::new()).to_string(),
+        other => other.canonical_reason().unwrap_or("Error").to_owned(),
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::to_vec(&ErrorBody { error: sentence }).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(body))
+}

@@ -1,0 +1,146 @@
+//! Body extractors that answer bad input with our JSON errors instead of axum's plain text.
+//!
+//! - broken JSON: 400; a field of the wrong type or a bad value: 422 naming the field;
+//! - a content type other than JSON (or form, where accepted): 415;
+//! - a body over the limit: 413.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, Request, rejection::BytesRejection},
+    http::header,
+};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A body given as JSON or as an HTML form (`application/x-www-form-urlencoded`) with the same
+/// field names, as the billing service of Part A posts forms. An empty body with no content type
+/// counts as an empty form, so that a field check answers instead of a content-type error.
+pub struct JsonOrForm<T>(pub T);
+
+/// A body that must be JSON.
+pub struct JsonBody<T>(pub T);
+
+enum BodyKind {
+    Json,
+    Form,
+    Empty,
+    Other,
+}
+
+fn body_kind(req: &Request) -> BodyKind {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    match content_type.as_deref() {
+        Some("application/json") => BodyKind::Json,
+        Some(ct) if ct.starts_with("application/") && ct.ends_with("+json") => BodyKind::Json,
+        Some("application/x-www-form-urlencoded") => BodyKind::Form,
+        None | Some("") => BodyKind::Empty,
+        Some(_) => BodyKind::Other,
+    }
+}
+
+async fn read_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|rejection| match rejection {
+            BytesRejection::FailedToBufferBody(inner)
+                if inner.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                ApiError::PayloadTooLarge
+            }
+            other => ApiError::BadRequest(format!("Could not read the request body: {other}")),
+        })
+}
+
+/// Parses JSON; syntax errors are 400, type and value errors 422 with the field's path.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                ApiError::Unprocessable(field_message(&path, &inner))
+            }
+            _ => ApiError::BadRequest(format!("Malformed JSON body: {inner}")),
+        }
+    })
+}
+
+fn parse_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(bytes));
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        ApiError::Unprocessable(field_message(&path, err.inner()))
+    })
+}
+
+fn form_urlencoded_parse(bytes: &[u8]) -> url::form_urlencoded::Parse<'_> {
+    url::form_urlencoded::parse(bytes)
+}
+
+fn field_message(path: &str, inner: &dyn std::fmt::Display) -> String {
+    // serde_json appends " at line 1 column 30"; the field name says more to an API client.
+    let detail = inner.to_string();
+    let detail = detail
+        .split(" at line ")
+        .next()
+        .unwrap_or(&detail)
+        .to_owned();
+    if path.is_empty() || path == "." {
+        format!("Invalid request body: {detail}")
+    } else {
+        format!("Invalid field `{path}`: {detail}")
+    }
+}
+
+impl<T, S> FromRequest<S> for JsonOrForm<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let kind = body_kind(&req);
+        let bytes = read_bytes(req, state).await?;
+        match kind {
+            BodyKind::Json => parse_json(&bytes).map(Self),
+            BodyKind::Form => parse_form(&bytes).map(Self),
+            BodyKind::Empty if bytes.is_empty() => parse_form(&bytes).map(Self),
+            BodyKind::Empty | BodyKind::Other => Err(ApiError::UnsupportedMediaType(
+                "Content-Type must be application/json or application/x-www-form-urlencoded"
+                    .to_owned(),
+            )),
+        }
+    }
+}
+
+impl<T, S> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let kind = body_kind(&req);
+        let bytes = read_bytes(req, state).await?;
+        match kind {
+            BodyKind::Json => parse_json(&bytes).map(Self),
+            _ => Err(ApiError::UnsupportedMediaType(
+                "Content-Type must be application/json".to_owned(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! referral-api: referral programs, indications and credits, and referral codes, over HTTP.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod meta;
+pub mod money;
+pub mod openapi;
+pub mod programs;
+pub mod startup;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,50 @@
+//! The root of the API description; every route adds itself through `utoipa_axum::routes!`.
+
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "referral-api",
+        description = "Referral programs, indications and credits (Part A), and referral codes \
+            (Part B).\n\n\
+            Authentication: `Authorization: Bearer <JWT>` (the bare token is accepted too). \
+            Part A routes need role `service` or `admin` unless the deployment set \
+            `LEGACY_ROUTES_AUTH=none`.\n\n\
+            Part A paths answer with and without the trailing slash, and accept JSON or \
+            `application/x-www-form-urlencoded` bodies with the same field names. Money is an \
+            exact decimal, given as a JSON number or a decimal string, returned as a JSON number. \
+            Errors are `{\"error\": \"<sentence>\"}`: broken JSON 400, a content type other than \
+            JSON or form 415, a body over 64 KiB 413, a field of the wrong type or value 422."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "service", description = "Version, routes and health"),
+        (name = "programs", description = "Part A: referral programs"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "HS256 with JWT_SECRET, or RS256/ES256 with JWT_PUBLIC_KEY. Claims: sub \
+                         and exp required; email, given_name, family_name, roles.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! Part A: referral programs.
+
+pub mod domain;
+mod routes;
+pub mod store;
+
+pub use domain::{Program, ProgramId};
+pub use routes::router;
+pub use store::ProgramStore;

@@ -1,0 +1,160 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redb::{ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::ProgramStore;
+use crate::{
+    money::Money,
+    programs::domain::{Deletion, Program, ProgramId, ProgramName, ProgramPatch},
+    storage::{
+        StoreError,
+        embedded::{EmbeddedStore, JsonTable, backend, decode, encode},
+    },
+};
+
+/// Programs by id (24 hex characters).
+pub(crate) const PROGRAMS: JsonTable = TableDefinition::new("programs");
+
+/// The tables this capability owns, created when the store opens.
+pub(crate) const TABLES: &[JsonTable] = &[PROGRAMS];
+
+/// A program as stored: money as exact decimal strings, times as Unix milliseconds.
+#[derive(Debug, Serialize, Deserialize)]
+struct ProgramRecord {
+    id: String,
+    name: String,
+    credit_value: String,
+    target_value: String,
+    created_at_ms: i64,
+    updated_at_ms: i64,
+}
+
+impl ProgramRecord {
+    fn from_program(p: &Program) -> Self {
+        Self {
+            id: p.id.to_string(),
+            name: p.name.as_str().to_owned(),
+            credit_value: p.credit_value.to_string(),
+            target_value: p.target_value.to_string(),
+            created_at_ms: p.created_at.timestamp_millis(),
+            updated_at_ms: p.updated_at.timestamp_millis(),
+        }
+    }
+
+    fn into_program(self) -> Result<Program, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("program {}: bad {what}", self.id));
+        Ok(Program {
+            id: self.id.parse().map_err(|_| corrupt("id"))?,
+            name: ProgramName::from_stored(self.name.clone()),
+            credit_value: self
+                .credit_value
+                .parse::<Money>()
+                .map_err(|_| corrupt("credit_value"))?,
+            target_value: self
+                .target_value
+                .parse::<Money>()
+                .map_err(|_| corrupt("target_value"))?,
+            created_at: DateTime::from_timestamp_millis(self.created_at_ms)
+                .ok_or_else(|| corrupt("created_at"))?,
+            updated_at: DateTime::from_timestamp_millis(self.updated_at_ms)
+                .ok_or_else(|| corrupt("updated_at"))?,
+        })
+    }
+}
+
+fn read_program(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    id: ProgramId,
+) -> Result<Option<Program>, StoreError> {
+    let key = id.to_string();
+    match table.get(key.as_str()).map_err(backend)? {
+        Some(bytes) => decode::<ProgramRecord>(bytes.value())?
+            .into_program()
+            .map(Some),
+        None => Ok(None),
+    }
+}
+
+fn all_programs(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Vec<Program>, StoreError> {
+    let mut programs = Vec::new();
+    for entry in table.iter().map_err(backend)? {
+        let (_, bytes) = entry.map_err(backend)?;
+        programs.push(decode::<ProgramRecord>(bytes.value())?.into_program()?);
+    }
+    programs.sort_by_key(|p| (p.created_at, p.id));
+    Ok(programs)
+}
+
+#[async_trait]
+impl ProgramStore for EmbeddedStore {
+    async fn insert(&self, program: &Program) -> Result<(), StoreError> {
+        let record = encode(&ProgramRecord::from_program(program))?;
+        let key = program.id.to_string();
+        self.write(move |txn| {
+            let mut table = txn.open_table(PROGRAMS).map_err(backend)?;
+            table
+                .insert(key.as_str(), record.as_slice())
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list(&self) -> Result<Vec<Program>, StoreError> {
+        self.read(|txn| all_programs(&txn.open_table(PROGRAMS).map_err(backend)?))
+            .await
+    }
+
+    async fn get(&self, id: ProgramId) -> Result<Option<Program>, StoreError> {
+        self.read(move |txn| read_program(&txn.open_table(PROGRAMS).map_err(backend)?, id))
+            .await
+    }
+
+    async fn oldest(&self) -> Result<Option<Program>, StoreError> {
+        Ok(self.list().await?.into_iter().next())
+    }
+
+    async fn update(
+        &self,
+        id: ProgramId,
+        patch: &ProgramPatch,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Program>, StoreError> {
+        if patch.is_empty() {
+            return self.get(id).await;
+        }
+        let patch = patch.clone();
+        self.write(move |txn| {
+            let mut table = txn.open_table(PROGRAMS).map_err(backend)?;
+            let Some(mut program) = read_program(&table, id)? else {
+                return Ok(None);
+            };
+            patch.apply(&mut program, at);
+            let record = encode(&ProgramRecord::from_program(&program))?;
+            table
+                .insert(id.to_string().as_str(), record.as_slice())
+                .map_err(backend)?;
+            Ok(Some(program))
+        })
+        .await
+    }
+
+    async fn delete(&self, id: ProgramId) -> Result<Deletion, StoreError> {
+        self.write(move |txn| {
+            let mut table = txn.open_table(PROGRAMS).map_err(backend)?;
+            let removed = table
+                .remove(id.to_string().as_str())
+                .map_err(backend)?
+                .is_some();
+            Ok(if removed {
+                Deletion::Deleted
+            } else {
+                Deletion::NotFound
+            })
+        })
+        .await
+    }
+}

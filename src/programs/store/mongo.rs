@@ -1,0 +1,148 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use mongodb::{
+    Collection,
+    bson::{Decimal128, Document, doc, oid::ObjectId},
+    options::ReturnDocument,
+};
+use serde::{Deserialize, Serialize};
+
+use super::ProgramStore;
+use crate::{
+    programs::domain::{Deletion, Program, ProgramId, ProgramName, ProgramPatch},
+    storage::{
+        StoreError,
+        mongo::{
+            MongoStore, PROGRAMS, from_bson_datetime, from_decimal128, store_error,
+            to_bson_datetime, to_decimal128,
+        },
+    },
+};
+
+/// A program as stored: ObjectId, Decimal128 and BSON dates.
+#[derive(Debug, Serialize, Deserialize)]
+struct ProgramDoc {
+    #[serde(rename = "_id")]
+    id: ObjectId,
+    name: String,
+    credit_value: Decimal128,
+    target_value: Decimal128,
+    created_at: mongodb::bson::DateTime,
+    updated_at: mongodb::bson::DateTime,
+}
+
+impl ProgramDoc {
+    fn from_program(p: &Program) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: p.id.object_id(),
+            name: p.name.as_str().to_owned(),
+            credit_value: to_decimal128(p.credit_value)?,
+            target_value: to_decimal128(p.target_value)?,
+            created_at: to_bson_datetime(p.created_at),
+            updated_at: to_bson_datetime(p.updated_at),
+        })
+    }
+
+    fn into_program(self) -> Result<Program, StoreError> {
+        Ok(Program {
+            id: ProgramId::from_object_id(self.id),
+            name: ProgramName::from_stored(self.name),
+            credit_value: from_decimal128(self.credit_value)?,
+            target_value: from_decimal128(self.target_value)?,
+            created_at: from_bson_datetime(self.created_at)?,
+            updated_at: from_bson_datetime(self.updated_at)?,
+        })
+    }
+}
+
+impl MongoStore {
+    fn programs(&self) -> Collection<ProgramDoc> {
+        self.db.collection(PROGRAMS)
+    }
+}
+
+#[async_trait]
+impl ProgramStore for MongoStore {
+    async fn insert(&self, program: &Program) -> Result<(), StoreError> {
+        self.programs()
+            .insert_one(ProgramDoc::from_program(program)?)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<Program>, StoreError> {
+        let docs: Vec<ProgramDoc> = self
+            .programs()
+            .find(doc! {})
+            .sort(doc! { "created_at": 1, "_id": 1 })
+            .await
+            .map_err(store_error)?
+            .try_collect()
+            .await
+            .map_err(store_error)?;
+        docs.into_iter().map(ProgramDoc::into_program).collect()
+    }
+
+    async fn get(&self, id: ProgramId) -> Result<Option<Program>, StoreError> {
+        self.programs()
+            .find_one(doc! { "_id": id.object_id() })
+            .await
+            .map_err(store_error)?
+            .map(ProgramDoc::into_program)
+            .transpose()
+    }
+
+    async fn oldest(&self) -> Result<Option<Program>, StoreError> {
+        self.programs()
+            .find_one(doc! {})
+            .sort(doc! { "created_at": 1, "_id": 1 })
+            .await
+            .map_err(store_error)?
+            .map(ProgramDoc::into_program)
+            .transpose()
+    }
+
+    async fn update(
+        &self,
+        id: ProgramId,
+        patch: &ProgramPatch,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Program>, StoreError> {
+        if patch.is_empty() {
+            return self.get(id).await;
+        }
+        let mut set = Document::new();
+        if let Some(name) = &patch.name {
+            set.insert("name", name.as_str());
+        }
+        if let Some(value) = patch.credit_value {
+            set.insert("credit_value", to_decimal128(value)?);
+        }
+        if let Some(value) = patch.target_value {
+            set.insert("target_value", to_decimal128(value)?);
+        }
+        set.insert("updated_at", to_bson_datetime(at));
+        self.programs()
+            .find_one_and_update(doc! { "_id": id.object_id() }, doc! { "$set": set })
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(store_error)?
+            .map(ProgramDoc::into_program)
+            .transpose()
+    }
+
+    async fn delete(&self, id: ProgramId) -> Result<Deletion, StoreError> {
+        let result = self
+            .programs()
+            .delete_one(doc! { "_id": id.object_id() })
+            .await
+            .map_err(store_error)?;
+        Ok(if result.deleted_count == 1 {
+            Deletion::Deleted
+        } else {
+            Deletion::NotFound
+        })
+    }
+}

@@ -1,0 +1,118 @@
+//! The MongoDB backend: one shared client, indexes created at start, a short server-selection
+//! timeout so that a missing database fails fast. Nothing here needs a replica set.
+
+use std::time::Duration;
+
+use mongodb::{
+    Client, Database, IndexModel,
+    bson::{Decimal128, doc},
+    error::{Error as MongoError, ErrorKind},
+    options::{ClientOptions, IndexOptions},
+};
+
+use super::{StoreError, StoreHealth};
+use crate::money::Money;
+
+pub const DEFAULT_DATABASE: &str = "referral";
+const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub(crate) const PROGRAMS: &str = "programs";
+
+pub struct MongoStore {
+    pub(crate) db: Database,
+}
+
+impl MongoStore {
+    /// Connects, checks that the server answers, and creates the indexes.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut options = ClientOptions::parse(url).await.map_err(|e| {
+            StoreError::Unavailable(format!("DATABASE_URL cannot be used: {}", e.kind))
+        })?;
+        options.server_selection_timeout = Some(SERVER_SELECTION_TIMEOUT);
+        options.connect_timeout = Some(SERVER_SELECTION_TIMEOUT);
+        options.app_name = Some("referral-api".to_owned());
+        let db_name = options
+            .default_database
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
+        let client = Client::with_options(options).map_err(store_error)?;
+        let store = Self {
+            db: client.database(&db_name),
+        };
+        store.db.run_command(doc! { "ping": 1 }).await.map_err(|e| {
+            StoreError::Unavailable(format!(
+                "MongoDB did not answer within {}s (is it running and is DATABASE_URL right?): {}",
+                SERVER_SELECTION_TIMEOUT.as_secs(),
+                e.kind
+            ))
+        })?;
+        store.create_indexes().await?;
+        Ok(store)
+    }
+
+    async fn create_indexes(&self) -> Result<(), StoreError> {
+        let programs = self.db.collection::<mongodb::bson::Document>(PROGRAMS);
+        programs
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "created_at": 1, "_id": 1 })
+                    .options(
+                        IndexOptions::builder()
+                            .name("created_at_id".to_owned())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl StoreHealth for MongoStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        match tokio::time::timeout(PING_TIMEOUT, self.db.run_command(doc! { "ping": 1 })).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(store_error(e)),
+            Err(_) => Err(StoreError::Unavailable("ping timed out".to_owned())),
+        }
+    }
+}
+
+/// Maps a driver error; selection and I/O failures mean the server is unavailable.
+pub(crate) fn store_error(err: MongoError) -> StoreError {
+    match *err.kind {
+        ErrorKind::ServerSelection { .. }
+        | ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. } => StoreError::Unavailable(err.to_string()),
+        _ => StoreError::Backend(err.to_string()),
+    }
+}
+
+/// Money is stored as Decimal128, exactly.
+pub(crate) fn to_decimal128(money: Money) -> Result<Decimal128, StoreError> {
+    money
+        .to_string()
+        .parse()
+        .map_err(|e| StoreError::Backend(format!("amount {money} does not fit Decimal128: {e}")))
+}
+
+pub(crate) fn from_decimal128(value: Decimal128) -> Result<Money, StoreError> {
+    value
+        .to_string()
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("stored amount {value}: {e}")))
+}
+
+pub(crate) fn to_bson_datetime(at: chrono::DateTime<chrono::Utc>) -> mongodb::bson::DateTime {
+    mongodb::bson::DateTime::from_millis(at.timestamp_millis())
+}
+
+pub(crate) fn from_bson_datetime(
+    at: mongodb::bson::DateTime,
+) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+    chrono::DateTime::from_timestamp_millis(at.timestamp_millis())
+        .ok_or_else(|| StoreError::Corrupt(format!("stored timestamp {at} is out of range")))
+}
