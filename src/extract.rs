@@ -64,29 +64,31 @@ async fn read_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
 
 /// Parses JSON; syntax errors are 400, type and value errors 422 with the field's path.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|err| {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => {
                 ApiError::Unprocessable(field_message(&path, &inner))
             }
-            _ => ApiError::BadRequest(format!("Malformed JSON body: {inner}")),
+            _ => malformed(&inner),
         }
-    })
+    })?;
+    de.end().map_err(|err| malformed(&err))?;
+    Ok(value)
+}
+
+fn malformed(err: &serde_json::Error) -> ApiError {
+    ApiError::BadRequest(format!("Malformed JSON body: {err}"))
 }
 
 fn parse_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(bytes));
+    let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(bytes));
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
         ApiError::Unprocessable(field_message(&path, err.inner()))
     })
-}
-
-fn form_urlencoded_parse(bytes: &[u8]) -> url::form_urlencoded::Parse<'_> {
-    url::form_urlencoded::parse(bytes)
 }
 
 fn field_message(path: &str, inner: &dyn std::fmt::Display) -> String {

@@ -1,0 +1,292 @@
+use std::path::Path;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use referral_api::{config::Config, startup::Application};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::{sync::oneshot, task::JoinHandle};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Mongo,
+}
+
+/// Generates, for each named `async fn name(app: TestApp)`, one test per backend:
+/// `module::embedded::name` and `module::mongo::name`.
+#[macro_export]
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::TestApp::spawn($crate::helpers::Backend::Embedded).await).await
+                }
+            )*
+        }
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::TestApp::spawn($crate::helpers::Backend::Mongo).await).await
+                }
+            )*
+        }
+    };
+}
+
+/// The HS256 secret every test app verifies with (tests only).
+pub fn test_secret() -> String {
+    format!("test-secret-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A MongoDB URL naming a database of its own, on the server of `TEST_MONGODB_URL`.
+pub fn fresh_mongo_url() -> String {
+    let base = std::env::var("TEST_MONGODB_URL").unwrap_or_else(|_| {
+        panic!(
+            "TEST_MONGODB_URL is not set: run scripts/test.sh, which starts a MongoDB-compatible \
+             server, or point TEST_MONGODB_URL at a MongoDB server"
+        )
+    });
+    let (address, query) = match base.split_once('?') {
+        Some((address, query)) => (address.to_owned(), format!("?{query}")),
+        None => (base.clone(), String::new()),
+    };
+    let scheme_end = address.find("://").map_or(0, |i| i + 3);
+    let hosts_end = address[scheme_end..]
+        .find('/')
+        .map_or(address.len(), |i| scheme_end + i);
+    let db = format!("t_{}", uuid::Uuid::new_v4().simple());
+    format!("{}/{db}{query}", &address[..hosts_end])
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    pub secret: String,
+    pub data_dir: TempDir,
+    vars: Vec<(String, String)>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// Spawns with extra environment variables (they override the test defaults).
+    pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let secret = test_secret();
+        let mut vars: Vec<(String, String)> = vec![
+            ("LISTEN_ADDR".into(), "127.0.0.1:0".into()),
+            ("DATA_DIR".into(), data_dir.path().display().to_string()),
+            ("JWT_SECRET".into(), secret.clone()),
+        ];
+        if backend == Backend::Mongo {
+            vars.push(("DATABASE_URL".into(), fresh_mongo_url()));
+        }
+        for (name, value) in extra {
+            vars.retain(|(n, _)| n != name);
+            if !value.is_empty() {
+                vars.push(((*name).into(), (*value).into()));
+            }
+        }
+        Self::start(backend, vars, data_dir, secret).await
+    }
+
+    async fn start(
+        backend: Backend,
+        vars: Vec<(String, String)>,
+        data_dir: TempDir,
+        mut secret: String,
+    ) -> Self {
+        init_test_logs();
+        let config = Config::from_vars(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .expect("test config");
+        let app = Application::build(config)
+            .await
+            .expect("application starts");
+        if !vars.iter().any(|(name, _)| name == "JWT_SECRET") {
+            // No secret configured: sign test tokens with the key the app generated.
+            if let Ok(generated) = std::fs::read_to_string(data_dir.path().join("jwt-secret")) {
+                secret = generated.trim().to_owned();
+            }
+        }
+        let address = format!("http://{}", app.local_addr());
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            app.run_until_stopped(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        Self {
+            address,
+            client: reqwest::Client::new(),
+            backend,
+            secret,
+            data_dir,
+            vars,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// Stops the server and starts a new one with the same configuration and data.
+    pub async fn restart(mut self) -> Self {
+        self.stop().await;
+        let data_dir =
+            std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("temp dir"));
+        let vars = std::mem::take(&mut self.vars);
+        Self::start(self.backend, vars, data_dir, self.secret.clone()).await
+    }
+
+    async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server stops cleanly");
+        }
+    }
+
+    pub fn data_path(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// A token signed with the app's secret.
+    pub fn token(&self, sub: &str, roles: &[&str]) -> String {
+        self.token_with(json!({ "sub": sub, "roles": roles }))
+    }
+
+    /// A token with these claims (`exp` added, one hour ahead, unless given).
+    pub fn token_with(&self, mut claims: Value) -> String {
+        if claims.get("exp").is_none() {
+            claims["exp"] = json!(now() + 3600);
+        }
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(self.secret.as_bytes()),
+        )
+        .expect("sign token")
+    }
+
+    pub fn service_token(&self) -> String {
+        self.token("billing", &["service"])
+    }
+
+    /// A request with a service token.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header("Authorization", format!("Bearer {}", self.service_token()))
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> Response {
+        self.request(Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        self.request(Method::POST, path)
+            .form(fields)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn put_json(&self, path: &str, body: Value) -> Response {
+        self.request(Method::PUT, path)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.request(Method::DELETE, path)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Creates a program and returns its JSON.
+    pub async fn create_program(&self, name: &str, credit: Value, target: Value) -> Value {
+        let response = self
+            .post_json(
+                "/program/",
+                json!({ "name": name, "credit_value": credit, "target_value": target }),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.expect("program json")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+/// Reads a JSON body, asserting the status first (and showing the body when it differs).
+pub async fn expect_json(response: Response, status: StatusCode) -> Value {
+    let actual = response.status();
+    let text = response.text().await.expect("body");
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"))
+}
+
+/// Asserts an error response: status and the exact `{"error": sentence}`.
+pub async fn expect_error(response: Response, status: StatusCode, sentence: &str) {
+    let body = expect_json(response, status).await;
+    assert_eq!(body, json!({ "error": sentence }));
+}
+
+/// Asserts an error response with this status and some sentence, returned.
+pub async fn expect_error_status(response: Response, status: StatusCode) -> String {
+    let body = expect_json(response, status).await;
+    body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error sentence in {body}"))
+        .to_owned()
+}
+
+pub const AUTH_ERROR: &str = "Authentication error. Probably the authorization token is not correct or the user does not have the right role to access this service.";
+
+/// Logs of the app under test, only when TEST_LOG is set.
+fn init_test_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        referral_api::telemetry::init(referral_api::config::LogFormat::Text);
+    }
+}

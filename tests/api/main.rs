@@ -1,0 +1,13 @@
+//! The contract suite: real HTTP against the real router, on both storage backends.
+//!
+//! Every test in a `contract_tests!` list runs twice: on the embedded store (a fresh directory)
+//! and on MongoDB (a fresh database on `TEST_MONGODB_URL`). `scripts/test.sh` starts a MongoDB
+//! wire-protocol server and sets that variable; without it the MongoDB half fails, on purpose.
+
+mod helpers;
+
+mod auth;
+mod bodies;
+mod embedded;
+mod meta;
+mod programs;
