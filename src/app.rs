@@ -22,7 +22,9 @@ use utoipa::{OpenApi, openapi::OpenApi as OpenApiDoc};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{auth::Authenticator, error, meta, openapi::ApiDoc, programs, storage::Stores};
+use crate::{
+    auth::Authenticator, error, indication, meta, openapi::ApiDoc, programs, storage::Stores,
+};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -66,6 +68,7 @@ pub fn api_routes() -> (Router<AppState>, OpenApiDoc) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(meta::router())
         .merge(programs::router())
+        .merge(indication::router())
         .split_for_parts()
 }
 

@@ -1,12 +1,13 @@
 //! The command line: `serve` (the default) and `token`.
 
-use std::time::Duration;
+use std::{fs::File, io::BufReader, path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::{
     auth::{Authenticator, Claims},
     config::Config,
+    indication::import::import_users,
     startup::{Application, shutdown_signal},
     telemetry,
 };
@@ -28,6 +29,12 @@ pub enum Command {
     Serve,
     /// Mint a token signed with the configured key, for curl and scripts.
     Token(TokenArgs),
+    /// Import users from the original's users.txt (one a line, fields split by `|`, the hash
+    /// first) into the default program. Idempotent.
+    ImportUsers {
+        /// The file to read.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -64,7 +71,32 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             println!("{}", mint(&config, args)?);
             Ok(())
         }
+        Command::ImportUsers { file } => import(config, file).await,
     }
+}
+
+async fn import(config: Config, path: PathBuf) -> Result<(), String> {
+    let file = File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let stores = crate::storage::open(&config.storage)
+        .await
+        .map_err(|e| e.to_string())?;
+    let report = import_users(
+        BufReader::new(file),
+        stores.programs.as_ref(),
+        stores.indication.as_ref(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    for (line, reason) in &report.rejected {
+        eprintln!("{}:{line}: skipped: {reason}", path.display());
+    }
+    println!(
+        "imported {} new users, {} already existed, {} lines skipped",
+        report.created,
+        report.existing,
+        report.rejected.len()
+    );
+    Ok(())
 }
 
 async fn serve(config: Config) -> Result<(), String> {

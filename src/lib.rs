@@ -2,11 +2,14 @@
 
 pub mod app;
 pub mod auth;
+pub mod callbacks;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod email;
 pub mod error;
 pub mod extract;
+pub mod indication;
 pub mod meta;
 pub mod money;
 pub mod openapi;

@@ -24,6 +24,7 @@ use utoipa::{
     tags(
         (name = "service", description = "Version, routes and health"),
         (name = "programs", description = "Part A: referral programs"),
+        (name = "indication", description = "Part A: users, registrations, invoices, statements, e-mail indications"),
     )
 )]
 pub struct ApiDoc;

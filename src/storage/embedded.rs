@@ -33,12 +33,17 @@ impl EmbeddedStore {
             })?;
             let path = data_dir.join(DATABASE_FILE);
             let db = Database::create(&path).map_err(|e| {
-                StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
+                let hint = match e {
+                    redb::DatabaseError::DatabaseAlreadyOpen => {
+                        " (is another referral-api process using this DATA_DIR?)"
+                    }
+                    _ => "",
+                };
+                StoreError::Unavailable(format!("cannot open {}: {e}{hint}", path.display()))
             })?;
             let txn = db.begin_write().map_err(backend)?;
-            for table in crate::programs::store::embedded::TABLES {
-                txn.open_table(*table).map_err(backend)?;
-            }
+            crate::programs::store::embedded::create_tables(&txn)?;
+            crate::indication::store::embedded::create_tables(&txn)?;
             txn.commit().map_err(backend)?;
             Ok(Self { db: Arc::new(db) })
         })

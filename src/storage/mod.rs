@@ -11,7 +11,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{config::StorageConfig, programs::ProgramStore};
+use crate::{
+    callbacks::CallbackOutbox, config::StorageConfig, indication::IndicationStore,
+    programs::ProgramStore,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -38,17 +41,21 @@ pub struct Stores {
     pub backend: &'static str,
     pub health: Arc<dyn StoreHealth>,
     pub programs: Arc<dyn ProgramStore>,
+    pub indication: Arc<dyn IndicationStore>,
+    pub callbacks: Arc<dyn CallbackOutbox>,
 }
 
 impl Stores {
     fn from_backend<B>(backend: &'static str, store: Arc<B>) -> Self
     where
-        B: StoreHealth + ProgramStore + 'static,
+        B: StoreHealth + ProgramStore + IndicationStore + CallbackOutbox + 'static,
     {
         Self {
             backend,
             health: store.clone(),
-            programs: store,
+            programs: store.clone(),
+            indication: store.clone(),
+            callbacks: store,
         }
     }
 }

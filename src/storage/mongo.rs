@@ -18,6 +18,8 @@ const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(crate) const PROGRAMS: &str = "programs";
+pub(crate) const USERS: &str = "users";
+pub(crate) const INDICATED_EMAILS: &str = "indicated_emails";
 
 pub struct MongoStore {
     pub(crate) db: Database,
@@ -66,9 +68,36 @@ impl MongoStore {
             )
             .await
             .map_err(store_error)?;
+        let users = self.db.collection::<mongodb::bson::Document>(USERS);
+        for (name, keys) in [
+            ("user_indicator", doc! { "user_indicator": 1 }),
+            ("program_id", doc! { "program_id": 1 }),
+            (
+                "callbacks_status",
+                doc! { "callbacks.status": 1, "callbacks.next_attempt_at": 1 },
+            ),
+        ] {
+            users
+                .create_index(
+                    IndexModel::builder()
+                        .keys(keys)
+                        .options(IndexOptions::builder().name(name.to_owned()).build())
+                        .build(),
+                )
+                .await
+                .map_err(store_error)?;
+        }
         Ok(())
     }
 }
+
+/// A duplicate-key violation (code 11000): the unique `_id` (or index) already holds the value.
+pub(crate) fn is_duplicate_key(err: &MongoError) -> bool {
+    use mongodb::error::WriteFailure;
+    matches!(&*err.kind, ErrorKind::Write(WriteFailure::WriteError(e)) if e.code == DUPLICATE_KEY)
+}
+
+pub(crate) const DUPLICATE_KEY: i32 = 11000;
 
 #[async_trait::async_trait]
 impl StoreHealth for MongoStore {

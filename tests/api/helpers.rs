@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use referral_api::{config::Config, startup::Application};
+use referral_api::{config::Config, startup::Application, storage::Stores};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -68,6 +68,8 @@ pub struct TestApp {
     pub backend: Backend,
     pub secret: String,
     pub data_dir: TempDir,
+    /// The app's own stores, to read back what HTTP does not show (ledger, outbox).
+    pub stores: Stores,
     vars: Vec<(String, String)>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
@@ -118,6 +120,7 @@ impl TestApp {
             }
         }
         let address = format!("http://{}", app.local_addr());
+        let stores = app.stores().clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             app.run_until_stopped(async {
@@ -132,6 +135,7 @@ impl TestApp {
             backend,
             secret,
             data_dir,
+            stores,
             vars,
             shutdown: Some(tx),
             server: Some(server),
@@ -144,7 +148,10 @@ impl TestApp {
         let data_dir =
             std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("temp dir"));
         let vars = std::mem::take(&mut self.vars);
-        Self::start(self.backend, vars, data_dir, self.secret.clone()).await
+        let (backend, secret) = (self.backend, self.secret.clone());
+        // The old stores must be gone: the embedded file admits one owner at a time.
+        drop(self);
+        Self::start(backend, vars, data_dir, secret).await
     }
 
     async fn stop(&mut self) {
@@ -229,6 +236,32 @@ impl TestApp {
             .send()
             .await
             .expect("request")
+    }
+
+    /// Creates users (no indicator) through `POST /users/`.
+    pub async fn create_users(&self, hashes: &[&str]) -> Value {
+        expect_json(
+            self.post_json("/users/", json!({ "user_hashes": hashes }))
+                .await,
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
+    pub async fn register(&self, indicator: &str, indicated: &str) -> Response {
+        self.post_json(
+            "/register/",
+            json!({ "user_indicator": indicator, "user_indicated": indicated }),
+        )
+        .await
+    }
+
+    pub async fn invoice(&self, hash: &str, total: Value) -> Response {
+        self.put_json(
+            &format!("/invoice/user/{hash}/"),
+            json!({ "total_amount_paid": total }),
+        )
+        .await
     }
 
     /// Creates a program and returns its JSON.

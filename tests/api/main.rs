@@ -9,5 +9,7 @@ mod helpers;
 mod auth;
 mod bodies;
 mod embedded;
+mod import;
+mod indication;
 mod meta;
 mod programs;

@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redb::{ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::ProgramStore;
@@ -15,9 +15,42 @@ use crate::{
 
 /// Programs by id (24 hex characters).
 pub(crate) const PROGRAMS: JsonTable = TableDefinition::new("programs");
+/// How many users belong to each program, written in the transaction that adds the users.
+pub(crate) const PROGRAM_USERS: TableDefinition<&str, u64> = TableDefinition::new("program_users");
 
-/// The tables this capability owns, created when the store opens.
-pub(crate) const TABLES: &[JsonTable] = &[PROGRAMS];
+pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(PROGRAMS).map_err(backend)?;
+    txn.open_table(PROGRAM_USERS).map_err(backend)?;
+    Ok(())
+}
+
+/// Counts `added` users into the program, inside the caller's transaction; `false` (and
+/// nothing written) when the program does not exist.
+pub(crate) fn add_program_users(
+    txn: &WriteTransaction,
+    id: ProgramId,
+    added: u64,
+) -> Result<bool, StoreError> {
+    let key = id.to_string();
+    if txn
+        .open_table(PROGRAMS)
+        .map_err(backend)?
+        .get(key.as_str())
+        .map_err(backend)?
+        .is_none()
+    {
+        return Ok(false);
+    }
+    let mut counts = txn.open_table(PROGRAM_USERS).map_err(backend)?;
+    let current = counts
+        .get(key.as_str())
+        .map_err(backend)?
+        .map_or(0, |v| v.value());
+    counts
+        .insert(key.as_str(), current + added)
+        .map_err(backend)?;
+    Ok(true)
+}
 
 /// A program as stored: money as exact decimal strings, times as Unix milliseconds.
 #[derive(Debug, Serialize, Deserialize)]
@@ -144,16 +177,22 @@ impl ProgramStore for EmbeddedStore {
 
     async fn delete(&self, id: ProgramId) -> Result<Deletion, StoreError> {
         self.write(move |txn| {
+            let key = id.to_string();
             let mut table = txn.open_table(PROGRAMS).map_err(backend)?;
-            let removed = table
-                .remove(id.to_string().as_str())
+            if table.get(key.as_str()).map_err(backend)?.is_none() {
+                return Ok(Deletion::NotFound);
+            }
+            let mut counts = txn.open_table(PROGRAM_USERS).map_err(backend)?;
+            if counts
+                .get(key.as_str())
                 .map_err(backend)?
-                .is_some();
-            Ok(if removed {
-                Deletion::Deleted
-            } else {
-                Deletion::NotFound
-            })
+                .is_some_and(|n| n.value() > 0)
+            {
+                return Ok(Deletion::HasUsers);
+            }
+            counts.remove(key.as_str()).map_err(backend)?;
+            table.remove(key.as_str()).map_err(backend)?;
+            Ok(Deletion::Deleted)
         })
         .await
     }

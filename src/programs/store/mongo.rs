@@ -30,6 +30,9 @@ struct ProgramDoc {
     target_value: Decimal128,
     created_at: mongodb::bson::DateTime,
     updated_at: mongodb::bson::DateTime,
+    /// How many users belong to the program; a program is deleted only at 0.
+    #[serde(default)]
+    user_count: i64,
 }
 
 impl ProgramDoc {
@@ -41,6 +44,7 @@ impl ProgramDoc {
             target_value: to_decimal128(p.target_value)?,
             created_at: to_bson_datetime(p.created_at),
             updated_at: to_bson_datetime(p.updated_at),
+            user_count: 0,
         })
     }
 
@@ -59,6 +63,25 @@ impl ProgramDoc {
 impl MongoStore {
     fn programs(&self) -> Collection<ProgramDoc> {
         self.db.collection(PROGRAMS)
+    }
+
+    /// Adds `delta` to the program's user count; `false` when the program does not exist.
+    /// Users are counted in before they are written and out if the write fails, so the count
+    /// is never lower than the users that exist, and delete can trust it.
+    pub(crate) async fn add_program_users(
+        &self,
+        id: ProgramId,
+        delta: i64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .programs()
+            .update_one(
+                doc! { "_id": id.object_id() },
+                doc! { "$inc": { "user_count": delta } },
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(result.matched_count == 1)
     }
 }
 
@@ -134,15 +157,18 @@ impl ProgramStore for MongoStore {
     }
 
     async fn delete(&self, id: ProgramId) -> Result<Deletion, StoreError> {
+        // One conditional write: a registration counted in at the same moment keeps it.
         let result = self
             .programs()
-            .delete_one(doc! { "_id": id.object_id() })
+            .delete_one(doc! { "_id": id.object_id(), "user_count": { "$lte": 0 } })
             .await
             .map_err(store_error)?;
-        Ok(if result.deleted_count == 1 {
-            Deletion::Deleted
-        } else {
-            Deletion::NotFound
+        if result.deleted_count == 1 {
+            return Ok(Deletion::Deleted);
+        }
+        Ok(match self.get(id).await? {
+            Some(_) => Deletion::HasUsers,
+            None => Deletion::NotFound,
         })
     }
 }

@@ -1,0 +1,10 @@
+//! Part A: users, registrations of indicated users, invoices, statements, e-mail indications.
+
+pub mod domain;
+pub mod import;
+mod routes;
+pub mod store;
+
+pub use domain::{LedgerEntry, LedgerOperation, User, UserHash};
+pub use routes::router;
+pub use store::IndicationStore;

@@ -1,0 +1,379 @@
+//! In the embedded store each state change is one redb write transaction over normalised
+//! tables: users, the indicated-by index, the ledger, e-mails and the callback outbox. redb
+//! runs one write transaction at a time, so each check made inside one still holds at commit.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redb::{MultimapTableDefinition, ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::{IndicationStore, RegisterOutcome, UsersCreated};
+use crate::{
+    callbacks::store::embedded::{CALLBACKS, queue},
+    email::Email,
+    indication::domain::{
+        EmailIndication, IndicatorCredit, LedgerEntry, LedgerOperation, Payment, Registration,
+        Unlock, User, UserHash,
+    },
+    money::Money,
+    programs::{ProgramId, store::embedded::add_program_users},
+    storage::{
+        StoreError,
+        embedded::{EmbeddedStore, JsonTable, backend, decode, encode},
+    },
+};
+
+/// Users by hash.
+const USERS: JsonTable = TableDefinition::new("users");
+/// Indicator hash → the hashes of the users it indicated.
+const INDICATED: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("indicated_by");
+/// Ledger entries by sequence number.
+const LEDGER: TableDefinition<u64, &[u8]> = TableDefinition::new("ledger");
+/// Indicated e-mails by normalised address.
+const EMAILS: JsonTable = TableDefinition::new("indicated_emails");
+
+pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(USERS).map_err(backend)?;
+    txn.open_multimap_table(INDICATED).map_err(backend)?;
+    txn.open_table(LEDGER).map_err(backend)?;
+    txn.open_table(EMAILS).map_err(backend)?;
+    txn.open_table(CALLBACKS).map_err(backend)?;
+    Ok(())
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum CreditRecord {
+    Pending,
+    Acquired { amount: String, at_ms: i64 },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct UserRecord {
+    hash: String,
+    indicator: Option<String>,
+    program_id: Option<String>,
+    total_amount_paid: String,
+    created_at_ms: i64,
+    credit: Option<CreditRecord>,
+}
+
+fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn from_millis(ms: i64, what: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("bad {what}")))
+}
+
+fn parse_money(value: &str, what: &str) -> Result<Money, StoreError> {
+    value
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("bad {what}: {value}")))
+}
+
+fn parse_program(value: Option<String>) -> Result<Option<ProgramId>, StoreError> {
+    value
+        .map(|id| {
+            id.parse()
+                .map_err(|_| StoreError::Corrupt(format!("bad program id {id}")))
+        })
+        .transpose()
+}
+
+impl UserRecord {
+    fn from_user(user: &User) -> Self {
+        Self {
+            hash: user.hash.to_string(),
+            indicator: user.indicator.as_ref().map(ToString::to_string),
+            program_id: user.program_id.map(|id| id.to_string()),
+            total_amount_paid: user.total_amount_paid.to_string(),
+            created_at_ms: millis(user.created_at),
+            credit: user.credit.as_ref().map(|credit| match credit {
+                IndicatorCredit::Pending => CreditRecord::Pending,
+                IndicatorCredit::Acquired { amount, at } => CreditRecord::Acquired {
+                    amount: amount.to_string(),
+                    at_ms: millis(*at),
+                },
+            }),
+        }
+    }
+
+    fn into_user(self) -> Result<User, StoreError> {
+        let credit = match self.credit {
+            None => None,
+            Some(CreditRecord::Pending) => Some(IndicatorCredit::Pending),
+            Some(CreditRecord::Acquired { amount, at_ms }) => Some(IndicatorCredit::Acquired {
+                amount: parse_money(&amount, "credit amount")?,
+                at: from_millis(at_ms, "credit time")?,
+            }),
+        };
+        Ok(User {
+            total_amount_paid: parse_money(&self.total_amount_paid, "total_amount_paid")?,
+            created_at: from_millis(self.created_at_ms, "created_at")?,
+            program_id: parse_program(self.program_id)?,
+            hash: UserHash::from_stored(self.hash),
+            indicator: self.indicator.map(UserHash::from_stored),
+            credit,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LedgerRecord {
+    operation: LedgerOperation,
+    user_indicator: Option<String>,
+    user_indicated: String,
+    program_id: Option<String>,
+    amount: String,
+    created_at_ms: i64,
+}
+
+impl LedgerRecord {
+    fn from_entry(entry: &LedgerEntry) -> Self {
+        Self {
+            operation: entry.operation,
+            user_indicator: entry.user_indicator.clone(),
+            user_indicated: entry.user_indicated.clone(),
+            program_id: entry.program_id.map(|id| id.to_string()),
+            amount: entry.amount.to_string(),
+            created_at_ms: millis(entry.created_at),
+        }
+    }
+
+    fn into_entry(self) -> Result<LedgerEntry, StoreError> {
+        Ok(LedgerEntry {
+            operation: self.operation,
+            amount: parse_money(&self.amount, "ledger amount")?,
+            created_at: from_millis(self.created_at_ms, "ledger time")?,
+            program_id: parse_program(self.program_id)?,
+            user_indicator: self.user_indicator,
+            user_indicated: self.user_indicated,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct EmailRecord {
+    email: String,
+    user_indicator: String,
+    created_at_ms: i64,
+}
+
+fn read_user(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    hash: &str,
+) -> Result<Option<User>, StoreError> {
+    match table.get(hash).map_err(backend)? {
+        Some(bytes) => decode::<UserRecord>(bytes.value())?.into_user().map(Some),
+        None => Ok(None),
+    }
+}
+
+fn write_user(txn: &WriteTransaction, user: &User) -> Result<(), StoreError> {
+    let record = encode(&UserRecord::from_user(user))?;
+    txn.open_table(USERS)
+        .map_err(backend)?
+        .insert(user.hash.as_str(), record.as_slice())
+        .map_err(backend)?;
+    Ok(())
+}
+
+fn append_ledger(txn: &WriteTransaction, entries: &[LedgerEntry]) -> Result<(), StoreError> {
+    let mut table = txn.open_table(LEDGER).map_err(backend)?;
+    let first = table
+        .last()
+        .map_err(backend)?
+        .map_or(0, |(key, _)| key.value() + 1);
+    for (key, entry) in (first..).zip(entries) {
+        let record = encode(&LedgerRecord::from_entry(entry))?;
+        table.insert(key, record.as_slice()).map_err(backend)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl IndicationStore for EmbeddedStore {
+    async fn create_users(
+        &self,
+        hashes: Vec<UserHash>,
+        program: Option<ProgramId>,
+        at: DateTime<Utc>,
+    ) -> Result<UsersCreated, StoreError> {
+        self.write(move |txn| {
+            let mut outcome = UsersCreated::default();
+            let mut seen = HashSet::new();
+            {
+                let users = txn.open_table(USERS).map_err(backend)?;
+                for hash in hashes.into_iter().filter(|h| seen.insert(h.clone())) {
+                    if users.get(hash.as_str()).map_err(backend)?.is_some() {
+                        outcome.existing.push(hash);
+                    } else {
+                        outcome.created.push(hash);
+                    }
+                }
+            }
+            let added = u64::try_from(outcome.created.len()).unwrap_or(u64::MAX);
+            let program = match program {
+                Some(id) if add_program_users(txn, id, added)? => Some(id),
+                _ => None,
+            };
+            for hash in &outcome.created {
+                write_user(txn, &User::imported(hash.clone(), program, at))?;
+            }
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn user(&self, hash: &UserHash) -> Result<Option<User>, StoreError> {
+        let hash = hash.clone();
+        self.read(move |txn| read_user(&txn.open_table(USERS).map_err(backend)?, hash.as_str()))
+            .await
+    }
+
+    async fn register(&self, registration: Registration) -> Result<RegisterOutcome, StoreError> {
+        self.write(move |txn| {
+            let user = &registration.user;
+            if txn
+                .open_table(USERS)
+                .map_err(backend)?
+                .get(user.hash.as_str())
+                .map_err(backend)?
+                .is_some()
+            {
+                return Ok(RegisterOutcome::AlreadyRegistered);
+            }
+            let (Some(program), Some(indicator)) = (user.program_id, &user.indicator) else {
+                return Err(StoreError::Backend(
+                    "a registration needs a program and an indicator".to_owned(),
+                ));
+            };
+            if !add_program_users(txn, program, 1)? {
+                return Ok(RegisterOutcome::ProgramNotFound);
+            }
+            write_user(txn, user)?;
+            txn.open_multimap_table(INDICATED)
+                .map_err(backend)?
+                .insert(indicator.as_str(), user.hash.as_str())
+                .map_err(backend)?;
+            append_ledger(txn, &registration.ledger)?;
+            queue(txn, &registration.event)?;
+            Ok(RegisterOutcome::Registered)
+        })
+        .await
+    }
+
+    async fn record_payment(
+        &self,
+        hash: &UserHash,
+        total: Money,
+        unlock: Option<Unlock>,
+    ) -> Result<Payment, StoreError> {
+        let hash = hash.clone();
+        self.write(move |txn| {
+            let Some(mut user) =
+                read_user(&txn.open_table(USERS).map_err(backend)?, hash.as_str())?
+            else {
+                return Ok(Payment {
+                    user: None,
+                    credited_now: false,
+                });
+            };
+            user.total_amount_paid = total;
+            let mut credited_now = false;
+            if let (Some(unlock), Some(IndicatorCredit::Pending)) = (unlock, &user.credit) {
+                user.credit = Some(IndicatorCredit::Acquired {
+                    amount: unlock.amount,
+                    at: unlock.ledger.created_at,
+                });
+                append_ledger(txn, std::slice::from_ref(&unlock.ledger))?;
+                queue(txn, &unlock.event)?;
+                credited_now = true;
+            }
+            write_user(txn, &user)?;
+            Ok(Payment {
+                user: Some(user),
+                credited_now,
+            })
+        })
+        .await
+    }
+
+    async fn indicated_by(&self, indicator: &UserHash) -> Result<Vec<User>, StoreError> {
+        let indicator = indicator.clone();
+        self.read(move |txn| {
+            let users = txn.open_table(USERS).map_err(backend)?;
+            let index = txn.open_multimap_table(INDICATED).map_err(backend)?;
+            let mut indicated = Vec::new();
+            for hash in index.get(indicator.as_str()).map_err(backend)? {
+                let hash = hash.map_err(backend)?;
+                if let Some(user) = read_user(&users, hash.value())? {
+                    indicated.push(user);
+                }
+            }
+            indicated.sort_by(|a, b| (a.created_at, &a.hash).cmp(&(b.created_at, &b.hash)));
+            Ok(indicated)
+        })
+        .await
+    }
+
+    async fn save_indication(&self, indication: EmailIndication) -> Result<bool, StoreError> {
+        self.write(move |txn| {
+            let mut emails = txn.open_table(EMAILS).map_err(backend)?;
+            if emails
+                .get(indication.email.as_str())
+                .map_err(backend)?
+                .is_some()
+            {
+                return Ok(false);
+            }
+            let record = encode(&EmailRecord {
+                email: indication.email.to_string(),
+                user_indicator: indication.indicator.to_string(),
+                created_at_ms: millis(indication.ledger.created_at),
+            })?;
+            emails
+                .insert(indication.email.as_str(), record.as_slice())
+                .map_err(backend)?;
+            drop(emails);
+            append_ledger(txn, std::slice::from_ref(&indication.ledger))?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn indicators_of(
+        &self,
+        emails: &[Email],
+    ) -> Result<HashMap<Email, UserHash>, StoreError> {
+        let emails = emails.to_vec();
+        self.read(move |txn| {
+            let table = txn.open_table(EMAILS).map_err(backend)?;
+            let mut found = HashMap::new();
+            for email in emails {
+                if let Some(bytes) = table.get(email.as_str()).map_err(backend)? {
+                    let record: EmailRecord = decode(bytes.value())?;
+                    found.insert(email, UserHash::from_stored(record.user_indicator));
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.read(|txn| {
+            let table = txn.open_table(LEDGER).map_err(backend)?;
+            let mut entries = Vec::new();
+            for entry in table.iter().map_err(backend)? {
+                let (_, bytes) = entry.map_err(backend)?;
+                entries.push(decode::<LedgerRecord>(bytes.value())?.into_entry()?);
+            }
+            Ok(entries)
+        })
+        .await
+    }
+}
