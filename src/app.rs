@@ -23,7 +23,8 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
-    auth::Authenticator, error, indication, meta, openapi::ApiDoc, programs, storage::Stores,
+    auth::Authenticator, error, indication, meta, openapi::ApiDoc, programs, referrals,
+    storage::Stores,
 };
 
 /// Largest accepted request body.
@@ -69,6 +70,7 @@ pub fn api_routes() -> (Router<AppState>, OpenApiDoc) {
         .merge(meta::router())
         .merge(programs::router())
         .merge(indication::router())
+        .merge(referrals::router())
         .split_for_parts()
 }
 

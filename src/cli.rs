@@ -35,6 +35,12 @@ pub enum Command {
         /// The file to read.
         file: PathBuf,
     },
+    /// Import referrers and their existing codes from a CSV file with the header
+    /// `email,firstName,lastName,referralCode`. Codes keep their spelling. Idempotent.
+    ImportReferrers {
+        /// The file to read.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -72,7 +78,29 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::ImportUsers { file } => import(config, file).await,
+        Command::ImportReferrers { file } => import_codes(config, file).await,
     }
+}
+
+async fn import_codes(config: Config, path: PathBuf) -> Result<(), String> {
+    let file = File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let stores = crate::storage::open(&config.storage)
+        .await
+        .map_err(|e| e.to_string())?;
+    let report =
+        crate::referrals::import::import_referrers(BufReader::new(file), stores.referrals.as_ref())
+            .await
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    for (line, reason) in &report.rejected {
+        eprintln!("{}:{line}: skipped: {reason}", path.display());
+    }
+    println!(
+        "imported {} new referrers, {} already existed, {} lines skipped",
+        report.created,
+        report.existing,
+        report.rejected.len()
+    );
+    Ok(())
 }
 
 async fn import(config: Config, path: PathBuf) -> Result<(), String> {

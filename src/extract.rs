@@ -146,3 +146,48 @@ where
         }
     }
 }
+
+/// A JSON body that should be an object, for routes that answer a bad body with a sentence of
+/// their own: `None` when the body is broken JSON or not an object. An empty body with no
+/// content type is an empty object; another content type is 415.
+pub struct JsonObject(pub Option<serde_json::Map<String, serde_json::Value>>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let kind = body_kind(&req);
+        let bytes = read_bytes(req, state).await?;
+        match kind {
+            BodyKind::Json => Ok(Self(match serde_json::from_slice(&bytes) {
+                Ok(serde_json::Value::Object(map)) => Some(map),
+                _ => None,
+            })),
+            BodyKind::Empty if bytes.is_empty() => Ok(Self(Some(serde_json::Map::new()))),
+            _ => Err(ApiError::UnsupportedMediaType(
+                "Content-Type must be application/json".to_owned(),
+            )),
+        }
+    }
+}
+
+/// A string field of a JSON object.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Field {
+    /// Absent, null, or blank.
+    Missing,
+    Text(String),
+    /// Present with another type (object, array, number, boolean).
+    WrongType,
+}
+
+impl Field {
+    pub fn of(map: &serde_json::Map<String, serde_json::Value>, key: &str) -> Self {
+        match map.get(key) {
+            None | Some(serde_json::Value::Null) => Self::Missing,
+            Some(serde_json::Value::String(s)) if s.trim().is_empty() => Self::Missing,
+            Some(serde_json::Value::String(s)) => Self::Text(s.trim().to_owned()),
+            Some(_) => Self::WrongType,
+        }
+    }
+}

@@ -14,6 +14,7 @@ pub mod meta;
 pub mod money;
 pub mod openapi;
 pub mod programs;
+pub mod referrals;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

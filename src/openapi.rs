@@ -25,6 +25,8 @@ use utoipa::{
         (name = "service", description = "Version, routes and health"),
         (name = "programs", description = "Part A: referral programs"),
         (name = "indication", description = "Part A: users, registrations, invoices, statements, e-mail indications"),
+        (name = "referrers", description = "Part B: referrers and their referral codes"),
+        (name = "referees", description = "Part B: redeeming referral codes"),
     )
 )]
 pub struct ApiDoc;

@@ -44,6 +44,7 @@ impl EmbeddedStore {
             let txn = db.begin_write().map_err(backend)?;
             crate::programs::store::embedded::create_tables(&txn)?;
             crate::indication::store::embedded::create_tables(&txn)?;
+            crate::referrals::store::embedded::create_tables(&txn)?;
             txn.commit().map_err(backend)?;
             Ok(Self { db: Arc::new(db) })
         })

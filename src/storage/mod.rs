@@ -13,7 +13,7 @@ use async_trait::async_trait;
 
 use crate::{
     callbacks::CallbackOutbox, config::StorageConfig, indication::IndicationStore,
-    programs::ProgramStore,
+    programs::ProgramStore, referrals::ReferralStore,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -43,19 +43,21 @@ pub struct Stores {
     pub programs: Arc<dyn ProgramStore>,
     pub indication: Arc<dyn IndicationStore>,
     pub callbacks: Arc<dyn CallbackOutbox>,
+    pub referrals: Arc<dyn ReferralStore>,
 }
 
 impl Stores {
     fn from_backend<B>(backend: &'static str, store: Arc<B>) -> Self
     where
-        B: StoreHealth + ProgramStore + IndicationStore + CallbackOutbox + 'static,
+        B: StoreHealth + ProgramStore + IndicationStore + CallbackOutbox + ReferralStore + 'static,
     {
         Self {
             backend,
             health: store.clone(),
             programs: store.clone(),
             indication: store.clone(),
-            callbacks: store,
+            callbacks: store.clone(),
+            referrals: store,
         }
     }
 }

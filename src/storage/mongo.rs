@@ -20,6 +20,8 @@ const PING_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) const PROGRAMS: &str = "programs";
 pub(crate) const USERS: &str = "users";
 pub(crate) const INDICATED_EMAILS: &str = "indicated_emails";
+pub(crate) const REFERRERS: &str = "referrers";
+pub(crate) const REFEREES: &str = "referees";
 
 pub struct MongoStore {
     pub(crate) db: Database,
@@ -87,6 +89,36 @@ impl MongoStore {
                 .await
                 .map_err(store_error)?;
         }
+        let referrers = self.db.collection::<mongodb::bson::Document>(REFERRERS);
+        referrers
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "code_key": 1 })
+                    .options(
+                        IndexOptions::builder()
+                            .name("code_key".to_owned())
+                            .unique(true)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .await
+            .map_err(store_error)?;
+        referrers
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "user_id": 1 })
+                    .options(
+                        IndexOptions::builder()
+                            .name("user_id".to_owned())
+                            .unique(true)
+                            .sparse(true)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 }

@@ -13,3 +13,4 @@ mod import;
 mod indication;
 mod meta;
 mod programs;
+mod referrals;

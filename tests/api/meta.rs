@@ -29,6 +29,17 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/statement/{user_hash}/"),
     ("POST", "/emailindication/"),
     ("POST", "/emailverification/"),
+    ("GET", "/api/referrer/{encodeEmail}/referral-code"),
+    ("GET", "/api/referrer"),
+    ("POST", "/api/referrer/external/register"),
+    ("POST", "/api/referrer/internal/register"),
+    ("GET", "/api/referrer/internal/referral-code"),
+    ("POST", "/api/referee/redeem"),
+    ("POST", "/api/referee/apply"),
+    ("POST", "/api/landlord/register"),
+    ("GET", "/api/referee/u/{userId}"),
+    ("GET", "/api/referee/check/{accountId}"),
+    ("GET", "/api/landlord/check/{accountId}"),
 ];
 
 contract_tests!(
@@ -105,7 +116,10 @@ async fn routes_and_api_description_are_the_same_set(app: TestApp) {
         let (method, path) = route.split_once(' ').expect("METHOD path");
         let concrete = path
             .replace("{id}", "0123456789abcdef01234567")
-            .replace("{user_hash}", "no-such-user");
+            .replace("{user_hash}", "no-such-user")
+            .replace("{encodeEmail}", "bm9ib2R5QGV4YW1wbGUuY29t")
+            .replace("{userId}", "no-such-account")
+            .replace("{accountId}", "no-such-account");
         let method = Method::from_bytes(method.as_bytes()).expect("method");
         let response = app
             .request(method, &concrete)

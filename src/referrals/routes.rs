@@ -1,0 +1,636 @@
+use axum::{
+    Json,
+    extract::{Path, RawQuery, State},
+    http::{HeaderName, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use base64::{
+    Engine,
+    engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    domain::{MAX_NAME_CHARS, Referee, RefereeBody, ReferralCode, Referrer, Via, parse_account},
+    service::{self, Applicant},
+};
+use crate::{
+    app::AppState,
+    auth::{Caller, Role},
+    clock,
+    email::Email,
+    error::{ApiError, ErrorBody, Result},
+    extract::{Field, JsonObject},
+};
+
+#[allow(deprecated)]
+pub fn router() -> OpenApiRouter<AppState> {
+    [
+        routes!(referral_code_by_email),
+        routes!(referrer_by_code),
+        routes!(register_external),
+        routes!(register_internal),
+        routes!(internal_referral_code),
+        routes!(redeem),
+        routes!(apply),
+        routes!(landlord_register),
+        routes!(referee_by_user),
+        routes!(referee_check),
+        routes!(landlord_check),
+    ]
+    .into_iter()
+    .fold(OpenApiRouter::new(), OpenApiRouter::routes)
+}
+
+const EMAIL_NOT_VALID: &str = "Unprocessable entity. Email is not valid.";
+const CODE_NOT_VALID: &str = "Unprocessable entity. Referral code is not valid.";
+const REFERRER_NOT_FOUND: &str = "Referrer not found.";
+const BAD_REGISTER_BODY: &str =
+    "The body of request is wrong. Check name of field and which fields are required.";
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReferralCodeBody {
+    #[serde(rename = "referralCode")]
+    #[schema(example = "ALBE-7KQ2MZP")]
+    referral_code: String,
+}
+
+impl From<&Referrer> for ReferralCodeBody {
+    fn from(referrer: &Referrer) -> Self {
+        Self {
+            referral_code: referrer.referral_code.to_string(),
+        }
+    }
+}
+
+/// A referrer found by code. `fistName` is the seed's spelling, kept for old clients beside
+/// `firstName`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReferrerBody {
+    #[serde(rename = "fistName")]
+    #[schema(example = "Albert")]
+    fist_name: String,
+    #[serde(rename = "firstName")]
+    #[schema(example = "Albert")]
+    first_name: String,
+    #[serde(rename = "lastName")]
+    #[schema(example = "Zabala")]
+    last_name: String,
+    #[serde(rename = "referralCode")]
+    #[schema(example = "ALBE-MQ-X")]
+    referral_code: String,
+    /// Masked (`em***@molt-bonic.com`) for an end user looking at someone else's code.
+    #[schema(example = "email@molt-bonic.com")]
+    email: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisteredReferrerBody {
+    #[serde(rename = "referralCode")]
+    referral_code: String,
+    email: String,
+    #[serde(rename = "firstName")]
+    first_name: String,
+    #[serde(rename = "lastName")]
+    last_name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisteredBody {
+    registered: bool,
+}
+
+/// Whether the caller is this referrer (by user id or by the token's e-mail).
+fn owns(caller: &Caller, referrer: &Referrer) -> bool {
+    referrer.user_id.as_deref() == Some(caller.sub.as_str())
+        || caller_email(caller).is_some_and(|email| email == referrer.email)
+}
+
+fn caller_email(caller: &Caller) -> Option<Email> {
+    caller.email.as_deref().and_then(Email::parse)
+}
+
+/// An end user may only look at their own account.
+fn own_account_or_privileged(caller: &Caller, account_id: &str) -> Result<()> {
+    if caller.is_privileged() || caller.sub == account_id {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// The e-mail in a path, base64 in any of its four common forms.
+fn decode_email(encoded: &str) -> Option<Email> {
+    let encoded = encoded.trim();
+    let bytes = [STANDARD, URL_SAFE, STANDARD_NO_PAD, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(encoded).ok())?;
+    Email::parse(std::str::from_utf8(&bytes).ok()?)
+}
+
+fn deprecated(response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    response.headers_mut().insert(
+        HeaderName::from_static("deprecation"),
+        HeaderValue::from_static("true"),
+    );
+    response
+}
+
+// ---- referrers ----------------------------------------------------------------------------
+
+/// Get the referral code of a referrer by e-mail.
+///
+/// `encodeEmail` is the e-mail in base64, standard or URL-safe, padded or not (a `/` of
+/// standard base64 must be sent as `%2F`). An end user may only ask for their own e-mail.
+#[utoipa::path(
+    get, path = "/api/referrer/{encodeEmail}/referral-code", tag = "referrers",
+    params(("encodeEmail" = String, Path, description = "The e-mail, base64-encoded", example = "ZW1haWxAYm9uaWMub20=")),
+    responses(
+        (status = 200, description = "The referral code", body = ReferralCodeBody),
+        (status = 401, description = "No valid token, or an end user asking for another e-mail", body = ErrorBody),
+        (status = 404, description = "`Email not found.`", body = ErrorBody),
+        (status = 422, description = "`Unprocessable entity. Email is not valid.`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn referral_code_by_email(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(encoded): Path<String>,
+) -> Result<Json<ReferralCodeBody>> {
+    let email = decode_email(&encoded).ok_or_else(|| ApiError::unprocessable(EMAIL_NOT_VALID))?;
+    if !caller.is_privileged() && caller_email(&caller).as_ref() != Some(&email) {
+        return Err(ApiError::Unauthorized);
+    }
+    let referrer = state.stores.referrals.referrer_by_email(&email).await?;
+    let referrer = referrer.ok_or_else(|| ApiError::not_found("Email not found."))?;
+    Ok(Json(ReferralCodeBody::from(&referrer)))
+}
+
+/// Get a referrer by referral code, in any letter case.
+///
+/// An end user sees the names and the code, and the e-mail masked unless the code is theirs.
+#[utoipa::path(
+    get, path = "/api/referrer", tag = "referrers",
+    params(("referrerCode" = String, Query, description = "The referral code", example = "ALBE-MQ-X")),
+    responses(
+        (status = 200, description = "The referrer", body = ReferrerBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "`Referrer not found.`", body = ErrorBody),
+        (status = 422, description = "`Unprocessable entity. Referral code is not valid.`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn referrer_by_code(
+    caller: Caller,
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<ReferrerBody>> {
+    let raw = query
+        .as_deref()
+        .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "referrerCode"))
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let code = ReferralCode::parse(&raw).ok_or_else(|| ApiError::unprocessable(CODE_NOT_VALID))?;
+    let referrer = state.stores.referrals.referrer_by_code(&code.key()).await?;
+    let referrer = referrer.ok_or_else(|| ApiError::not_found(REFERRER_NOT_FOUND))?;
+    let email = if caller.is_privileged() || owns(&caller, &referrer) {
+        referrer.email.to_string()
+    } else {
+        referrer.email.masked()
+    };
+    let first_name = referrer.first_name.clone().unwrap_or_default();
+    Ok(Json(ReferrerBody {
+        fist_name: first_name.clone(),
+        first_name,
+        last_name: referrer.last_name.clone().unwrap_or_default(),
+        referral_code: referrer.referral_code.to_string(),
+        email,
+    }))
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ExternalRegisterInput {
+    #[schema(example = "email@bonic.om")]
+    email: String,
+    #[serde(rename = "firstName")]
+    first_name: Option<String>,
+    #[serde(rename = "lastName")]
+    last_name: Option<String>,
+}
+
+/// A name field: absent is `None`; a non-string or over-long value is a bad body.
+fn name_field(
+    body: &serde_json::Map<String, serde_json::Value>,
+    keys: &[&str],
+) -> Result<Option<String>> {
+    for key in keys {
+        match Field::of(body, key) {
+            Field::Missing => {}
+            Field::Text(name) if name.chars().count() <= MAX_NAME_CHARS => return Ok(Some(name)),
+            _ => return Err(ApiError::BadRequest(BAD_REGISTER_BODY.to_owned())),
+        }
+    }
+    Ok(None)
+}
+
+/// Create a referrer identified by e-mail (role `service` or `admin`).
+///
+/// An e-mail already registered returns its existing code. `fistName` is accepted for
+/// `firstName`.
+#[utoipa::path(
+    post, path = "/api/referrer/external/register", tag = "referrers",
+    request_body = ExternalRegisterInput,
+    responses(
+        (status = 200, description = "The referrer and its code", body = RegisteredReferrerBody),
+        (status = 400, description = "`The body of request is wrong. Check name of field and which fields are required.`", body = ErrorBody),
+        (status = 401, description = "No valid token with role service or admin", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "`Unprocessable entity. Email is not valid.`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn register_external(
+    caller: Caller,
+    State(state): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<RegisteredReferrerBody>> {
+    caller.require(&[Role::Service, Role::Admin])?;
+    let bad_body = || ApiError::BadRequest(BAD_REGISTER_BODY.to_owned());
+    let body = body.ok_or_else(bad_body)?;
+    let Field::Text(raw_email) = Field::of(&body, "email") else {
+        return Err(bad_body());
+    };
+    let first_name = name_field(&body, &["firstName", "fistName"])?;
+    let last_name = name_field(&body, &["lastName"])?;
+    let email = Email::parse(&raw_email).ok_or_else(|| ApiError::unprocessable(EMAIL_NOT_VALID))?;
+    let applicant = Applicant {
+        email,
+        first_name,
+        last_name,
+        user_id: None,
+    };
+    let referrer = service::register(
+        state.stores.referrals.as_ref(),
+        applicant,
+        service::random_code,
+    )
+    .await?;
+    Ok(Json(RegisteredReferrerBody {
+        referral_code: referrer.referral_code.to_string(),
+        email: referrer.email.to_string(),
+        first_name: referrer.first_name.unwrap_or_default(),
+        last_name: referrer.last_name.unwrap_or_default(),
+    }))
+}
+
+/// Create (or get) the referrer of the token's user.
+///
+/// Idempotent. The token must carry `email`; `given_name` and `family_name` become the names.
+/// A referrer already registered with that e-mail is linked to the user and keeps its code.
+#[utoipa::path(
+    post, path = "/api/referrer/internal/register", tag = "referrers",
+    responses(
+        (status = 200, description = "The user's referral code", body = ReferralCodeBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 422, description = "`Unprocessable entity. Email is not valid.` (no usable `email` claim)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn register_internal(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> Result<Json<ReferralCodeBody>> {
+    let email = caller_email(&caller).ok_or_else(|| ApiError::unprocessable(EMAIL_NOT_VALID))?;
+    let short = |name: &Option<String>| {
+        name.as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| n.chars().take(MAX_NAME_CHARS).collect::<String>())
+    };
+    let applicant = Applicant {
+        email,
+        first_name: short(&caller.given_name),
+        last_name: short(&caller.family_name),
+        user_id: Some(caller.sub.clone()),
+    };
+    let referrer = service::register(
+        state.stores.referrals.as_ref(),
+        applicant,
+        service::random_code,
+    )
+    .await?;
+    Ok(Json(ReferralCodeBody::from(&referrer)))
+}
+
+/// Get the referral code of the token's user.
+#[utoipa::path(
+    get, path = "/api/referrer/internal/referral-code", tag = "referrers",
+    responses(
+        (status = 200, description = "The user's referral code", body = ReferralCodeBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "`Referrer not found.`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn internal_referral_code(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> Result<Json<ReferralCodeBody>> {
+    let store = state.stores.referrals.as_ref();
+    let mut referrer = store.referrer_by_user(&caller.sub).await?;
+    if referrer.is_none()
+        && let Some(email) = caller_email(&caller)
+    {
+        referrer = store.referrer_by_email(&email).await?;
+    }
+    let referrer = referrer.ok_or_else(|| ApiError::not_found(REFERRER_NOT_FOUND))?;
+    Ok(Json(ReferralCodeBody::from(&referrer)))
+}
+
+// ---- referees -----------------------------------------------------------------------------
+
+const ATTRIBUTES_REQUIRED: &str = "Attributes are required";
+const BODY_NOT_VALID: &str = "The request body is not valid";
+
+/// The string attributes a redemption needs, in the seed's order of checks: a body that is not
+/// a JSON object is 422; a missing attribute 400; an attribute of the wrong type 422.
+fn attributes<const N: usize>(
+    body: Option<serde_json::Map<String, serde_json::Value>>,
+    keys: [&str; N],
+) -> Result<[String; N]> {
+    let body = body.ok_or_else(|| ApiError::unprocessable(BODY_NOT_VALID))?;
+    let fields = keys.map(|key| Field::of(&body, key));
+    if fields.contains(&Field::Missing) {
+        return Err(ApiError::BadRequest(ATTRIBUTES_REQUIRED.to_owned()));
+    }
+    let mut values = Vec::with_capacity(N);
+    for field in fields {
+        match field {
+            Field::Text(value) => values.push(value),
+            _ => return Err(ApiError::unprocessable(BODY_NOT_VALID)),
+        }
+    }
+    values
+        .try_into()
+        .map_err(|_| ApiError::unprocessable(BODY_NOT_VALID))
+}
+
+/// What a redemption route answers for a code that does not exist.
+enum UnknownCode {
+    NotFound,
+    NotValid,
+}
+
+async fn redeem_code(
+    state: &AppState,
+    account_id: &str,
+    raw_code: &str,
+    via: Via,
+    unknown: UnknownCode,
+) -> Result<Response> {
+    let account_id =
+        parse_account(account_id).ok_or_else(|| ApiError::unprocessable(BODY_NOT_VALID))?;
+    let code = ReferralCode::parse(raw_code)
+        .ok_or_else(|| ApiError::unprocessable("Referral code is not valid"))?;
+    let store = state.stores.referrals.as_ref();
+    let Some(referrer) = store.referrer_by_code(&code.key()).await? else {
+        return Err(match unknown {
+            UnknownCode::NotFound => ApiError::not_found("Referral code is not found"),
+            UnknownCode::NotValid => ApiError::unprocessable("Referral code is not valid"),
+        });
+    };
+    if referrer.user_id.as_deref() == Some(account_id.as_str()) {
+        return Err(ApiError::Forbidden(
+            "A user cannot redeem its own code".to_owned(),
+        ));
+    }
+    let referee = Referee {
+        account_id,
+        referral_code: referrer.referral_code.clone(),
+        redeemed_at: clock::now(),
+        via,
+    };
+    match store.insert_referee(&referee).await? {
+        Ok(()) => Ok((StatusCode::OK, Json(RefereeBody::from(&referee))).into_response()),
+        Err(existing) if existing.referral_code.key() == referee.referral_code.key() => {
+            Ok((StatusCode::CREATED, Json(RefereeBody::from(&existing))).into_response())
+        }
+        Err(_) => Err(ApiError::Forbidden(
+            "The user registered a different code before".to_owned(),
+        )),
+    }
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct RedeemInput {
+    #[serde(rename = "referralCode")]
+    #[schema(example = "ALBE-MQ-X")]
+    referral_code: String,
+}
+
+/// Redeem a referral code for the token's account.
+///
+/// One code per account, ever: the first redemption answers 200, the same code again 201 with
+/// the same body, a different code 403. Of concurrent redemptions for one account, one is
+/// stored.
+#[utoipa::path(
+    post, path = "/api/referee/redeem", tag = "referees",
+    request_body = RedeemInput,
+    responses(
+        (status = 200, description = "Redeemed", body = RefereeBody),
+        (status = 201, description = "The same code was redeemed before", body = RefereeBody),
+        (status = 400, description = "`Attributes are required`", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "`A user cannot redeem its own code` or `The user registered a different code before`", body = ErrorBody),
+        (status = 404, description = "`Referral code is not found`", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "`The request body is not valid`, or `Referral code is not valid` for a string that cannot be a code", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn redeem(
+    caller: Caller,
+    State(state): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> Result<Response> {
+    let [code] = attributes(body, ["referralCode"])?;
+    redeem_code(
+        &state,
+        &caller.sub,
+        &code,
+        Via::Redeem,
+        UnknownCode::NotFound,
+    )
+    .await
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ApplyInput {
+    #[serde(rename = "accountId")]
+    #[schema(example = "aaaa-bbbb-cccc-dddd")]
+    account_id: String,
+    #[serde(rename = "referralCode")]
+    #[schema(example = "ALBE-MQ-X")]
+    referral_code: String,
+}
+
+/// Apply a referral code to an account (role `admin`).
+///
+/// As redeem, except that an unknown code is 422 `Referral code is not valid`, as in the seed.
+#[utoipa::path(
+    post, path = "/api/referee/apply", tag = "referees",
+    request_body = ApplyInput,
+    responses(
+        (status = 200, description = "Redeemed", body = RefereeBody),
+        (status = 201, description = "The same code was redeemed before", body = RefereeBody),
+        (status = 400, description = "`Attributes are required`", body = ErrorBody),
+        (status = 401, description = "No valid token with role admin", body = ErrorBody),
+        (status = 403, description = "`A user cannot redeem its own code` or `The user registered a different code before`", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "`The request body is not valid` or `Referral code is not valid`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn apply(
+    caller: Caller,
+    State(state): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> Result<Response> {
+    caller.require(&[Role::Admin])?;
+    let [account, code] = attributes(body, ["accountId", "referralCode"])?;
+    redeem_code(&state, &account, &code, Via::Apply, UnknownCode::NotValid).await
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct LandlordInput {
+    #[serde(rename = "accountId")]
+    #[schema(example = "aaaa-bbbb-cccc-dddd")]
+    account_id: String,
+    #[serde(rename = "promoCode")]
+    #[schema(example = "REFERLAND09283")]
+    promo_code: String,
+}
+
+/// Deprecated: redeem a code for an account (role `service` or `admin`); use redeem or apply.
+#[utoipa::path(
+    post, path = "/api/landlord/register", tag = "referees",
+    request_body = LandlordInput,
+    responses(
+        (status = 200, description = "Redeemed (with `Deprecation: true`)", body = RefereeBody),
+        (status = 201, description = "The same code was redeemed before", body = RefereeBody),
+        (status = 400, description = "`Attributes are required`", body = ErrorBody),
+        (status = 401, description = "No valid token with role service or admin", body = ErrorBody),
+        (status = 403, description = "`A user cannot redeem its own code` or `The user registered a different code before`", body = ErrorBody),
+        (status = 404, description = "`Referral code is not found`", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "`The request body is not valid`, or `Referral code is not valid`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[deprecated]
+async fn landlord_register(
+    caller: Result<Caller, ApiError>,
+    State(state): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> Response {
+    let result = async {
+        caller?.require(&[Role::Service, Role::Admin])?;
+        let [account, code] = attributes(body, ["accountId", "promoCode"])?;
+        redeem_code(
+            &state,
+            &account,
+            &code,
+            Via::Landlord,
+            UnknownCode::NotFound,
+        )
+        .await
+    }
+    .await;
+    deprecated(result.into_response())
+}
+
+/// Get the referee record of an account. An end user may only read their own.
+#[utoipa::path(
+    get, path = "/api/referee/u/{userId}", tag = "referees",
+    params(("userId" = String, Path, description = "The account id")),
+    responses(
+        (status = 200, description = "The referee", body = RefereeBody),
+        (status = 401, description = "No valid token, or an end user asking for another account", body = ErrorBody),
+        (status = 404, description = "`Referee by user id not found.`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn referee_by_user(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+) -> Result<Json<RefereeBody>> {
+    own_account_or_privileged(&caller, &user_id)?;
+    let referee = state.stores.referrals.referee(&user_id).await?;
+    let referee = referee.ok_or_else(|| ApiError::not_found("Referee by user id not found."))?;
+    Ok(Json(RefereeBody::from(&referee)))
+}
+
+async fn registered(
+    caller: Result<Caller, ApiError>,
+    state: &AppState,
+    account_id: &str,
+) -> Result<Json<RegisteredBody>> {
+    own_account_or_privileged(&caller?, account_id)?;
+    let registered = state.stores.referrals.referee(account_id).await?.is_some();
+    Ok(Json(RegisteredBody { registered }))
+}
+
+/// Deprecated: whether an account has redeemed a code. An end user may only ask for their own.
+#[utoipa::path(
+    get, path = "/api/referee/check/{accountId}", tag = "referees",
+    params(("accountId" = String, Path, description = "The account id")),
+    responses(
+        (status = 200, description = "Whether the account redeemed a code (with `Deprecation: true`)", body = RegisteredBody),
+        (status = 401, description = "No valid token, or an end user asking for another account", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[deprecated]
+async fn referee_check(
+    caller: Result<Caller, ApiError>,
+    State(state): State<AppState>,
+    Path(account_id): Path<String>,
+) -> Response {
+    deprecated(
+        registered(caller, &state, &account_id)
+            .await
+            .into_response(),
+    )
+}
+
+/// Deprecated: whether an account has redeemed a code. An end user may only ask for their own.
+#[utoipa::path(
+    get, path = "/api/landlord/check/{accountId}", tag = "referees",
+    params(("accountId" = String, Path, description = "The account id")),
+    responses(
+        (status = 200, description = "Whether the account redeemed a code (with `Deprecation: true`)", body = RegisteredBody),
+        (status = 401, description = "No valid token, or an end user asking for another account", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[deprecated]
+async fn landlord_check(
+    caller: Result<Caller, ApiError>,
+    State(state): State<AppState>,
+    Path(account_id): Path<String>,
+) -> Response {
+    deprecated(
+        registered(caller, &state, &account_id)
+            .await
+            .into_response(),
+    )
+}
