@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, FromRef, MatchedPath, Request},
+    extract::{FromRef, MatchedPath, Request},
     http::{HeaderName, StatusCode, header},
     middleware,
     response::Response,
@@ -29,6 +29,9 @@ use crate::{
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
+/// Beyond this the outer guard stops reading a body at all (413 and the connection closed);
+/// between the two, the extractors read and drop the rest so that the client sees the 413.
+pub const DRAIN_LIMIT: usize = 1024 * 1024;
 /// A request that takes longer is answered 408 and its work dropped.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -106,7 +109,6 @@ pub fn router(stores: Stores, auth: Arc<Authenticator>) -> Router {
     routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(route_not_found)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer((
             SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]),
             SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid),
@@ -117,7 +119,7 @@ pub fn router(stores: Stores, auth: Arc<Authenticator>) -> Router {
             middleware::map_response(error::json_error_bodies),
             CatchPanicLayer::new(),
             TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT),
-            RequestBodyLimitLayer::new(BODY_LIMIT),
+            RequestBodyLimitLayer::new(DRAIN_LIMIT),
         ))
         .with_state(state)
 }

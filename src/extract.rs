@@ -6,12 +6,14 @@
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, Request, rejection::BytesRejection},
+    extract::{FromRequest, Request},
     http::header,
 };
+use bytes::BytesMut;
+use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::{app::BODY_LIMIT, error::ApiError};
 
 /// A body given as JSON or as an HTML form (`application/x-www-form-urlencoded`) with the same
 /// field names, as the billing service of Part A posts forms. An empty body with no content type
@@ -49,17 +51,45 @@ fn body_kind(req: &Request) -> BodyKind {
     }
 }
 
-async fn read_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state)
-        .await
-        .map_err(|rejection| match rejection {
-            BytesRejection::FailedToBufferBody(inner)
-                if inner.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                ApiError::PayloadTooLarge
+/// Reads the whole body. Past [`BODY_LIMIT`] the rest is read and dropped (up to the outer
+/// [`crate::app::DRAIN_LIMIT`] guard) before answering 413: a server that answers before the client has
+/// finished sending resets the connection, and the client never sees the 413.
+async fn read_bytes(req: Request) -> Result<Bytes, ApiError> {
+    let mut stream = req.into_body().into_data_stream();
+    let mut body = BytesMut::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(_) if total > BODY_LIMIT => return Err(ApiError::PayloadTooLarge),
+            Err(err) if is_length_limit(&err) => return Err(ApiError::PayloadTooLarge),
+            Err(err) => {
+                return Err(ApiError::BadRequest(format!(
+                    "Could not read the request body: {err}"
+                )));
             }
-            other => ApiError::BadRequest(format!("Could not read the request body: {other}")),
-        })
+        };
+        total = total.saturating_add(chunk.len());
+        if total <= BODY_LIMIT {
+            body.extend_from_slice(&chunk);
+        }
+    }
+    if total > BODY_LIMIT {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    Ok(body.freeze())
+}
+
+/// Whether a body error comes from the outer size guard.
+fn is_length_limit(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if current.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = current.source();
+    }
+    false
 }
 
 /// Parses JSON; syntax errors are 400, type and value errors 422 with the field's path.
@@ -113,9 +143,9 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let kind = body_kind(&req);
-        let bytes = read_bytes(req, state).await?;
+        let bytes = read_bytes(req).await?;
         match kind {
             BodyKind::Json => parse_json(&bytes).map(Self),
             BodyKind::Form => parse_form(&bytes).map(Self),
@@ -135,9 +165,9 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let kind = body_kind(&req);
-        let bytes = read_bytes(req, state).await?;
+        let bytes = read_bytes(req).await?;
         match kind {
             BodyKind::Json => parse_json(&bytes).map(Self),
             _ => Err(ApiError::UnsupportedMediaType(
@@ -155,9 +185,9 @@ pub struct JsonObject(pub Option<serde_json::Map<String, serde_json::Value>>);
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let kind = body_kind(&req);
-        let bytes = read_bytes(req, state).await?;
+        let bytes = read_bytes(req).await?;
         match kind {
             BodyKind::Json => Ok(Self(match serde_json::from_slice(&bytes) {
                 Ok(serde_json::Value::Object(map)) => Some(map),

@@ -313,6 +313,13 @@ async fn legacy_routes_auth_none_opens_the_program_routes_only() {
         .expect("request");
     expect_json(response, StatusCode::CREATED).await;
     expect_json(get_with(&app, None).await, StatusCode::OK).await;
+    let response = app
+        .client
+        .get(app.url("/api/referrer/internal/referral-code"))
+        .send()
+        .await
+        .expect("request");
+    expect_error(response, StatusCode::UNAUTHORIZED, AUTH_ERROR).await;
 }
 
 /// The `token` command of the binary mints tokens the service accepts, with the key an

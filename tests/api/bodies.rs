@@ -61,6 +61,11 @@ async fn a_body_over_64_kib_is_413(app: TestApp) {
     let response = app.post_json("/program/", json!({ "name": name })).await;
     let sentence = expect_error_status(response, StatusCode::PAYLOAD_TOO_LARGE).await;
     assert!(sentence.contains("64 KiB"), "{sentence}");
+    // Well over the limit but under the 1 MiB guard: the client still gets to read the 413.
+    let response = app
+        .post_json("/program/", json!({ "name": "z".repeat(900 * 1024) }))
+        .await;
+    expect_error_status(response, StatusCode::PAYLOAD_TOO_LARGE).await;
     let padding = "y".repeat(65 * 1024);
     let response = app
         .post_form("/program/", &[("name", "ok"), ("padding", &padding)])
