@@ -91,14 +91,14 @@ async fn import_codes(config: Config, path: PathBuf) -> Result<(), String> {
         crate::referrals::import::import_referrers(BufReader::new(file), stores.referrals.as_ref())
             .await
             .map_err(|e| format!("{}: {e}", path.display()))?;
-    for (line, reason) in &report.rejected {
+    for (line, reason) in &report.skipped {
         eprintln!("{}:{line}: skipped: {reason}", path.display());
     }
     println!(
         "imported {} new referrers, {} already existed, {} lines skipped",
         report.created,
         report.existing,
-        report.rejected.len()
+        report.skipped.len()
     );
     Ok(())
 }
@@ -115,14 +115,14 @@ async fn import(config: Config, path: PathBuf) -> Result<(), String> {
     )
     .await
     .map_err(|e| e.to_string())?;
-    for (line, reason) in &report.rejected {
+    for (line, reason) in &report.skipped {
         eprintln!("{}:{line}: skipped: {reason}", path.display());
     }
     println!(
         "imported {} new users, {} already existed, {} lines skipped",
         report.created,
         report.existing,
-        report.rejected.len()
+        report.skipped.len()
     );
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! `referral-api import-users FILE`: the original's `users.txt`, one user a line, fields split by
-//! `|`, the hash first. Blank lines are skipped; malformed ones are reported and skipped.
+//! `|`, the hash first. Blank and malformed lines are skipped and reported with their numbers.
 //! Writes go in batches, and running it twice changes nothing.
 
 use std::io::BufRead;
@@ -13,8 +13,8 @@ pub const BATCH_SIZE: usize = 1000;
 pub struct ImportReport {
     pub created: usize,
     pub existing: usize,
-    /// `(line number, reason)` of every line skipped as malformed.
-    pub rejected: Vec<(usize, String)>,
+    /// `(line number, reason)` of every line skipped: blank or malformed.
+    pub skipped: Vec<(usize, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +51,8 @@ pub async fn import_users(
     for (index, line) in reader.lines().enumerate() {
         match parse_line(&line?) {
             Ok(Some(hash)) => batch.push(hash),
-            Ok(None) => {}
-            Err(reason) => report.rejected.push((index + 1, reason)),
+            Ok(None) => report.skipped.push((index + 1, "blank line".to_owned())),
+            Err(reason) => report.skipped.push((index + 1, reason)),
         }
         if batch.len() == BATCH_SIZE {
             flush(&mut batch, program, users, &mut report).await?;

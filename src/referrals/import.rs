@@ -19,7 +19,7 @@ pub struct ImportReport {
     pub created: usize,
     pub existing: usize,
     /// `(line number, reason)` of every line skipped.
-    pub rejected: Vec<(u64, String)>,
+    pub skipped: Vec<(u64, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +92,7 @@ pub async fn import_referrers(
         let row = match parse_row(&record) {
             Ok(row) => row,
             Err(reason) => {
-                report.rejected.push((line, reason));
+                report.skipped.push((line, reason));
                 continue;
             }
         };
@@ -115,7 +115,7 @@ pub async fn import_referrers(
         match store.insert_referrer(&referrer).await? {
             Ok(()) => report.created += 1,
             Err(ReferrerConflict::EmailTaken) => report.existing += 1,
-            Err(ReferrerConflict::CodeTaken) => report.rejected.push((
+            Err(ReferrerConflict::CodeTaken) => report.skipped.push((
                 line,
                 format!(
                     "the code `{}` belongs to another referrer",
@@ -123,7 +123,7 @@ pub async fn import_referrers(
                 ),
             )),
             Err(ReferrerConflict::UserTaken) => report
-                .rejected
+                .skipped
                 .push((line, "the user id belongs to another referrer".to_owned())),
         }
     }

@@ -34,8 +34,12 @@ async fn import_reports_bad_lines_and_is_idempotent(app: TestApp) {
     let first = import(&app, text.clone()).await;
     // alice appears twice: one user, counted once.
     assert_eq!((first.created, first.existing), (3, 0));
-    let lines: Vec<usize> = first.rejected.iter().map(|(line, _)| *line).collect();
-    assert_eq!(lines, vec![4, 8]);
+    let lines: Vec<usize> = first.skipped.iter().map(|(line, _)| *line).collect();
+    assert_eq!(
+        lines,
+        vec![2, 3, 4, 8],
+        "blank lines 2 and 3, no hash on 4, too long on 8"
+    );
 
     let second = import(&app, text).await;
     assert_eq!((second.created, second.existing), (0, 3));
@@ -52,7 +56,7 @@ async fn import_of_ten_thousand_users_creates_them_all(app: TestApp) {
         .collect();
     let report = import(&app, text).await;
     assert_eq!(
-        (report.created, report.existing, report.rejected.len()),
+        (report.created, report.existing, report.skipped.len()),
         (10_000, 0, 0)
     );
     expect_json(
@@ -88,10 +92,18 @@ async fn import_users_command_reports_skipped_lines() {
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.contains("imported 3 new users, 0 already existed, 1 lines skipped"),
+        stdout.contains("imported 3 new users, 0 already existed, 3 lines skipped"),
         "{stdout}"
     );
-    assert!(String::from_utf8_lossy(&output.stderr).contains("users.txt:4: skipped"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("users.txt:2: skipped: blank line"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("users.txt:4: skipped: the first field (the user hash) is empty"),
+        "{stderr}"
+    );
     let output = run();
     assert!(
         String::from_utf8_lossy(&output.stdout).contains("imported 0 new users, 3 already existed")

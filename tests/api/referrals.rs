@@ -850,7 +850,7 @@ async fn import_keeps_codes_and_reports_bad_lines(app: TestApp) {
         .await
         .expect("import");
     assert_eq!((report.created, report.existing), (3, 0));
-    let lines: Vec<u64> = report.rejected.iter().map(|(line, _)| *line).collect();
+    let lines: Vec<u64> = report.skipped.iter().map(|(line, _)| *line).collect();
     assert_eq!(lines, vec![3, 5, 6, 7]);
     let again = import_referrers(Cursor::new(csv), store)
         .await
@@ -906,4 +906,60 @@ async fn import_keeps_codes_and_reports_bad_lines(app: TestApp) {
     expect_json(redeem(&app, &user, "abc-6add-t").await, StatusCode::OK).await;
     let header_only = import_referrers(Cursor::new("email,name\n"), store).await;
     assert!(header_only.is_err());
+}
+
+/// The command of the binary, on an embedded store that no service holds open.
+#[tokio::test]
+async fn import_referrers_command_reports_skipped_lines() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("referrers.csv");
+    std::fs::write(&file, "email,firstName,lastName,referralCode\nold@example.com,Old,Timer,ABC-6add-T\nnot-an-email,X,Y,Z\n")
+        .expect("write");
+    let data = dir.path().join("data");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_referral-api"))
+            .env_clear()
+            .env("DATA_DIR", &data)
+            .arg("import-referrers")
+            .arg(&file)
+            .output()
+            .expect("run import-referrers")
+    };
+    let output = run();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .contains("imported 1 new referrers, 0 already existed, 1 lines skipped")
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("referrers.csv:3: skipped: the e-mail is missing or not valid")
+    );
+    let output = run();
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .contains("imported 0 new referrers, 1 already existed")
+    );
+
+    let app = crate::helpers::TestApp::spawn_with(
+        crate::helpers::Backend::Embedded,
+        &[("DATA_DIR", data.to_str().expect("utf-8"))],
+    )
+    .await;
+    let response = call(
+        &app,
+        Method::GET,
+        "/api/referrer?referrerCode=abc-6add-t",
+        &app.service_token(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        expect_json(response, StatusCode::OK).await["referralCode"],
+        "ABC-6add-T"
+    );
 }
