@@ -15,6 +15,7 @@ use crate::{
 contract_tests!(
     users_are_created_once_in_the_default_program,
     users_endpoint_refuses_missing_empty_and_overlong_hashes,
+    concurrent_user_creation_creates_each_hash_once,
     register_writes_the_user_ledger_and_signup_callback,
     register_accepts_a_form,
     register_needs_both_hashes,
@@ -118,6 +119,43 @@ async fn users_endpoint_refuses_missing_empty_and_overlong_hashes(app: TestApp) 
         "User not found",
     )
     .await;
+}
+
+async fn concurrent_user_creation_creates_each_hash_once(app: TestApp) {
+    app.create_program("Default", json!(1), json!(2)).await;
+    let hashes: Vec<String> = (0..40).map(|i| format!("h{i:02}")).collect();
+    let app = Arc::new(app);
+    let tasks: Vec<_> = (0..8)
+        .map(|round| {
+            let (app, mut hashes) = (app.clone(), hashes.clone());
+            hashes.rotate_left(round * 5);
+            tokio::spawn(async move {
+                let response = app
+                    .post_json("/users/", json!({ "user_hashes": hashes }))
+                    .await;
+                expect_json(response, StatusCode::CREATED).await
+            })
+        })
+        .collect();
+    let mut created = Vec::new();
+    for task in tasks {
+        let body = task.await.expect("task");
+        let listed = body["created"].as_array().expect("created").len()
+            + body["existing"].as_array().expect("existing").len();
+        assert_eq!(
+            listed, 40,
+            "every hash is reported once per request: {body}"
+        );
+        created.extend(
+            body["created"]
+                .as_array()
+                .expect("created")
+                .iter()
+                .map(|h| h.as_str().expect("hash").to_owned()),
+        );
+    }
+    created.sort();
+    assert_eq!(created, hashes, "each hash created by exactly one request");
 }
 
 async fn register_writes_the_user_ledger_and_signup_callback(app: TestApp) {
