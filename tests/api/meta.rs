@@ -140,6 +140,27 @@ async fn routes_and_api_description_are_the_same_set(app: TestApp) {
         );
     }
 
+    let deprecated: BTreeSet<String> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .expect("item")
+                .iter()
+                .filter(|(_, op)| op["deprecated"] == json!(true))
+                .map(move |(method, _)| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    let expected_deprecated: BTreeSet<String> = [
+        "POST /api/landlord/register",
+        "GET /api/referee/check/{accountId}",
+        "GET /api/landlord/check/{accountId}",
+    ]
+    .map(str::to_owned)
+    .into();
+    assert_eq!(deprecated, expected_deprecated);
+
     // Every documented operation lists its responses, and each error has a body schema.
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for (method, operation) in item.as_object().expect("item") {
