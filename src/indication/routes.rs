@@ -44,6 +44,19 @@ pub fn router() -> OpenApiRouter<AppState> {
     .fold(OpenApiRouter::new(), with_slash_alias)
 }
 
+/// A list field: an array of strings, or one comma-separated string (what forms can send).
+fn string_list_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("Comma-separated items")),
+        )
+        .into()
+}
+
 fn user_not_found() -> ApiError {
     ApiError::not_found("User not found")
 }
@@ -61,7 +74,7 @@ pub struct UsersInput {
     #[schema(example = "a1b2c3")]
     user_hash: Option<String>,
     /// Several hashes: an array, or one comma-separated string (forms).
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(schema_with = string_list_schema)]
     user_hashes: Option<StringList>,
 }
 
@@ -397,7 +410,7 @@ pub struct EmailIndicationInput {
     /// The indicating user's hash.
     user_indicator: Option<String>,
     /// A comma-separated string, or an array; at most 100 addresses.
-    #[schema(value_type = Vec<String>, example = json!(["ana@example.com", "bo@example.org"]))]
+    #[schema(schema_with = string_list_schema, example = json!(["ana@example.com", "bo@example.org"]))]
     emails: Option<StringList>,
 }
 
@@ -489,7 +502,7 @@ async fn indicate_emails(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EmailVerificationInput {
     /// A comma-separated string, or an array; at most 100 addresses.
-    #[schema(value_type = Vec<String>, example = json!(["ana@example.com"]))]
+    #[schema(schema_with = string_list_schema, example = json!(["ana@example.com"]))]
     emails: Option<StringList>,
 }
 
