@@ -125,7 +125,7 @@ pub fn router(stores: Stores, auth: Arc<Authenticator>) -> Router {
 }
 
 async fn route_not_found() -> error::ApiError {
-    error::ApiError::not_found("Route not found")
+    error::ApiError::not_found(crate::sentences::ROUTE_NOT_FOUND)
 }
 
 /// One span per request: method, matched route (never the raw path, which may hold e-mails or

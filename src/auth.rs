@@ -81,9 +81,9 @@ impl Caller {
         self.is_admin() || self.has_role(Role::Service)
     }
 
-    pub fn require(&self, allowed: &[Role]) -> Result<(), ApiError> {
+    fn require(self, allowed: &[Role]) -> Result<Self, ApiError> {
         if allowed.iter().any(|role| self.has_role(*role)) {
-            Ok(())
+            Ok(self)
         } else {
             Err(ApiError::Unauthorized)
         }
@@ -275,6 +275,9 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// Any valid token: an end user, a service or an admin.
+pub type AnyCaller = Caller;
+
 /// Any valid token.
 impl<S> FromRequestParts<S> for Caller
 where
@@ -307,5 +310,38 @@ where
         auth.caller_from_headers(&parts.headers)?
             .require(&[Role::Service, Role::Admin])?;
         Ok(Self)
+    }
+}
+
+/// A token with role `admin`.
+pub struct AdminAccess(pub Caller);
+
+impl<S> FromRequestParts<S> for AdminAccess
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(&[Role::Admin]).map(Self)
+    }
+}
+
+/// A back-end integration on the token routes: a token with role `service` or `admin`, always
+/// (`LEGACY_ROUTES_AUTH` concerns the Part A routes only).
+pub struct BackendAccess(pub Caller);
+
+impl<S> FromRequestParts<S> for BackendAccess
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(&[Role::Service, Role::Admin]).map(Self)
     }
 }

@@ -8,8 +8,8 @@ use axum::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// The seed's sentence for every authentication or authorization refusal on the token routes.
-pub const AUTH_ERROR: &str = "Authentication error. Probably the authorization token is not correct or the user does not have the right role to access this service.";
+pub use crate::sentences::AUTH_ERROR;
+use crate::sentences::{INTERNAL_ERROR, PAYLOAD_TOO_LARGE, STORAGE_UNAVAILABLE, TOO_MANY_REQUESTS};
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
@@ -18,6 +18,9 @@ pub struct ErrorBody {
     #[schema(example = "ID not found")]
     pub error: String,
 }
+
+/// What `Retry-After` tells a client when the store does not answer.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -35,18 +38,19 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PreconditionFailed(String),
-    #[error("Request body is larger than the 64 KiB limit")]
+    #[error("{PAYLOAD_TOO_LARGE}")]
     PayloadTooLarge,
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unprocessable(String),
-    #[error("Too many requests")]
+    #[error("{TOO_MANY_REQUESTS}")]
     TooManyRequests { retry_after_secs: u64 },
-    #[error("Service unavailable")]
+    /// The store did not answer: the client may retry shortly.
+    #[error("{STORAGE_UNAVAILABLE}")]
     Unavailable,
     /// An unexpected failure: the detail goes to the log, the client sees a generic sentence.
-    #[error("Internal server error")]
+    #[error("{INTERNAL_ERROR}")]
     Internal(String),
 }
 
@@ -79,7 +83,13 @@ impl ApiError {
 
 impl From<crate::storage::StoreError> for ApiError {
     fn from(err: crate::storage::StoreError) -> Self {
-        Self::Internal(err.to_string())
+        match err {
+            crate::storage::StoreError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "store unavailable");
+                Self::Unavailable
+            }
+            other => Self::Internal(other.to_string()),
+        }
     }
 }
 
@@ -96,10 +106,15 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if let Self::TooManyRequests { retry_after_secs } = self {
+        let retry_after = match self {
+            Self::TooManyRequests { retry_after_secs } => Some(retry_after_secs),
+            Self::Unavailable => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -15,6 +15,7 @@ pub mod money;
 pub mod openapi;
 pub mod programs;
 pub mod referrals;
+pub mod sentences;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

@@ -13,48 +13,12 @@ pub enum CreditEventType {
     AcquiredCredit,
 }
 
-impl CreditEventType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SignupCredit => "signup_credit",
-            Self::AcquiredCredit => "acquired_credit",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "signup_credit" => Some(Self::SignupCredit),
-            "acquired_credit" => Some(Self::AcquiredCredit),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallbackStatus {
     Pending,
     Delivered,
     Failed,
-}
-
-impl CallbackStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "pending" => Some(Self::Pending),
-            "delivered" => Some(Self::Delivered),
-            "failed" => Some(Self::Failed),
-            _ => None,
-        }
-    }
 }
 
 /// A credit the billing service must receive exactly once.

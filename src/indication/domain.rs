@@ -10,7 +10,6 @@ use utoipa::ToSchema;
 use crate::{
     callbacks::{CreditEvent, CreditEventType},
     email::Email,
-    error::ApiError,
     money::Money,
     programs::{Program, ProgramId},
 };
@@ -20,7 +19,7 @@ pub const MAX_HASH_CHARS: usize = 128;
 pub const MAX_LIST_ITEMS: usize = 100;
 
 /// A user's opaque identifier in the billing system: 1 to 128 characters.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct UserHash(String);
 
@@ -96,30 +95,6 @@ pub enum LedgerOperation {
     SignupCredit,
     PotencialCredit,
     AcquiredCredit,
-}
-
-impl LedgerOperation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Indication => "indication",
-            Self::Signup => "signup",
-            Self::SignupCredit => "signup_credit",
-            Self::PotencialCredit => "potencial_credit",
-            Self::AcquiredCredit => "acquired_credit",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        [
-            Self::Indication,
-            Self::Signup,
-            Self::SignupCredit,
-            Self::PotencialCredit,
-            Self::AcquiredCredit,
-        ]
-        .into_iter()
-        .find(|op| op.as_str() == value)
-    }
 }
 
 /// One line of the ledger. `user_indicated` is a user hash, or the e-mail address of an
@@ -306,13 +281,19 @@ impl<'de> Deserialize<'de> for StringList {
     }
 }
 
+/// A list longer than its field accepts.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("Field `{field}` accepts at most {max} items")]
+pub struct StringListTooLong {
+    pub field: &'static str,
+    pub max: usize,
+}
+
 impl StringList {
-    /// Refuses lists over the cap, with the field's name in the sentence.
-    pub fn capped(self, field: &str, max: usize) -> Result<Vec<String>, ApiError> {
+    /// Refuses lists over the cap, naming the field.
+    pub fn capped(self, field: &'static str, max: usize) -> Result<Vec<String>, StringListTooLong> {
         if self.0.len() > max {
-            return Err(ApiError::unprocessable(format!(
-                "Field `{field}` accepts at most {max} items"
-            )));
+            return Err(StringListTooLong { field, max });
         }
         Ok(self.0)
     }

@@ -4,10 +4,14 @@
 
 use std::io::BufRead;
 
-use super::{IndicationStore, UserHash};
-use crate::{clock, programs::ProgramStore, storage::StoreError};
+use super::{
+    IndicationStore, UserHash,
+    service::{self, IndicationError, MAX_USERS_PER_REQUEST},
+};
+use crate::{clock, programs::ProgramStore};
 
-pub const BATCH_SIZE: usize = 1000;
+/// Users created per write: as many as one `POST /users/` accepts.
+pub const BATCH_SIZE: usize = MAX_USERS_PER_REQUEST;
 
 #[derive(Debug, Default, PartialEq)]
 pub struct ImportReport {
@@ -22,7 +26,7 @@ pub enum ImportError {
     #[error("cannot read the file: {0}")]
     Read(#[from] std::io::Error),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] IndicationError),
 }
 
 /// The hash of one line: `Ok(None)` for a blank line, `Err` for a malformed one.
@@ -45,7 +49,6 @@ pub async fn import_users(
     programs: &dyn ProgramStore,
     users: &dyn IndicationStore,
 ) -> Result<ImportReport, ImportError> {
-    let program = programs.oldest().await?.map(|p| p.id);
     let mut report = ImportReport::default();
     let mut batch = Vec::with_capacity(BATCH_SIZE);
     for (index, line) in reader.lines().enumerate() {
@@ -55,25 +58,24 @@ pub async fn import_users(
             Err(reason) => report.skipped.push((index + 1, reason)),
         }
         if batch.len() == BATCH_SIZE {
-            flush(&mut batch, program, users, &mut report).await?;
+            flush(&mut batch, programs, users, &mut report).await?;
         }
     }
-    flush(&mut batch, program, users, &mut report).await?;
+    flush(&mut batch, programs, users, &mut report).await?;
     Ok(report)
 }
 
 async fn flush(
     batch: &mut Vec<UserHash>,
-    program: Option<crate::programs::ProgramId>,
+    programs: &dyn ProgramStore,
     users: &dyn IndicationStore,
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
     if batch.is_empty() {
         return Ok(());
     }
-    let outcome = users
-        .create_users(std::mem::take(batch), program, clock::now())
-        .await?;
+    let outcome =
+        service::create_users(users, programs, std::mem::take(batch), clock::now()).await?;
     report.created += outcome.created.len();
     report.existing += outcome.existing.len();
     Ok(())

@@ -3,6 +3,7 @@
 pub mod domain;
 pub mod import;
 mod routes;
+pub mod service;
 pub mod store;
 
 pub use domain::{LedgerEntry, LedgerOperation, User, UserHash};

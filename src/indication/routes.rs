@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use axum::{
     Json,
@@ -11,11 +11,8 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    domain::{
-        EmailIndication, IndicatorCredit, MAX_LIST_ITEMS, Registration, StringList, Unlock,
-        UserHash,
-    },
-    store::RegisterOutcome,
+    domain::{StringList, UserHash},
+    service::{self, IndicationError, MAX_USERS_PER_REQUEST},
 };
 use crate::{
     app::{AppState, with_slash_alias},
@@ -25,11 +22,34 @@ use crate::{
     error::{ApiError, ErrorBody, Result},
     extract::JsonOrForm,
     money::Money,
-    programs::{Program, ProgramId},
+    programs::Program,
+    sentences,
 };
 
-/// `POST /users/` accepts up to this many hashes; `import-users` is there for more.
-pub const MAX_USERS_PER_REQUEST: usize = 1000;
+impl From<IndicationError> for ApiError {
+    fn from(err: IndicationError) -> Self {
+        use IndicationError as E;
+        match err {
+            E::NoUserHashes => Self::unprocessable(sentences::USER_HASHES_REQUIRED),
+            E::TooManyUserHashes => Self::unprocessable(format!(
+                "At most {MAX_USERS_PER_REQUEST} user hashes are accepted in one request"
+            )),
+            E::BadUserHash => Self::unprocessable(sentences::USER_HASH_LENGTH),
+            E::ListTooLong(err) => Self::unprocessable(err.to_string()),
+            E::SelfIndication => Self::unprocessable(sentences::SELF_INDICATION),
+            E::IndicatorHashNotFound => Self::not_found(sentences::INDICATOR_HASH_NOT_FOUND),
+            E::IndicatorNotFound => {
+                Self::PreconditionFailed(sentences::INDICATOR_NOT_FOUND.to_owned())
+            }
+            E::ProgramNotFound => Self::not_found(sentences::PROGRAM_NOT_FOUND),
+            E::NoProgram => Self::not_found(sentences::NO_PROGRAM),
+            E::AlreadyRegistered => Self::Conflict(sentences::ALREADY_REGISTERED.to_owned()),
+            E::UserNotFound => Self::not_found(sentences::USER_NOT_FOUND),
+            E::Overflow => Self::Internal(err.to_string()),
+            E::Store(err) => err.into(),
+        }
+    }
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     [
@@ -57,8 +77,9 @@ fn string_list_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
         .into()
 }
 
-fn user_not_found() -> ApiError {
-    ApiError::not_found("User not found")
+/// A hash from a path: one that cannot be a hash names no user.
+fn path_hash(raw: &str) -> Result<UserHash> {
+    UserHash::parse(raw).ok_or(IndicationError::UserNotFound.into())
 }
 
 /// A blank field counts as missing.
@@ -114,29 +135,24 @@ async fn create_users(
 ) -> Result<(StatusCode, Json<UsersCreatedBody>)> {
     let mut raw: Vec<String> = input.user_hash.into_iter().collect();
     if let Some(list) = input.user_hashes {
-        raw.extend(list.capped("user_hashes", MAX_USERS_PER_REQUEST)?);
-    }
-    if raw.is_empty() {
-        return Err(ApiError::unprocessable(
-            "Field `user_hash` or `user_hashes` is required",
-        ));
-    }
-    if raw.len() > MAX_USERS_PER_REQUEST {
-        return Err(ApiError::unprocessable(format!(
-            "At most {MAX_USERS_PER_REQUEST} user hashes are accepted in one request"
-        )));
+        raw.extend(
+            list.capped("user_hashes", MAX_USERS_PER_REQUEST)
+                .map_err(IndicationError::from)?,
+        );
     }
     let hashes = raw
         .iter()
         .map(|h| UserHash::parse(h))
         .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| ApiError::unprocessable("Every user hash must have 1 to 128 characters"))?;
-    let program = state.stores.programs.oldest().await?.map(|p| p.id);
-    let outcome = state
-        .stores
-        .indication
-        .create_users(hashes, program, clock::now())
-        .await?;
+        .ok_or(IndicationError::BadUserHash);
+    let stores = &state.stores;
+    let outcome = service::create_users(
+        stores.indication.as_ref(),
+        stores.programs.as_ref(),
+        hashes?,
+        clock::now(),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(UsersCreatedBody {
@@ -205,7 +221,7 @@ async fn register(
         (present(input.user_indicator), present(input.user_indicated))
     else {
         return Err(ApiError::PreconditionFailed(
-            "Needed user_indicator and user_indicated hashes".to_owned(),
+            sentences::REGISTER_HASHES_NEEDED.to_owned(),
         ));
     };
     let too_long = |field: &str| {
@@ -213,45 +229,25 @@ async fn register(
     };
     let indicator = UserHash::parse(&indicator).ok_or_else(|| too_long("user_indicator"))?;
     let indicated = UserHash::parse(&indicated).ok_or_else(|| too_long("user_indicated"))?;
-    if indicator == indicated {
-        return Err(ApiError::unprocessable("A user cannot indicate itself"));
-    }
-    if state.stores.indication.user(&indicator).await?.is_none() {
-        return Err(ApiError::not_found("User indicator hash not found"));
-    }
-    let program = registration_program(&state, present(input.referral_program_id)).await?;
-    let registration = Registration::new(indicated, indicator, &program, clock::now());
-    let body = RegisteredUser {
-        user_hash: registration.user.hash.clone(),
-        user_indicator: registration.event.user_indicator_hash.clone(),
-        referral_program: program,
-        created_at: registration.user.created_at,
-    };
-    match state.stores.indication.register(registration).await? {
-        RegisterOutcome::Registered => Ok((StatusCode::CREATED, Json(body))),
-        RegisterOutcome::AlreadyRegistered => {
-            Err(ApiError::Conflict("User already registered".to_owned()))
-        }
-        RegisterOutcome::ProgramNotFound => {
-            Err(ApiError::not_found("Referral program id not found"))
-        }
-    }
-}
-
-async fn registration_program(state: &AppState, requested: Option<String>) -> Result<Program> {
-    match requested {
-        Some(raw) => {
-            let not_found = || ApiError::not_found("Referral program id not found");
-            let id: ProgramId = raw.trim().parse().map_err(|_| not_found())?;
-            state.stores.programs.get(id).await?.ok_or_else(not_found)
-        }
-        None => state
-            .stores
-            .programs
-            .oldest()
-            .await?
-            .ok_or_else(|| ApiError::not_found("No referral program configured")),
-    }
+    let program = present(input.referral_program_id);
+    let registered = service::register(
+        state.stores.indication.as_ref(),
+        state.stores.programs.as_ref(),
+        indicator,
+        indicated,
+        program.as_deref(),
+        clock::now(),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisteredUser {
+            user_hash: registered.user_hash,
+            user_indicator: registered.user_indicator,
+            referral_program: registered.program,
+            created_at: registered.created_at,
+        }),
+    ))
 }
 
 // ---- PUT /invoice/user/{user_hash}/ -------------------------------------------------------
@@ -301,34 +297,16 @@ async fn record_invoice(
 ) -> Result<Json<InvoiceBody>> {
     let total = input
         .total_amount_paid
-        .ok_or_else(|| ApiError::unprocessable("Field `total_amount_paid` is required"))?;
-    let hash = UserHash::parse(&user_hash).ok_or_else(user_not_found)?;
-    let user = state
-        .stores
-        .indication
-        .user(&hash)
-        .await?
-        .ok_or_else(user_not_found)?;
-    let mut unlock = None;
-    if let (Some(indicator), Some(IndicatorCredit::Pending), Some(program_id)) =
-        (&user.indicator, &user.credit, user.program_id)
-        && let Some(program) = state.stores.programs.get(program_id).await?
-        && total >= program.target_value
-    {
-        unlock = Some(Unlock::new(&user, indicator, &program, clock::now()));
-    }
-    let payment = state
-        .stores
-        .indication
-        .record_payment(&hash, total, unlock)
-        .await?;
-    let user = payment.user.ok_or_else(user_not_found)?;
-    if payment.credited_now {
-        tracing::info!(program = ?user.program_id, "indicator credit unlocked");
-    }
-    Ok(Json(InvoiceBody {
-        acquired_credit: user.acquired_amount().unwrap_or(Money::ZERO),
-    }))
+        .ok_or_else(|| ApiError::unprocessable(sentences::TOTAL_REQUIRED))?;
+    let acquired_credit = service::record_invoice(
+        state.stores.indication.as_ref(),
+        state.stores.programs.as_ref(),
+        &path_hash(&user_hash)?,
+        total,
+        clock::now(),
+    )
+    .await?;
+    Ok(Json(InvoiceBody { acquired_credit }))
 }
 
 // ---- GET /statement/{user_hash}/ ----------------------------------------------------------
@@ -362,44 +340,17 @@ async fn statement(
     State(state): State<AppState>,
     Path(user_hash): Path<String>,
 ) -> Result<Json<StatementBody>> {
-    let hash = UserHash::parse(&user_hash).ok_or_else(user_not_found)?;
-    let user = state
-        .stores
-        .indication
-        .user(&hash)
-        .await?
-        .ok_or_else(user_not_found)?;
-    let indicated = state.stores.indication.indicated_by(&hash).await?;
-    let programs: HashMap<ProgramId, Program> = state
-        .stores
-        .programs
-        .list()
-        .await?
-        .into_iter()
-        .map(|p| (p.id, p))
-        .collect();
-    let overflow = || ApiError::Internal("statement sum overflows".to_owned());
-    let (mut potencial, mut acquired) = (Money::ZERO, Money::ZERO);
-    for other in &indicated {
-        match &other.credit {
-            Some(IndicatorCredit::Acquired { amount, .. }) => {
-                acquired = acquired.checked_add(*amount).ok_or_else(overflow)?;
-            }
-            Some(IndicatorCredit::Pending) => {
-                let target = other
-                    .program_id
-                    .and_then(|id| programs.get(&id))
-                    .map_or(Money::ZERO, |p| p.target_value);
-                potencial = potencial.checked_add(target).ok_or_else(overflow)?;
-            }
-            None => {}
-        }
-    }
+    let statement = service::statement(
+        state.stores.indication.as_ref(),
+        state.stores.programs.as_ref(),
+        &path_hash(&user_hash)?,
+    )
+    .await?;
     Ok(Json(StatementBody {
-        potencial_credit: potencial,
-        acquired_credit: acquired,
-        indicated_users: indicated.len(),
-        referral_program: user.program_id.and_then(|id| programs.get(&id).cloned()),
+        potencial_credit: statement.potencial_credit,
+        acquired_credit: statement.acquired_credit,
+        indicated_users: statement.indicated_users,
+        referral_program: statement.program,
     }))
 }
 
@@ -423,10 +374,8 @@ pub struct EmailIndicationBody {
     invalid_emails: Vec<String>,
 }
 
-fn email_list(emails: Option<StringList>) -> Result<Vec<String>> {
-    emails
-        .ok_or_else(|| ApiError::unprocessable("Field `emails` is required"))?
-        .capped("emails", MAX_LIST_ITEMS)
+fn email_list(emails: Option<StringList>) -> Result<StringList> {
+    emails.ok_or_else(|| ApiError::unprocessable(sentences::EMAILS_REQUIRED))
 }
 
 /// Record e-mail addresses a user indicated.
@@ -455,48 +404,25 @@ async fn indicate_emails(
     State(state): State<AppState>,
     JsonOrForm(input): JsonOrForm<EmailIndicationInput>,
 ) -> Result<(StatusCode, Json<EmailIndicationBody>)> {
-    let indicator = present(input.user_indicator)
-        .ok_or_else(|| ApiError::PreconditionFailed("Need user_indicator parameter".to_owned()))?;
-    let raw = email_list(input.emails)?;
-    let not_found = || ApiError::PreconditionFailed("User indicator not found".to_owned());
-    let indicator = UserHash::parse(&indicator).ok_or_else(not_found)?;
-    let user = state
-        .stores
-        .indication
-        .user(&indicator)
-        .await?
-        .ok_or_else(not_found)?;
-
-    let mut body = EmailIndicationBody {
-        saved_emails: Vec::new(),
-        already_indicated: Vec::new(),
-        invalid_emails: Vec::new(),
-    };
-    let mut seen = HashSet::new();
-    for raw in raw {
-        let Some(email) = Email::parse(&raw) else {
-            let raw = raw.trim().to_owned();
-            if !body.invalid_emails.contains(&raw) {
-                body.invalid_emails.push(raw);
-            }
-            continue;
-        };
-        if !seen.insert(email.clone()) {
-            continue;
-        }
-        let indication = EmailIndication::new(
-            email.clone(),
-            indicator.clone(),
-            user.program_id,
-            clock::now(),
-        );
-        if state.stores.indication.save_indication(indication).await? {
-            body.saved_emails.push(email);
-        } else {
-            body.already_indicated.push(email);
-        }
-    }
-    Ok((StatusCode::CREATED, Json(body)))
+    let indicator = present(input.user_indicator).ok_or_else(|| {
+        ApiError::PreconditionFailed(sentences::INDICATOR_PARAMETER_NEEDED.to_owned())
+    })?;
+    let emails = email_list(input.emails)?;
+    let report = service::indicate_emails(
+        state.stores.indication.as_ref(),
+        &indicator,
+        emails,
+        clock::now(),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EmailIndicationBody {
+            saved_emails: report.saved,
+            already_indicated: report.already_indicated,
+            invalid_emails: report.invalid,
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -535,19 +461,15 @@ async fn verify_emails(
     State(state): State<AppState>,
     JsonOrForm(input): JsonOrForm<EmailVerificationInput>,
 ) -> Result<Json<EmailVerificationBody>> {
-    let raw = email_list(input.emails)?;
-    let valid: Vec<Email> = raw.iter().filter_map(|r| Email::parse(r)).collect();
-    let indicators = state.stores.indication.indicators_of(&valid).await?;
-    let emails = raw
-        .iter()
-        .map(|r| {
-            let key = r.trim().to_lowercase();
-            let value = Email::parse(r)
-                .and_then(|e| indicators.get(&e))
-                .map_or(serde_json::Value::Bool(false), |h| {
-                    serde_json::Value::String(h.to_string())
-                });
-            (key, value)
+    let found =
+        service::verify_emails(state.stores.indication.as_ref(), email_list(input.emails)?).await?;
+    let emails = found
+        .into_iter()
+        .map(|(email, indicator)| {
+            let value = indicator.map_or(serde_json::Value::Bool(false), |h| {
+                serde_json::Value::String(h.to_string())
+            });
+            (email, value)
         })
         .collect();
     Ok(Json(EmailVerificationBody { emails }))

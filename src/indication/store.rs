@@ -57,9 +57,12 @@ pub trait IndicationStore: Send + Sync {
     /// The users this user indicated.
     async fn indicated_by(&self, indicator: &UserHash) -> Result<Vec<User>, StoreError>;
 
-    /// Saves an indicated e-mail with its ledger entry; `false` when any indicator already
-    /// indicated it.
-    async fn save_indication(&self, indication: EmailIndication) -> Result<bool, StoreError>;
+    /// Saves indicated e-mails (distinct addresses), each with its ledger entry, in one write;
+    /// for each, in order, `false` when any indicator had already indicated it.
+    async fn save_indications(
+        &self,
+        indications: Vec<EmailIndication>,
+    ) -> Result<Vec<bool>, StoreError>;
 
     /// The indicator of each of these e-mails that was indicated.
     async fn indicators_of(&self, emails: &[Email])

@@ -5,12 +5,11 @@ use std::{fmt, str::FromStr};
 
 use chrono::{DateTime, Utc};
 use mongodb::bson::oid::ObjectId;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{clock, error::ApiError, money::Money};
+use crate::{clock, money::Money};
 
-pub const ID_NOT_FOUND: &str = "ID not found";
 pub const MAX_NAME_CHARS: usize = 200;
 
 /// A program identifier: 24 hexadecimal characters (a MongoDB ObjectId on both backends).
@@ -31,14 +30,18 @@ impl ProgramId {
     }
 }
 
-impl FromStr for ProgramId {
-    type Err = ApiError;
+/// Text that cannot be a program id (anything but 24 hex characters).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not a program id")]
+pub struct InvalidProgramId;
 
-    /// Anything but 24 hex characters cannot name a program: not found, never a 500.
+impl FromStr for ProgramId {
+    type Err = InvalidProgramId;
+
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         ObjectId::parse_str(s)
             .map(Self)
-            .map_err(|_| ApiError::not_found(ID_NOT_FOUND))
+            .map_err(|_| InvalidProgramId)
     }
 }
 
@@ -55,22 +58,27 @@ impl Serialize for ProgramId {
 }
 
 /// A program name: 1 to 200 characters once surrounding spaces are trimmed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct ProgramName(String);
 
+/// Why a text cannot be a program name.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProgramNameError {
+    #[error("empty")]
+    Empty,
+    #[error("longer than {MAX_NAME_CHARS} characters")]
+    TooLong,
+}
+
 impl ProgramName {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self, ProgramNameError> {
         let name = raw.trim();
         if name.is_empty() {
-            return Err(ApiError::unprocessable(
-                "Field `name` is required and must not be empty",
-            ));
+            return Err(ProgramNameError::Empty);
         }
         if name.chars().count() > MAX_NAME_CHARS {
-            return Err(ApiError::unprocessable(format!(
-                "Field `name` must be at most {MAX_NAME_CHARS} characters"
-            )));
+            return Err(ProgramNameError::TooLong);
         }
         Ok(Self(name.to_owned()))
     }

@@ -2,6 +2,7 @@
 
 pub mod domain;
 mod routes;
+pub mod service;
 pub mod store;
 
 pub use domain::{Program, ProgramId};

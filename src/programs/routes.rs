@@ -7,7 +7,10 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::domain::{Deletion, ID_NOT_FOUND, Program, ProgramId, ProgramName, ProgramPatch};
+use super::{
+    domain::{MAX_NAME_CHARS, Program, ProgramNameError},
+    service::{self, ProgramDraft, ProgramError},
+};
 use crate::{
     app::{AppState, with_slash_alias},
     auth::ServiceAccess,
@@ -15,7 +18,24 @@ use crate::{
     error::{ApiError, ErrorBody, Result},
     extract::JsonOrForm,
     money::Money,
+    sentences,
 };
+
+impl From<ProgramError> for ApiError {
+    fn from(err: ProgramError) -> Self {
+        match err {
+            ProgramError::NotFound => Self::not_found(sentences::PROGRAM_ID_NOT_FOUND),
+            ProgramError::HasUsers => Self::Conflict(sentences::PROGRAM_HAS_USERS.to_owned()),
+            ProgramError::Name(ProgramNameError::Empty) => {
+                Self::unprocessable(sentences::PROGRAM_NAME_REQUIRED)
+            }
+            ProgramError::Name(ProgramNameError::TooLong) => Self::unprocessable(format!(
+                "Field `name` must be at most {MAX_NAME_CHARS} characters"
+            )),
+            ProgramError::Store(err) => err.into(),
+        }
+    }
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     let router = OpenApiRouter::new();
@@ -33,13 +53,13 @@ pub struct ProgramInput {
     target_value: Option<Money>,
 }
 
-impl ProgramInput {
-    fn into_patch(self) -> Result<ProgramPatch> {
-        Ok(ProgramPatch {
-            name: self.name.as_deref().map(ProgramName::parse).transpose()?,
-            credit_value: self.credit_value,
-            target_value: self.target_value,
-        })
+impl From<ProgramInput> for ProgramDraft {
+    fn from(input: ProgramInput) -> Self {
+        Self {
+            name: input.name,
+            credit_value: input.credit_value,
+            target_value: input.target_value,
+        }
     }
 }
 
@@ -64,13 +84,7 @@ async fn create_program(
     State(state): State<AppState>,
     JsonOrForm(input): JsonOrForm<ProgramInput>,
 ) -> Result<(StatusCode, Json<Program>)> {
-    let name = ProgramName::parse(input.name.as_deref().unwrap_or(""))?;
-    let program = Program::new(
-        name,
-        input.credit_value.unwrap_or(Money::ZERO),
-        input.target_value.unwrap_or(Money::ZERO),
-    );
-    state.stores.programs.insert(&program).await?;
+    let program = service::create(state.stores.programs.as_ref(), input.into()).await?;
     Ok((StatusCode::CREATED, Json(program)))
 }
 
@@ -87,7 +101,7 @@ async fn list_programs(
     _: ServiceAccess,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<Program>>> {
-    Ok(Json(state.stores.programs.list().await?))
+    Ok(Json(service::list(state.stores.programs.as_ref()).await?))
 }
 
 /// Get one referral program.
@@ -106,11 +120,9 @@ async fn get_program(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Program>> {
-    let id: ProgramId = id.parse()?;
-    let program = state.stores.programs.get(id).await?;
-    program
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(ID_NOT_FOUND))
+    Ok(Json(
+        service::get(state.stores.programs.as_ref(), &id).await?,
+    ))
 }
 
 /// Update a referral program: only the fields present change (0 is a value, not "absent").
@@ -137,16 +149,9 @@ async fn update_program(
     Path(id): Path<String>,
     JsonOrForm(input): JsonOrForm<ProgramInput>,
 ) -> Result<Json<Program>> {
-    let id: ProgramId = id.parse()?;
-    let patch = input.into_patch()?;
-    let program = state
-        .stores
-        .programs
-        .update(id, &patch, clock::now())
-        .await?;
-    program
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(ID_NOT_FOUND))
+    let store = state.stores.programs.as_ref();
+    let program = service::update(store, &id, input.into(), clock::now()).await?;
+    Ok(Json(program))
 }
 
 /// Delete a referral program that no user belongs to.
@@ -166,10 +171,6 @@ async fn delete_program(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    let id: ProgramId = id.parse()?;
-    match state.stores.programs.delete(id).await? {
-        Deletion::Deleted => Ok(StatusCode::NO_CONTENT),
-        Deletion::NotFound => Err(ApiError::not_found(ID_NOT_FOUND)),
-        Deletion::HasUsers => Err(ApiError::Conflict("Program has users".to_owned())),
-    }
+    service::delete(state.stores.programs.as_ref(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -19,7 +19,7 @@ pub const MAX_NAME_CHARS: usize = 100;
 
 /// A referral code as spelled when created or imported (`ALBE-7KQ2MZP`, `ABC-6add-T`).
 /// Codes match case-insensitively, through [`ReferralCode::key`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct ReferralCode(String);
 
@@ -88,10 +88,32 @@ impl fmt::Display for ReferralCode {
 }
 
 /// An account id (the token's `sub`): 1 to 128 characters, opaque.
-pub fn parse_account(raw: &str) -> Option<String> {
-    let account = raw.trim();
-    (!account.is_empty() && account.chars().count() <= MAX_ACCOUNT_CHARS)
-        .then(|| account.to_owned())
+/// An account of the web front end (a token's `sub`): 1 to 128 characters once trimmed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct AccountId(String);
+
+impl AccountId {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let account = raw.trim();
+        (!account.is_empty() && account.chars().count() <= MAX_ACCOUNT_CHARS)
+            .then(|| Self(account.to_owned()))
+    }
+
+    /// For ids read back from a store, which were validated when written.
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -132,28 +154,9 @@ pub enum Via {
     Landlord,
 }
 
-impl Via {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Redeem => "redeem",
-            Self::Apply => "apply",
-            Self::Landlord => "landlord",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "redeem" => Some(Self::Redeem),
-            "apply" => Some(Self::Apply),
-            "landlord" => Some(Self::Landlord),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct Referee {
-    pub account_id: String,
+    pub account_id: AccountId,
     pub referral_code: ReferralCode,
     pub redeemed_at: DateTime<Utc>,
     pub via: Via,
@@ -176,7 +179,7 @@ pub struct RefereeBody {
 impl From<&Referee> for RefereeBody {
     fn from(referee: &Referee) -> Self {
         Self {
-            id: referee.account_id.clone(),
+            id: referee.account_id.to_string(),
             referral_code: referee.referral_code.to_string(),
             redeem_on: referee.redeemed_at.format("%Y-%m-%d %H:%M").to_string(),
         }

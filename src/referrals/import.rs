@@ -5,6 +5,7 @@
 
 use std::io::Read;
 
+use super::service::ReferralError;
 use super::{
     domain::{MAX_NAME_CHARS, ReferralCode, Referrer},
     service,
@@ -28,6 +29,8 @@ pub enum ImportError {
     Header,
     #[error("cannot read the file: {0}")]
     Read(#[from] csv::Error),
+    #[error(transparent)]
+    Referral(#[from] ReferralError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -2,30 +2,34 @@ use axum::{
     Json,
     extract::{Path, RawQuery, State},
     http::{HeaderName, HeaderValue, StatusCode},
-    response::{IntoResponse, Response},
 };
 use base64::{
     Engine,
     engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD},
 };
 use serde::Serialize;
+use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    domain::{MAX_NAME_CHARS, Referee, RefereeBody, ReferralCode, Referrer, Via, parse_account},
-    service::{self, Applicant},
+    domain::{AccountId, MAX_NAME_CHARS, RefereeBody, ReferralCode, Referrer, Via},
+    service::{self, Applicant, Redemption, ReferralError},
 };
 use crate::{
     app::AppState,
-    auth::{Caller, Role},
+    auth::{AdminAccess, AnyCaller, BackendAccess, Caller},
     clock,
     email::Email,
     error::{ApiError, ErrorBody, Result},
     extract::{Field, JsonObject},
+    sentences::{
+        ATTRIBUTES_REQUIRED, BAD_REGISTER_BODY, BODY_NOT_VALID, CODE_NOT_FOUND,
+        DIFFERENT_CODE_BEFORE, EMAIL_NOT_FOUND, EMAIL_NOT_VALID, LOOKUP_CODE_NOT_VALID, OWN_CODE,
+        REDEEM_CODE_NOT_VALID, REFEREE_NOT_FOUND, REFERRER_NOT_FOUND,
+    },
 };
 
-#[allow(deprecated)]
 pub fn router() -> OpenApiRouter<AppState> {
     [
         routes!(referral_code_by_email),
@@ -35,20 +39,44 @@ pub fn router() -> OpenApiRouter<AppState> {
         routes!(internal_referral_code),
         routes!(redeem),
         routes!(apply),
-        routes!(landlord_register),
         routes!(referee_by_user),
+    ]
+    .into_iter()
+    .fold(OpenApiRouter::new(), OpenApiRouter::routes)
+    .merge(deprecated_router())
+}
+
+/// The seed's deprecated routes: every answer, errors included, says `Deprecation: true`.
+#[allow(deprecated)]
+fn deprecated_router() -> OpenApiRouter<AppState> {
+    [
+        routes!(landlord_register),
         routes!(referee_check),
         routes!(landlord_check),
     ]
     .into_iter()
     .fold(OpenApiRouter::new(), OpenApiRouter::routes)
+    .layer(SetResponseHeaderLayer::overriding(
+        HeaderName::from_static("deprecation"),
+        HeaderValue::from_static("true"),
+    ))
 }
 
-const EMAIL_NOT_VALID: &str = "Unprocessable entity. Email is not valid.";
-const CODE_NOT_VALID: &str = "Unprocessable entity. Referral code is not valid.";
-const REFERRER_NOT_FOUND: &str = "Referrer not found.";
-const BAD_REGISTER_BODY: &str =
-    "The body of request is wrong. Check name of field and which fields are required.";
+impl From<ReferralError> for ApiError {
+    fn from(err: ReferralError) -> Self {
+        use ReferralError as E;
+        match err {
+            E::EmailNotFound => Self::not_found(EMAIL_NOT_FOUND),
+            E::ReferrerNotFound => Self::not_found(REFERRER_NOT_FOUND),
+            E::CodeNotFound => Self::not_found(CODE_NOT_FOUND),
+            E::AppliedCodeNotFound => Self::unprocessable(REDEEM_CODE_NOT_VALID),
+            E::OwnCode => Self::Forbidden(OWN_CODE.to_owned()),
+            E::DifferentCodeBefore => Self::Forbidden(DIFFERENT_CODE_BEFORE.to_owned()),
+            E::RefereeNotFound => Self::not_found(REFEREE_NOT_FOUND),
+            E::Store(err) => err.into(),
+        }
+    }
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReferralCodeBody {
@@ -130,15 +158,6 @@ fn decode_email(encoded: &str) -> Option<Email> {
     Email::parse(std::str::from_utf8(&bytes).ok()?)
 }
 
-fn deprecated(response: impl IntoResponse) -> Response {
-    let mut response = response.into_response();
-    response.headers_mut().insert(
-        HeaderName::from_static("deprecation"),
-        HeaderValue::from_static("true"),
-    );
-    response
-}
-
 // ---- referrers ----------------------------------------------------------------------------
 
 /// Get the referral code of a referrer by e-mail.
@@ -157,7 +176,7 @@ fn deprecated(response: impl IntoResponse) -> Response {
     security(("bearer" = []))
 )]
 async fn referral_code_by_email(
-    caller: Caller,
+    caller: AnyCaller,
     State(state): State<AppState>,
     Path(encoded): Path<String>,
 ) -> Result<Json<ReferralCodeBody>> {
@@ -165,8 +184,7 @@ async fn referral_code_by_email(
     if !caller.is_privileged() && caller_email(&caller).as_ref() != Some(&email) {
         return Err(ApiError::Unauthorized);
     }
-    let referrer = state.stores.referrals.referrer_by_email(&email).await?;
-    let referrer = referrer.ok_or_else(|| ApiError::not_found("Email not found."))?;
+    let referrer = service::referrer_by_email(state.stores.referrals.as_ref(), &email).await?;
     Ok(Json(ReferralCodeBody::from(&referrer)))
 }
 
@@ -185,7 +203,7 @@ async fn referral_code_by_email(
     security(("bearer" = []))
 )]
 async fn referrer_by_code(
-    caller: Caller,
+    caller: AnyCaller,
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<ReferrerBody>> {
@@ -194,9 +212,9 @@ async fn referrer_by_code(
         .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "referrerCode"))
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
-    let code = ReferralCode::parse(&raw).ok_or_else(|| ApiError::unprocessable(CODE_NOT_VALID))?;
-    let referrer = state.stores.referrals.referrer_by_code(&code.key()).await?;
-    let referrer = referrer.ok_or_else(|| ApiError::not_found(REFERRER_NOT_FOUND))?;
+    let code =
+        ReferralCode::parse(&raw).ok_or_else(|| ApiError::unprocessable(LOOKUP_CODE_NOT_VALID))?;
+    let referrer = service::referrer_by_code(state.stores.referrals.as_ref(), &code).await?;
     let email = if caller.is_privileged() || owns(&caller, &referrer) {
         referrer.email.to_string()
     } else {
@@ -255,11 +273,10 @@ fn name_field(
     security(("bearer" = []))
 )]
 async fn register_external(
-    caller: Caller,
+    _: BackendAccess,
     State(state): State<AppState>,
     JsonObject(body): JsonObject,
 ) -> Result<Json<RegisteredReferrerBody>> {
-    caller.require(&[Role::Service, Role::Admin])?;
     let bad_body = || ApiError::BadRequest(BAD_REGISTER_BODY.to_owned());
     let body = body.ok_or_else(bad_body)?;
     let Field::Text(raw_email) = Field::of(&body, "email") else {
@@ -302,7 +319,7 @@ async fn register_external(
     security(("bearer" = []))
 )]
 async fn register_internal(
-    caller: Caller,
+    caller: AnyCaller,
     State(state): State<AppState>,
 ) -> Result<Json<ReferralCodeBody>> {
     let email = caller_email(&caller).ok_or_else(|| ApiError::unprocessable(EMAIL_NOT_VALID))?;
@@ -338,24 +355,16 @@ async fn register_internal(
     security(("bearer" = []))
 )]
 async fn internal_referral_code(
-    caller: Caller,
+    caller: AnyCaller,
     State(state): State<AppState>,
 ) -> Result<Json<ReferralCodeBody>> {
-    let store = state.stores.referrals.as_ref();
-    let mut referrer = store.referrer_by_user(&caller.sub).await?;
-    if referrer.is_none()
-        && let Some(email) = caller_email(&caller)
-    {
-        referrer = store.referrer_by_email(&email).await?;
-    }
-    let referrer = referrer.ok_or_else(|| ApiError::not_found(REFERRER_NOT_FOUND))?;
+    let email = caller_email(&caller);
+    let referrer =
+        service::own_referrer(state.stores.referrals.as_ref(), &caller.sub, email.as_ref()).await?;
     Ok(Json(ReferralCodeBody::from(&referrer)))
 }
 
 // ---- referees -----------------------------------------------------------------------------
-
-const ATTRIBUTES_REQUIRED: &str = "Attributes are required";
-const BODY_NOT_VALID: &str = "The request body is not valid";
 
 /// The string attributes a redemption needs, in the seed's order of checks: a body that is not
 /// a JSON object is 422; a missing attribute 400; an attribute of the wrong type 422.
@@ -380,50 +389,25 @@ fn attributes<const N: usize>(
         .map_err(|_| ApiError::unprocessable(BODY_NOT_VALID))
 }
 
-/// What a redemption route answers for a code that does not exist.
-enum UnknownCode {
-    NotFound,
-    NotValid,
-}
-
+/// Redeems for the account, answering 200 for a first redemption and 201 for the same code
+/// again.
 async fn redeem_code(
     state: &AppState,
     account_id: &str,
     raw_code: &str,
     via: Via,
-    unknown: UnknownCode,
-) -> Result<Response> {
-    let account_id =
-        parse_account(account_id).ok_or_else(|| ApiError::unprocessable(BODY_NOT_VALID))?;
+) -> Result<(StatusCode, Json<RefereeBody>)> {
+    let account =
+        AccountId::parse(account_id).ok_or_else(|| ApiError::unprocessable(BODY_NOT_VALID))?;
     let code = ReferralCode::parse(raw_code)
-        .ok_or_else(|| ApiError::unprocessable("Referral code is not valid"))?;
+        .ok_or_else(|| ApiError::unprocessable(REDEEM_CODE_NOT_VALID))?;
     let store = state.stores.referrals.as_ref();
-    let Some(referrer) = store.referrer_by_code(&code.key()).await? else {
-        return Err(match unknown {
-            UnknownCode::NotFound => ApiError::not_found("Referral code is not found"),
-            UnknownCode::NotValid => ApiError::unprocessable("Referral code is not valid"),
-        });
-    };
-    if referrer.user_id.as_deref() == Some(account_id.as_str()) {
-        return Err(ApiError::Forbidden(
-            "A user cannot redeem its own code".to_owned(),
-        ));
-    }
-    let referee = Referee {
-        account_id,
-        referral_code: referrer.referral_code.clone(),
-        redeemed_at: clock::now(),
-        via,
-    };
-    match store.insert_referee(&referee).await? {
-        Ok(()) => Ok((StatusCode::OK, Json(RefereeBody::from(&referee))).into_response()),
-        Err(existing) if existing.referral_code.key() == referee.referral_code.key() => {
-            Ok((StatusCode::CREATED, Json(RefereeBody::from(&existing))).into_response())
-        }
-        Err(_) => Err(ApiError::Forbidden(
-            "The user registered a different code before".to_owned(),
-        )),
-    }
+    Ok(
+        match service::redeem(store, account, &code, via, clock::now()).await? {
+            Redemption::First(referee) => (StatusCode::OK, Json(RefereeBody::from(&referee))),
+            Redemption::Again(referee) => (StatusCode::CREATED, Json(RefereeBody::from(&referee))),
+        },
+    )
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]
@@ -455,19 +439,12 @@ pub struct RedeemInput {
     security(("bearer" = []))
 )]
 async fn redeem(
-    caller: Caller,
+    caller: AnyCaller,
     State(state): State<AppState>,
     JsonObject(body): JsonObject,
-) -> Result<Response> {
+) -> Result<(StatusCode, Json<RefereeBody>)> {
     let [code] = attributes(body, ["referralCode"])?;
-    redeem_code(
-        &state,
-        &caller.sub,
-        &code,
-        Via::Redeem,
-        UnknownCode::NotFound,
-    )
-    .await
+    redeem_code(&state, &caller.sub, &code, Via::Redeem).await
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]
@@ -499,13 +476,12 @@ pub struct ApplyInput {
     security(("bearer" = []))
 )]
 async fn apply(
-    caller: Caller,
+    _: AdminAccess,
     State(state): State<AppState>,
     JsonObject(body): JsonObject,
-) -> Result<Response> {
-    caller.require(&[Role::Admin])?;
+) -> Result<(StatusCode, Json<RefereeBody>)> {
     let [account, code] = attributes(body, ["accountId", "referralCode"])?;
-    redeem_code(&state, &account, &code, Via::Apply, UnknownCode::NotValid).await
+    redeem_code(&state, &account, &code, Via::Apply).await
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]
@@ -537,24 +513,12 @@ pub struct LandlordInput {
 )]
 #[deprecated]
 async fn landlord_register(
-    caller: Result<Caller, ApiError>,
+    _: BackendAccess,
     State(state): State<AppState>,
     JsonObject(body): JsonObject,
-) -> Response {
-    let result = async {
-        caller?.require(&[Role::Service, Role::Admin])?;
-        let [account, code] = attributes(body, ["accountId", "promoCode"])?;
-        redeem_code(
-            &state,
-            &account,
-            &code,
-            Via::Landlord,
-            UnknownCode::NotFound,
-        )
-        .await
-    }
-    .await;
-    deprecated(result.into_response())
+) -> Result<(StatusCode, Json<RefereeBody>)> {
+    let [account, code] = attributes(body, ["accountId", "promoCode"])?;
+    redeem_code(&state, &account, &code, Via::Landlord).await
 }
 
 /// Get the referee record of an account. An end user may only read their own.
@@ -569,23 +533,30 @@ async fn landlord_register(
     security(("bearer" = []))
 )]
 async fn referee_by_user(
-    caller: Caller,
+    caller: AnyCaller,
     State(state): State<AppState>,
     Path(user_id): Path<String>,
 ) -> Result<Json<RefereeBody>> {
     own_account_or_privileged(&caller, &user_id)?;
-    let referee = state.stores.referrals.referee(&user_id).await?;
-    let referee = referee.ok_or_else(|| ApiError::not_found("Referee by user id not found."))?;
+    let account = AccountId::parse(&user_id).ok_or(ReferralError::RefereeNotFound)?;
+    let referee = service::referee(state.stores.referrals.as_ref(), &account).await?;
     Ok(Json(RefereeBody::from(&referee)))
 }
 
 async fn registered(
-    caller: Result<Caller, ApiError>,
+    caller: &Caller,
     state: &AppState,
     account_id: &str,
 ) -> Result<Json<RegisteredBody>> {
-    own_account_or_privileged(&caller?, account_id)?;
-    let registered = state.stores.referrals.referee(account_id).await?.is_some();
+    own_account_or_privileged(caller, account_id)?;
+    let Some(account) = AccountId::parse(account_id) else {
+        return Ok(Json(RegisteredBody { registered: false }));
+    };
+    let registered = match service::referee(state.stores.referrals.as_ref(), &account).await {
+        Ok(_) => true,
+        Err(ReferralError::RefereeNotFound) => false,
+        Err(err) => return Err(err.into()),
+    };
     Ok(Json(RegisteredBody { registered }))
 }
 
@@ -601,15 +572,11 @@ async fn registered(
 )]
 #[deprecated]
 async fn referee_check(
-    caller: Result<Caller, ApiError>,
+    caller: AnyCaller,
     State(state): State<AppState>,
     Path(account_id): Path<String>,
-) -> Response {
-    deprecated(
-        registered(caller, &state, &account_id)
-            .await
-            .into_response(),
-    )
+) -> Result<Json<RegisteredBody>> {
+    registered(&caller, &state, &account_id).await
 }
 
 /// Deprecated: whether an account has redeemed a code. An end user may only ask for their own.
@@ -624,13 +591,9 @@ async fn referee_check(
 )]
 #[deprecated]
 async fn landlord_check(
-    caller: Result<Caller, ApiError>,
+    caller: AnyCaller,
     State(state): State<AppState>,
     Path(account_id): Path<String>,
-) -> Response {
-    deprecated(
-        registered(caller, &state, &account_id)
-            .await
-            .into_response(),
-    )
+) -> Result<Json<RegisteredBody>> {
+    registered(&caller, &state, &account_id).await
 }

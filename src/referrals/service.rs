@@ -1,11 +1,38 @@
-//! Creating referrers: a new code for a new e-mail, the existing code otherwise, and collisions
-//! retried, never returned.
+//! Every rule about referrers and referees: a new code for a new e-mail (the existing code
+//! otherwise, collisions retried, never returned), who a caller's referrer is, and the order of
+//! the redemption checks.
+
+use chrono::{DateTime, Utc};
 
 use super::{
-    domain::{ReferralCode, Referrer},
+    domain::{AccountId, Referee, ReferralCode, Referrer, Via},
     store::{ReferralStore, ReferrerConflict},
 };
 use crate::{email::Email, storage::StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReferralError {
+    #[error("no referrer has this e-mail")]
+    EmailNotFound,
+    #[error("no referrer has this code")]
+    ReferrerNotFound,
+    /// A redemption names a code no referrer has (redeem, landlord).
+    #[error("the redeemed code does not exist")]
+    CodeNotFound,
+    /// `apply` names a code no referrer has: the seed answers this one 422.
+    #[error("the applied code does not exist")]
+    AppliedCodeNotFound,
+    #[error("the account owns the code")]
+    OwnCode,
+    #[error("the account redeemed another code before")]
+    DifferentCodeBefore,
+    #[error("the account redeemed no code")]
+    RefereeNotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+type Result<T, E = ReferralError> = std::result::Result<T, E>;
 
 /// Attempts before giving up on finding a free code (each new code has ~34 random bits).
 pub const MAX_ATTEMPTS: usize = 16;
@@ -25,7 +52,7 @@ pub async fn register(
     store: &dyn ReferralStore,
     applicant: Applicant,
     mut next_code: impl FnMut(&Applicant) -> ReferralCode + Send,
-) -> Result<Referrer, StoreError> {
+) -> Result<Referrer> {
     for _ in 0..MAX_ATTEMPTS {
         if let Some(found) = existing(store, &applicant).await? {
             return Ok(found);
@@ -48,20 +75,98 @@ pub async fn register(
     }
     Err(StoreError::Backend(format!(
         "no free referral code after {MAX_ATTEMPTS} attempts"
-    )))
+    ))
+    .into())
 }
 
-async fn existing(
-    store: &dyn ReferralStore,
-    applicant: &Applicant,
-) -> Result<Option<Referrer>, StoreError> {
+async fn existing(store: &dyn ReferralStore, applicant: &Applicant) -> Result<Option<Referrer>> {
     if let Some(user_id) = &applicant.user_id {
         if let Some(found) = store.referrer_by_user(user_id).await? {
             return Ok(Some(found));
         }
-        return store.link_user(&applicant.email, user_id).await;
+        return Ok(store.link_user(&applicant.email, user_id).await?);
     }
-    store.referrer_by_email(&applicant.email).await
+    Ok(store.referrer_by_email(&applicant.email).await?)
+}
+
+/// The referrer of a signed-in user: by its account, else by the token's e-mail.
+pub async fn own_referrer(
+    store: &dyn ReferralStore,
+    user_id: &str,
+    email: Option<&Email>,
+) -> Result<Referrer> {
+    if let Some(found) = store.referrer_by_user(user_id).await? {
+        return Ok(found);
+    }
+    match email {
+        Some(email) => store.referrer_by_email(email).await?,
+        None => None,
+    }
+    .ok_or(ReferralError::ReferrerNotFound)
+}
+
+pub async fn referrer_by_email(store: &dyn ReferralStore, email: &Email) -> Result<Referrer> {
+    store
+        .referrer_by_email(email)
+        .await?
+        .ok_or(ReferralError::EmailNotFound)
+}
+
+/// By code, in any letter case.
+pub async fn referrer_by_code(store: &dyn ReferralStore, code: &ReferralCode) -> Result<Referrer> {
+    store
+        .referrer_by_code(&code.key())
+        .await?
+        .ok_or(ReferralError::ReferrerNotFound)
+}
+
+pub async fn referee(store: &dyn ReferralStore, account: &AccountId) -> Result<Referee> {
+    store
+        .referee(account)
+        .await?
+        .ok_or(ReferralError::RefereeNotFound)
+}
+
+/// A successful redemption.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Redemption {
+    /// This request stored the account's code.
+    First(Referee),
+    /// The account had redeemed this same code before; nothing changed.
+    Again(Referee),
+}
+
+/// Redeems `code` for `account`, in the contract's order: the code must exist, must not be the
+/// account's own, and the account may hold one code ever (the same one again is fine).
+pub async fn redeem(
+    store: &dyn ReferralStore,
+    account: AccountId,
+    code: &ReferralCode,
+    via: Via,
+    at: DateTime<Utc>,
+) -> Result<Redemption> {
+    let Some(referrer) = store.referrer_by_code(&code.key()).await? else {
+        return Err(match via {
+            Via::Apply => ReferralError::AppliedCodeNotFound,
+            Via::Redeem | Via::Landlord => ReferralError::CodeNotFound,
+        });
+    };
+    if referrer.user_id.as_deref() == Some(account.as_str()) {
+        return Err(ReferralError::OwnCode);
+    }
+    let referee = Referee {
+        account_id: account,
+        referral_code: referrer.referral_code,
+        redeemed_at: at,
+        via,
+    };
+    match store.insert_referee(&referee).await? {
+        Ok(()) => Ok(Redemption::First(referee)),
+        Err(existing) if existing.referral_code.key() == referee.referral_code.key() => {
+            Ok(Redemption::Again(existing))
+        }
+        Err(_) => Err(ReferralError::DifferentCodeBefore),
+    }
 }
 
 /// A generated code, from the applicant's first name or e-mail.

@@ -7,7 +7,7 @@ pub mod mongo;
 
 use async_trait::async_trait;
 
-use super::domain::{Referee, Referrer};
+use super::domain::{AccountId, Referee, Referrer};
 use crate::{email::Email, storage::StoreError};
 
 /// Why a referrer was not inserted; nothing was written.
@@ -37,7 +37,7 @@ pub trait ReferralStore: Send + Sync {
     async fn link_user(&self, email: &Email, user_id: &str)
     -> Result<Option<Referrer>, StoreError>;
 
-    async fn referee(&self, account_id: &str) -> Result<Option<Referee>, StoreError>;
+    async fn referee(&self, account_id: &AccountId) -> Result<Option<Referee>, StoreError>;
 
     /// Stores the account's redemption unless it has one: `Err(existing)` then, unchanged.
     async fn insert_referee(&self, referee: &Referee) -> Result<Result<(), Referee>, StoreError>;

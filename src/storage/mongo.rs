@@ -152,6 +152,11 @@ pub(crate) fn store_error(err: MongoError) -> StoreError {
     }
 }
 
+/// A stored enum (or any serde value) as BSON, for a filter or an update.
+pub(crate) fn to_bson<T: serde::Serialize>(value: &T) -> Result<mongodb::bson::Bson, StoreError> {
+    mongodb::bson::to_bson(value).map_err(|e| StoreError::Backend(format!("cannot encode: {e}")))
+}
+
 /// Money is stored as Decimal128, exactly.
 pub(crate) fn to_decimal128(money: Money) -> Result<Decimal128, StoreError> {
     money

@@ -13,8 +13,8 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            MongoStore, USERS, from_bson_datetime, from_decimal128, store_error, to_bson_datetime,
-            to_decimal128,
+            MongoStore, USERS, from_bson_datetime, from_decimal128, store_error, to_bson,
+            to_bson_datetime, to_decimal128,
         },
     },
 };
@@ -22,12 +22,12 @@ use crate::{
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct CallbackDoc {
     id: String,
-    event_type: String,
+    event_type: CreditEventType,
     user_hash: String,
     amount: Decimal128,
     program_name: String,
     user_indicator_hash: String,
-    status: String,
+    status: CallbackStatus,
     attempts: i64,
     last_error: Option<String>,
     created_at: mongodb::bson::DateTime,
@@ -38,12 +38,12 @@ impl CallbackDoc {
     pub(crate) fn from_event(event: &CreditEvent) -> Result<Self, StoreError> {
         Ok(Self {
             id: event.id.clone(),
-            event_type: event.event_type.as_str().to_owned(),
+            event_type: event.event_type,
             user_hash: event.user_hash.to_string(),
             amount: to_decimal128(event.amount)?,
             program_name: event.program_name.clone(),
             user_indicator_hash: event.user_indicator_hash.to_string(),
-            status: event.status.as_str().to_owned(),
+            status: event.status,
             attempts: i64::from(event.attempts),
             last_error: event.last_error.clone(),
             created_at: to_bson_datetime(event.created_at),
@@ -59,9 +59,8 @@ impl CallbackDoc {
     fn into_event(self) -> Result<CreditEvent, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("event {}: bad {what}", self.id));
         Ok(CreditEvent {
-            event_type: CreditEventType::parse(&self.event_type)
-                .ok_or_else(|| corrupt("event_type"))?,
-            status: CallbackStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?,
+            event_type: self.event_type,
+            status: self.status,
             attempts: u32::try_from(self.attempts).map_err(|_| corrupt("attempts"))?,
             user_hash: UserHash::from_stored(self.user_hash),
             amount: from_decimal128(self.amount)?,
@@ -85,7 +84,7 @@ struct WithCallbacks {
 impl CallbackOutbox for MongoStore {
     async fn list(&self, status: Option<CallbackStatus>) -> Result<Vec<CreditEvent>, StoreError> {
         let filter = match status {
-            Some(status) => doc! { "callbacks.status": status.as_str() },
+            Some(status) => doc! { "callbacks.status": to_bson(&status)? },
             None => doc! { "callbacks.0": { "$exists": true } },
         };
         let docs: Vec<WithCallbacks> = self

@@ -320,27 +320,35 @@ impl IndicationStore for EmbeddedStore {
         .await
     }
 
-    async fn save_indication(&self, indication: EmailIndication) -> Result<bool, StoreError> {
+    async fn save_indications(
+        &self,
+        indications: Vec<EmailIndication>,
+    ) -> Result<Vec<bool>, StoreError> {
+        if indications.is_empty() {
+            return Ok(Vec::new());
+        }
         self.write(move |txn| {
+            let mut saved = Vec::with_capacity(indications.len());
+            let mut ledger = Vec::new();
             let mut emails = txn.open_table(EMAILS).map_err(backend)?;
-            if emails
-                .get(indication.email.as_str())
-                .map_err(backend)?
-                .is_some()
-            {
-                return Ok(false);
+            for indication in indications {
+                let address = indication.email.as_str();
+                if emails.get(address).map_err(backend)?.is_some() {
+                    saved.push(false);
+                    continue;
+                }
+                let record = encode(&EmailRecord {
+                    email: indication.email.to_string(),
+                    user_indicator: indication.indicator.to_string(),
+                    created_at_ms: millis(indication.ledger.created_at),
+                })?;
+                emails.insert(address, record.as_slice()).map_err(backend)?;
+                ledger.push(indication.ledger);
+                saved.push(true);
             }
-            let record = encode(&EmailRecord {
-                email: indication.email.to_string(),
-                user_indicator: indication.indicator.to_string(),
-                created_at_ms: millis(indication.ledger.created_at),
-            })?;
-            emails
-                .insert(indication.email.as_str(), record.as_slice())
-                .map_err(backend)?;
             drop(emails);
-            append_ledger(txn, std::slice::from_ref(&indication.ledger))?;
-            Ok(true)
+            append_ledger(txn, &ledger)?;
+            Ok(saved)
         })
         .await
     }

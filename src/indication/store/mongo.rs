@@ -28,17 +28,23 @@ use crate::{
         StoreError,
         mongo::{
             DUPLICATE_KEY, INDICATED_EMAILS, MongoStore, USERS, from_bson_datetime,
-            from_decimal128, is_duplicate_key, store_error, to_bson_datetime, to_decimal128,
+            from_decimal128, is_duplicate_key, store_error, to_bson, to_bson_datetime,
+            to_decimal128,
         },
     },
 };
 
-const PENDING: &str = "pending";
-const ACQUIRED: &str = "acquired";
+/// Where the indicator's credit for this user stands, as stored in `credit.status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum CreditState {
+    Pending,
+    Acquired,
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct CreditDoc {
-    status: String,
+    status: CreditState,
     amount: Option<Decimal128>,
     acquired_at: Option<mongodb::bson::DateTime>,
 }
@@ -66,12 +72,12 @@ impl UserDoc {
         let credit = match &user.credit {
             None => None,
             Some(IndicatorCredit::Pending) => Some(CreditDoc {
-                status: PENDING.to_owned(),
+                status: CreditState::Pending,
                 amount: None,
                 acquired_at: None,
             }),
             Some(IndicatorCredit::Acquired { amount, at }) => Some(CreditDoc {
-                status: ACQUIRED.to_owned(),
+                status: CreditState::Acquired,
                 amount: Some(to_decimal128(*amount)?),
                 acquired_at: Some(to_bson_datetime(*at)),
             }),
@@ -91,7 +97,7 @@ impl UserDoc {
     fn into_user(self) -> Result<User, StoreError> {
         let credit = match self.credit {
             None => None,
-            Some(credit) if credit.status == PENDING => Some(IndicatorCredit::Pending),
+            Some(credit) if credit.status == CreditState::Pending => Some(IndicatorCredit::Pending),
             Some(CreditDoc {
                 amount: Some(amount),
                 acquired_at: Some(at),
@@ -120,7 +126,7 @@ impl UserDoc {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct LedgerDoc {
-    operation: String,
+    operation: LedgerOperation,
     user_indicator: Option<String>,
     user_indicated: String,
     program_id: Option<ObjectId>,
@@ -131,7 +137,7 @@ struct LedgerDoc {
 impl LedgerDoc {
     fn from_entry(entry: &LedgerEntry) -> Result<Self, StoreError> {
         Ok(Self {
-            operation: entry.operation.as_str().to_owned(),
+            operation: entry.operation,
             user_indicator: entry.user_indicator.clone(),
             user_indicated: entry.user_indicated.clone(),
             program_id: entry.program_id.map(ProgramId::object_id),
@@ -147,9 +153,7 @@ impl LedgerDoc {
 
     fn into_entry(self) -> Result<LedgerEntry, StoreError> {
         Ok(LedgerEntry {
-            operation: LedgerOperation::parse(&self.operation).ok_or_else(|| {
-                StoreError::Corrupt(format!("ledger operation {}", self.operation))
-            })?,
+            operation: self.operation,
             user_indicator: self.user_indicator,
             user_indicated: self.user_indicated,
             program_id: self.program_id.map(ProgramId::from_object_id),
@@ -328,7 +332,7 @@ impl IndicationStore for MongoStore {
             let update = doc! {
                 "$set": {
                     "total_amount_paid": total,
-                    "credit.status": ACQUIRED,
+                    "credit.status": to_bson(&CreditState::Acquired)?,
                     "credit.amount": to_decimal128(unlock.amount)?,
                     "credit.acquired_at": to_bson_datetime(unlock.ledger.created_at),
                 },
@@ -340,7 +344,7 @@ impl IndicationStore for MongoStore {
             let credited = self
                 .users()
                 .find_one_and_update(
-                    doc! { "_id": hash.as_str(), "credit.status": PENDING },
+                    doc! { "_id": hash.as_str(), "credit.status": to_bson(&CreditState::Pending)? },
                     update,
                 )
                 .projection(user_projection())
@@ -386,18 +390,43 @@ impl IndicationStore for MongoStore {
         docs.into_iter().map(UserDoc::into_user).collect()
     }
 
-    async fn save_indication(&self, indication: EmailIndication) -> Result<bool, StoreError> {
-        let doc = EmailDoc {
-            email: indication.email.to_string(),
-            user_indicator: indication.indicator.to_string(),
-            created_at: to_bson_datetime(indication.ledger.created_at),
-            ledger: vec![LedgerDoc::from_entry(&indication.ledger)?],
-        };
-        match self.emails().insert_one(doc).await {
-            Ok(_) => Ok(true),
-            Err(err) if is_duplicate_key(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
+    async fn save_indications(
+        &self,
+        indications: Vec<EmailIndication>,
+    ) -> Result<Vec<bool>, StoreError> {
+        if indications.is_empty() {
+            return Ok(Vec::new());
         }
+        let docs = indications
+            .iter()
+            .map(|indication| {
+                Ok(EmailDoc {
+                    email: indication.email.to_string(),
+                    user_indicator: indication.indicator.to_string(),
+                    created_at: to_bson_datetime(indication.ledger.created_at),
+                    ledger: vec![LedgerDoc::from_entry(&indication.ledger)?],
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut saved = vec![true; docs.len()];
+        // Unordered: every address is tried; the ones already indicated fail on `_id`.
+        if let Err(err) = self.emails().insert_many(docs).ordered(false).await {
+            let ErrorKind::InsertMany(failure) = &*err.kind else {
+                return Err(store_error(err));
+            };
+            if failure.write_concern_error.is_some() {
+                return Err(store_error(err.clone()));
+            }
+            for write_error in failure.write_errors.iter().flatten() {
+                if write_error.code != DUPLICATE_KEY {
+                    return Err(store_error(err.clone()));
+                }
+                if let Some(slot) = saved.get_mut(write_error.index) {
+                    *slot = false;
+                }
+            }
+        }
+        Ok(saved)
     }
 
     async fn indicators_of(

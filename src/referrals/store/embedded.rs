@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{ReferralStore, ReferrerConflict};
 use crate::{
     email::Email,
-    referrals::domain::{Referee, ReferralCode, Referrer, Via},
+    referrals::domain::{AccountId, Referee, ReferralCode, Referrer, Via},
     storage::{
         StoreError,
         embedded::{EmbeddedStore, JsonTable, backend, decode, encode},
@@ -82,7 +82,7 @@ impl RefereeRecord {
             redeemed_at: chrono::DateTime::from_timestamp_millis(self.redeemed_at_ms).ok_or_else(
                 || StoreError::Corrupt(format!("referee {}: redeemed_at", self.account_id)),
             )?,
-            account_id: self.account_id,
+            account_id: AccountId::from_stored(self.account_id),
             referral_code: ReferralCode::from_stored(self.referral_code),
             via: self.via,
         })
@@ -214,8 +214,8 @@ impl ReferralStore for EmbeddedStore {
         .await
     }
 
-    async fn referee(&self, account_id: &str) -> Result<Option<Referee>, StoreError> {
-        let account = account_id.to_owned();
+    async fn referee(&self, account_id: &AccountId) -> Result<Option<Referee>, StoreError> {
+        let account = account_id.to_string();
         self.read(move |txn| {
             match txn
                 .open_table(REFEREES)
@@ -240,7 +240,7 @@ impl ReferralStore for EmbeddedStore {
                 return Ok(Err(decode::<RefereeRecord>(bytes.value())?.into_referee()?));
             }
             let record = encode(&RefereeRecord {
-                account_id: referee.account_id.clone(),
+                account_id: referee.account_id.to_string(),
                 referral_code: referee.referral_code.to_string(),
                 redeemed_at_ms: referee.redeemed_at.timestamp_millis(),
                 via: referee.via,

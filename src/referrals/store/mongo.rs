@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{ReferralStore, ReferrerConflict};
 use crate::{
     email::Email,
-    referrals::domain::{Referee, ReferralCode, Referrer, Via},
+    referrals::domain::{AccountId, Referee, ReferralCode, Referrer, Via},
     storage::{
         StoreError,
         mongo::{
@@ -67,15 +67,14 @@ struct RefereeDoc {
     referral_code: String,
     code_key: String,
     redeemed_at: mongodb::bson::DateTime,
-    via: String,
+    via: Via,
 }
 
 impl RefereeDoc {
     fn into_referee(self) -> Result<Referee, StoreError> {
         Ok(Referee {
-            via: Via::parse(&self.via)
-                .ok_or_else(|| StoreError::Corrupt(format!("referee via {}", self.via)))?,
-            account_id: self.account_id,
+            via: self.via,
+            account_id: AccountId::from_stored(self.account_id),
             referral_code: ReferralCode::from_stored(self.referral_code),
             redeemed_at: from_bson_datetime(self.redeemed_at)?,
         })
@@ -166,9 +165,9 @@ impl ReferralStore for MongoStore {
         }
     }
 
-    async fn referee(&self, account_id: &str) -> Result<Option<Referee>, StoreError> {
+    async fn referee(&self, account_id: &AccountId) -> Result<Option<Referee>, StoreError> {
         self.referees()
-            .find_one(doc! { "_id": account_id })
+            .find_one(doc! { "_id": account_id.as_str() })
             .await
             .map_err(store_error)?
             .map(RefereeDoc::into_referee)
@@ -177,11 +176,11 @@ impl ReferralStore for MongoStore {
 
     async fn insert_referee(&self, referee: &Referee) -> Result<Result<(), Referee>, StoreError> {
         let doc = RefereeDoc {
-            account_id: referee.account_id.clone(),
+            account_id: referee.account_id.to_string(),
             referral_code: referee.referral_code.to_string(),
             code_key: referee.referral_code.key(),
             redeemed_at: to_bson_datetime(referee.redeemed_at),
-            via: referee.via.as_str().to_owned(),
+            via: referee.via,
         };
         match self.referees().insert_one(doc).await {
             Ok(_) => Ok(Ok(())),

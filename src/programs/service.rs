@@ -1,0 +1,94 @@
+//! Every rule about programs: a new program's defaults, partial updates, and that a program
+//! with users cannot be deleted. Ids that cannot name a program are simply not found.
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    domain::{
+        Deletion, InvalidProgramId, Program, ProgramId, ProgramName, ProgramNameError, ProgramPatch,
+    },
+    store::ProgramStore,
+};
+use crate::{money::Money, storage::StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramError {
+    #[error("no such program")]
+    NotFound,
+    #[error("users belong to the program")]
+    HasUsers,
+    #[error("program name: {0}")]
+    Name(#[from] ProgramNameError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<InvalidProgramId> for ProgramError {
+    fn from(_: InvalidProgramId) -> Self {
+        Self::NotFound
+    }
+}
+
+type Result<T, E = ProgramError> = std::result::Result<T, E>;
+
+/// What a client asks a program to be; absent money defaults to 0 on creation.
+#[derive(Debug, Default)]
+pub struct ProgramDraft {
+    pub name: Option<String>,
+    pub credit_value: Option<Money>,
+    pub target_value: Option<Money>,
+}
+
+impl ProgramDraft {
+    fn into_patch(self) -> Result<ProgramPatch> {
+        Ok(ProgramPatch {
+            name: self.name.as_deref().map(ProgramName::parse).transpose()?,
+            credit_value: self.credit_value,
+            target_value: self.target_value,
+        })
+    }
+}
+
+pub async fn create(store: &dyn ProgramStore, draft: ProgramDraft) -> Result<Program> {
+    let name = ProgramName::parse(draft.name.as_deref().unwrap_or(""))?;
+    let program = Program::new(
+        name,
+        draft.credit_value.unwrap_or(Money::ZERO),
+        draft.target_value.unwrap_or(Money::ZERO),
+    );
+    store.insert(&program).await?;
+    Ok(program)
+}
+
+pub async fn list(store: &dyn ProgramStore) -> Result<Vec<Program>> {
+    Ok(store.list().await?)
+}
+
+pub async fn get(store: &dyn ProgramStore, id: &str) -> Result<Program> {
+    let id: ProgramId = id.parse()?;
+    store.get(id).await?.ok_or(ProgramError::NotFound)
+}
+
+/// Changes only the fields present in `draft` (0 is a value, not "absent").
+pub async fn update(
+    store: &dyn ProgramStore,
+    id: &str,
+    draft: ProgramDraft,
+    at: DateTime<Utc>,
+) -> Result<Program> {
+    let id: ProgramId = id.parse()?;
+    let patch = draft.into_patch()?;
+    store
+        .update(id, &patch, at)
+        .await?
+        .ok_or(ProgramError::NotFound)
+}
+
+pub async fn delete(store: &dyn ProgramStore, id: &str) -> Result<()> {
+    let id: ProgramId = id.parse()?;
+    match store.delete(id).await? {
+        Deletion::Deleted => Ok(()),
+        Deletion::NotFound => Err(ProgramError::NotFound),
+        Deletion::HasUsers => Err(ProgramError::HasUsers),
+    }
+}

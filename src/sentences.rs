@@ -1,0 +1,59 @@
+//! Every error sentence of the contract (`SPEC.md`), written once. Handlers and error mappings
+//! use these names, so `grep` finds each sentence in exactly one place.
+
+// ---- shared -------------------------------------------------------------------------------
+
+/// The seed's sentence for every authentication or authorization refusal on the token routes.
+pub const AUTH_ERROR: &str = "Authentication error. Probably the authorization token is not correct or the user does not have the right role to access this service.";
+pub const ROUTE_NOT_FOUND: &str = "Route not found";
+pub const PAYLOAD_TOO_LARGE: &str = "Request body is larger than the 64 KiB limit";
+pub const INTERNAL_ERROR: &str = "Internal server error";
+pub const STORAGE_UNAVAILABLE: &str = "Storage unavailable";
+pub const TOO_MANY_REQUESTS: &str = "Too many requests";
+
+// ---- programs -----------------------------------------------------------------------------
+
+pub const PROGRAM_ID_NOT_FOUND: &str = "ID not found";
+pub const PROGRAM_HAS_USERS: &str = "Program has users";
+pub const PROGRAM_NAME_REQUIRED: &str = "Field `name` is required and must not be empty";
+
+// ---- indication ---------------------------------------------------------------------------
+
+pub const USER_NOT_FOUND: &str = "User not found";
+pub const REGISTER_HASHES_NEEDED: &str = "Needed user_indicator and user_indicated hashes";
+pub const INDICATOR_HASH_NOT_FOUND: &str = "User indicator hash not found";
+pub const PROGRAM_NOT_FOUND: &str = "Referral program id not found";
+pub const NO_PROGRAM: &str = "No referral program configured";
+pub const ALREADY_REGISTERED: &str = "User already registered";
+pub const SELF_INDICATION: &str = "A user cannot indicate itself";
+pub const INDICATOR_PARAMETER_NEEDED: &str = "Need user_indicator parameter";
+pub const INDICATOR_NOT_FOUND: &str = "User indicator not found";
+pub const TOTAL_REQUIRED: &str = "Field `total_amount_paid` is required";
+pub const EMAILS_REQUIRED: &str = "Field `emails` is required";
+pub const USER_HASHES_REQUIRED: &str = "Field `user_hash` or `user_hashes` is required";
+pub const USER_HASH_LENGTH: &str = "Every user hash must have 1 to 128 characters";
+
+// ---- referrers and referees ---------------------------------------------------------------
+
+pub const EMAIL_NOT_VALID: &str = "Unprocessable entity. Email is not valid.";
+pub const EMAIL_NOT_FOUND: &str = "Email not found.";
+/// A referrer look-up (`GET /api/referrer?referrerCode=`) given something that cannot be a code.
+/// Not to be confused with [`REDEEM_CODE_NOT_VALID`], the redemption routes' sentence.
+pub const LOOKUP_CODE_NOT_VALID: &str = "Unprocessable entity. Referral code is not valid.";
+pub const REFERRER_NOT_FOUND: &str = "Referrer not found.";
+pub const BAD_REGISTER_BODY: &str =
+    "The body of request is wrong. Check name of field and which fields are required.";
+pub const ATTRIBUTES_REQUIRED: &str = "Attributes are required";
+pub const BODY_NOT_VALID: &str = "The request body is not valid";
+/// A redemption given a code that cannot be a code, or (on `apply`) an unknown code.
+/// Not to be confused with [`LOOKUP_CODE_NOT_VALID`].
+pub const REDEEM_CODE_NOT_VALID: &str = "Referral code is not valid";
+pub const CODE_NOT_FOUND: &str = "Referral code is not found";
+pub const OWN_CODE: &str = "A user cannot redeem its own code";
+pub const DIFFERENT_CODE_BEFORE: &str = "The user registered a different code before";
+pub const REFEREE_NOT_FOUND: &str = "Referee by user id not found.";
+
+// ---- callbacks ----------------------------------------------------------------------------
+
+pub const CALLBACK_NOT_FOUND: &str = "Callback not found";
+pub const CALLBACK_ALREADY_DELIVERED: &str = "Callback already delivered";
