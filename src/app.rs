@@ -23,7 +23,11 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
-    auth::Authenticator, error, indication, meta, openapi::ApiDoc, programs, referrals,
+    auth::Authenticator,
+    callbacks::{self, OutboxSignal},
+    error, indication, meta,
+    openapi::ApiDoc,
+    programs, referrals,
     storage::Stores,
 };
 
@@ -39,6 +43,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct AppState {
     pub stores: Stores,
     pub auth: Arc<Authenticator>,
+    /// Rung after a write that queued a credit event, so the worker sends it at once.
+    pub outbox_signal: OutboxSignal,
     /// `METHOD path` of every documented route, for `GET /`.
     pub endpoints: Arc<Vec<String>>,
 }
@@ -74,6 +80,7 @@ pub fn api_routes() -> (Router<AppState>, OpenApiDoc) {
         .merge(programs::router())
         .merge(indication::router())
         .merge(referrals::router())
+        .merge(callbacks::router())
         .split_for_parts()
 }
 
@@ -98,11 +105,12 @@ pub fn endpoints(doc: &OpenApiDoc) -> Vec<String> {
 }
 
 /// The whole application: routes, docs at `/docs` and `/openapi.json`, and the layer stack.
-pub fn router(stores: Stores, auth: Arc<Authenticator>) -> Router {
+pub fn router(stores: Stores, auth: Arc<Authenticator>, outbox_signal: OutboxSignal) -> Router {
     let (routes, doc) = api_routes();
     let state = AppState {
         stores,
         auth,
+        outbox_signal,
         endpoints: Arc::new(endpoints(&doc)),
     };
     let x_request_id = HeaderName::from_static("x-request-id");

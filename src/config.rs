@@ -5,7 +5,11 @@
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 
+use std::time::Duration;
+
 use serde::Deserialize;
+
+use crate::callbacks::{RetrySchedule, SigningSecret};
 
 /// The variables as they come from the environment (all optional, all strings).
 #[derive(Debug, Default, Deserialize)]
@@ -15,6 +19,10 @@ struct RawEnv {
     data_dir: Option<String>,
     endpoint_callback_credit_on_signup: Option<String>,
     callback_signing_secret: Option<String>,
+    callback_timeout: Option<String>,
+    callback_retry_schedule: Option<String>,
+    callback_concurrency: Option<String>,
+    callback_lease: Option<String>,
     legacy_routes_auth: Option<String>,
     jwt_secret: Option<String>,
     jwt_public_key: Option<String>,
@@ -104,23 +112,35 @@ pub enum LogFormat {
     Json,
 }
 
+/// Part C: where credit events go and how their delivery is paced. `SigningSecret` redacts
+/// itself from `Debug`; the endpoint may carry credentials, so it is printed as `<set>`.
 #[derive(Clone)]
 pub struct CallbackConfig {
     pub endpoint: Option<String>,
-    pub signing_secret: Option<String>,
+    pub signing_secret: Option<SigningSecret>,
+    pub timeout: Duration,
+    pub schedule: RetrySchedule,
+    pub concurrency: usize,
+    pub lease: Duration,
 }
 
 impl fmt::Debug for CallbackConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallbackConfig")
             .field("endpoint", &self.endpoint.as_ref().map(|_| "<set>"))
-            .field(
-                "signing_secret",
-                &self.signing_secret.as_ref().map(|_| "<redacted>"),
-            )
+            .field("signing_secret", &self.signing_secret)
+            .field("timeout", &self.timeout)
+            .field("schedule", &self.schedule)
+            .field("concurrency", &self.concurrency)
+            .field("lease", &self.lease)
             .finish()
     }
 }
+
+pub const DEFAULT_CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_CALLBACK_CONCURRENCY: usize = 8;
+pub const MAX_CALLBACK_CONCURRENCY: usize = 256;
+pub const DEFAULT_CALLBACK_LEASE: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -218,10 +238,14 @@ impl Config {
             data_dir,
             jwt,
             legacy_routes_auth,
-            callbacks: CallbackConfig {
+            callbacks: parse_callbacks(
                 endpoint,
-                signing_secret: non_empty(raw.callback_signing_secret),
-            },
+                non_empty(raw.callback_signing_secret),
+                non_empty(raw.callback_timeout),
+                non_empty(raw.callback_retry_schedule),
+                non_empty(raw.callback_concurrency),
+                non_empty(raw.callback_lease),
+            )?,
             log_format,
         })
     }
@@ -281,6 +305,84 @@ fn read_pem(value: String) -> Result<String, ConfigError> {
     })
 }
 
+fn parse_duration(variable: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(value.trim()).map_err(|_| {
+        ConfigError::new(
+            variable,
+            format!("`{value}` is not a duration such as 500ms, 10s, 5m or 2h"),
+        )
+    })
+}
+
+fn parse_callbacks(
+    endpoint: Option<String>,
+    secret: Option<String>,
+    timeout: Option<String>,
+    schedule: Option<String>,
+    concurrency: Option<String>,
+    lease: Option<String>,
+) -> Result<CallbackConfig, ConfigError> {
+    let signing_secret = secret
+        .map(|s| SigningSecret::parse(&s))
+        .transpose()
+        .map_err(|e| {
+            ConfigError::new(
+                "CALLBACK_SIGNING_SECRET",
+                format!("{e} (a Standard Webhooks secret: `whsec_` + base64)"),
+            )
+        })?;
+    let timeout = match timeout {
+        Some(value) => parse_duration("CALLBACK_TIMEOUT", &value)?,
+        None => DEFAULT_CALLBACK_TIMEOUT,
+    };
+    if timeout.is_zero() {
+        return Err(ConfigError::new("CALLBACK_TIMEOUT", "must be above 0"));
+    }
+    let schedule = match schedule {
+        Some(value) => RetrySchedule::new(
+            value
+                .split(',')
+                .map(|wait| parse_duration("CALLBACK_RETRY_SCHEDULE", wait))
+                .collect::<Result<_, _>>()?,
+        ),
+        None => RetrySchedule::default(),
+    };
+    let concurrency = match concurrency {
+        Some(value) => value
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_CALLBACK_CONCURRENCY).contains(n))
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "CALLBACK_CONCURRENCY",
+                    format!("`{value}` is not a whole number from 1 to {MAX_CALLBACK_CONCURRENCY}"),
+                )
+            })?,
+        None => DEFAULT_CALLBACK_CONCURRENCY,
+    };
+    let lease = match lease {
+        Some(value) => parse_duration("CALLBACK_LEASE", &value)?,
+        None => DEFAULT_CALLBACK_LEASE,
+    };
+    if lease <= timeout {
+        return Err(ConfigError::new(
+            "CALLBACK_LEASE",
+            format!(
+                "must be longer than CALLBACK_TIMEOUT ({}), or a slow attempt could be sent twice at once",
+                humantime::format_duration(timeout)
+            ),
+        ));
+    }
+    Ok(CallbackConfig {
+        endpoint,
+        signing_secret,
+        timeout,
+        schedule,
+        concurrency,
+        lease,
+    })
+}
+
 fn validate_callback_url(value: &str) -> Result<(), ConfigError> {
     let candidate = value.replace("%s", "x").replace("{user_hash}", "x");
     match url::Url::parse(&candidate) {
@@ -307,13 +409,19 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        let cases: [(&str, &str); 6] = [
+        let cases: [(&str, &str); 12] = [
             ("LISTEN_ADDR", "localhost"),
             ("DATABASE_URL", "postgres://x"),
             ("LEGACY_ROUTES_AUTH", "off"),
             ("LOG_FORMAT", "xml"),
             ("JWT_SECRET", "short"),
             ("ENDPOINT_CALLBACK_CREDIT_ON_SIGNUP", "ftp://billing/%s"),
+            ("CALLBACK_SIGNING_SECRET", "plain-secret"),
+            ("CALLBACK_TIMEOUT", "soon"),
+            ("CALLBACK_RETRY_SCHEDULE", "5s,later"),
+            ("CALLBACK_CONCURRENCY", "0"),
+            ("CALLBACK_LEASE", "5s"),
+            ("CALLBACK_TIMEOUT", "0s"),
         ];
         for (name, value) in cases {
             let err = Config::from_vars([(name, value)]).expect_err(name);
@@ -334,13 +442,16 @@ mod tests {
         let secret = "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t";
         let config = Config::from_vars([
             ("JWT_SECRET", secret),
-            ("CALLBACK_SIGNING_SECRET", "whsec-value"),
+            (
+                "CALLBACK_SIGNING_SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
             ("DATABASE_URL", "mongodb://user:pw@db/x"),
         ])
         .expect("valid");
         let printed = format!("{config:?}");
         assert!(!printed.contains(secret));
-        assert!(!printed.contains("whsec-value"));
+        assert!(!printed.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
         assert!(!printed.contains("pw@db"));
     }
 }

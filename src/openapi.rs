@@ -27,6 +27,7 @@ use utoipa::{
         (name = "indication", description = "Part A: users, registrations, invoices, statements, e-mail indications"),
         (name = "referrers", description = "Part B: referrers and their referral codes"),
         (name = "referees", description = "Part B: redeeming referral codes"),
+        (name = "callbacks", description = "Part C: credit events sent to the billing service (signed form POSTs, retried; `webhook-id` is the key to deduplicate on), for admins"),
     )
 )]
 pub struct ApiDoc;

@@ -4,11 +4,18 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     app,
     auth::{Authenticator, KeyError},
-    config::{Config, LegacyRoutesAuth},
+    callbacks::{
+        OutboxSignal,
+        delivery::{Endpoint, Sender},
+        worker::{POLL_INTERVAL, Worker, WorkerSettings},
+    },
+    clock::SystemClock,
+    config::{CallbackConfig, Config, LegacyRoutesAuth},
     storage::{self, StoreError, Stores},
 };
 
@@ -18,6 +25,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("JWT key: {0}")]
     Key(#[from] KeyError),
+    #[error("callback HTTP client: {0}")]
+    CallbackClient(#[from] reqwest::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -30,6 +39,8 @@ pub struct Application {
     router: Router,
     local_addr: SocketAddr,
     stores: Stores,
+    /// `None` while no callback URL is configured: events wait as `pending`.
+    worker: Option<Worker>,
 }
 
 impl Application {
@@ -47,7 +58,9 @@ impl Application {
             config.legacy_routes_auth,
         )?);
         warn_about_risky_settings(&config);
-        let router = app::router(stores.clone(), auth);
+        let signal = OutboxSignal::default();
+        let worker = callback_worker(&config.callbacks, &stores, &signal)?;
+        let router = app::router(stores.clone(), auth, signal);
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .map_err(|source| StartupError::Bind {
@@ -63,6 +76,7 @@ impl Application {
             router,
             local_addr,
             stores,
+            worker,
         })
     }
 
@@ -74,16 +88,79 @@ impl Application {
         &self.stores
     }
 
-    /// Serves until `shutdown` completes, then lets requests in flight finish.
+    /// Serves, and runs the callback worker beside the server, until `shutdown` completes;
+    /// then lets requests in flight finish and the worker stop between deliveries.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr, backend = self.stores.backend, "listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let stop = CancellationToken::new();
+        let worker = {
+            let stop = stop.clone();
+            let worker = self.worker;
+            async move {
+                match worker {
+                    Some(worker) => worker.run(stop).await,
+                    None => stop.cancelled().await,
+                }
+            }
+        };
+        let server = {
+            let stop = stop.clone();
+            axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+                tokio::select! {
+                    () = shutdown => {},
+                    () = stop.cancelled() => {},
+                }
+            })
+        };
+        let (served, ()) = tokio::join!(
+            async {
+                let result = server.await;
+                stop.cancel();
+                result
+            },
+            worker
+        );
+        served
     }
+}
+
+/// The worker that delivers credit events, if a callback URL is configured.
+fn callback_worker(
+    config: &CallbackConfig,
+    stores: &Stores,
+    signal: &OutboxSignal,
+) -> Result<Option<Worker>, StartupError> {
+    let Some(url) = &config.endpoint else {
+        tracing::warn!(
+            "ENDPOINT_CALLBACK_CREDIT_ON_SIGNUP is not set: credit events are kept as pending and sent once it is"
+        );
+        return Ok(None);
+    };
+    if config.signing_secret.is_none() {
+        tracing::warn!(
+            "CALLBACK_SIGNING_SECRET is not set: callbacks are sent unsigned, and the billing service cannot tell them from forgeries"
+        );
+    }
+    let endpoint = Endpoint {
+        url_template: url.clone(),
+        secret: config.signing_secret.clone(),
+    };
+    Ok(Some(Worker {
+        outbox: stores.callbacks.clone(),
+        sender: Sender::new(endpoint, config.timeout)?,
+        settings: WorkerSettings {
+            concurrency: config.concurrency,
+            lease: config.lease,
+            schedule: config.schedule.clone(),
+            poll_interval: POLL_INTERVAL,
+        },
+        clock: Arc::new(SystemClock),
+        signal: signal.clone(),
+        owner: uuid::Uuid::new_v4().to_string(),
+    }))
 }
 
 fn warn_about_risky_settings(config: &Config) {

@@ -1,3 +1,8 @@
+//! Credit events owed to the billing service, their delivery state, and the retry schedule.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -13,15 +18,43 @@ pub enum CreditEventType {
     AcquiredCredit,
 }
 
+impl fmt::Display for CreditEventType {
+    /// The stored (serde) name: `signup_credit`, `acquired_credit`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = serde_json::to_value(self).map_err(|_| fmt::Error)?;
+        f.write_str(name.as_str().ok_or(fmt::Error)?)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallbackStatus {
+    /// Waiting for its next attempt (or for a configured URL).
     Pending,
+    /// The billing service answered 2xx.
     Delivered,
+    /// Every attempt of the schedule failed; an admin may retry it.
     Failed,
 }
 
-/// A credit the billing service must receive exactly once.
+/// Text that names no callback status.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not a callback status")]
+pub struct InvalidStatus;
+
+impl FromStr for CallbackStatus {
+    type Err = InvalidStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        serde::Deserialize::deserialize(
+            serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s),
+        )
+        .map_err(|_| InvalidStatus)
+    }
+}
+
+/// A credit the billing service must receive: written with the change that earned it, then
+/// delivered at least once under its stable `id`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CreditEvent {
     /// A UUID; also the `webhook-id` and `Idempotency-Key` of every delivery attempt.
@@ -35,9 +68,12 @@ pub struct CreditEvent {
     pub user_indicator_hash: UserHash,
     pub status: CallbackStatus,
     pub attempts: u32,
+    /// Status and a short excerpt of the body, or the transport error, of the last failure.
     pub last_error: Option<String>,
-    pub created_at: DateTime<Utc>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
     pub next_attempt_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
 }
 
 impl CreditEvent {
@@ -59,8 +95,192 @@ impl CreditEvent {
             status: CallbackStatus::Pending,
             attempts: 0,
             last_error: None,
-            created_at: at,
+            last_attempt_at: None,
             next_attempt_at: at,
+            delivered_at: None,
+            created_at: at,
         }
+    }
+
+    /// The position of this event in the oldest-first order of the admin list.
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            created_at: self.created_at,
+            id: self.id.clone(),
+        }
+    }
+}
+
+/// What one delivery attempt ended in, as the store records it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttemptOutcome {
+    Delivered,
+    /// Failed; another attempt is due at `next_attempt_at`.
+    Retry {
+        error: String,
+        next_attempt_at: DateTime<Utc>,
+    },
+    /// Failed, and the schedule is exhausted.
+    Failed {
+        error: String,
+    },
+}
+
+/// The waits after each failed attempt; after the last one an event is `failed`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetrySchedule(Vec<Duration>);
+
+/// Up to this share of each wait is added at random, so that retries do not arrive in waves.
+pub const JITTER: f64 = 0.10;
+
+impl RetrySchedule {
+    pub fn new(waits: Vec<Duration>) -> Self {
+        Self(waits)
+    }
+
+    pub fn waits(&self) -> &[Duration] {
+        &self.0
+    }
+
+    /// What follows the `attempts`-th failed attempt (1 for the first): a retry after the
+    /// matching wait plus `jitter` (0.0..=1.0) of [`JITTER`], or the end.
+    pub fn after_failure(
+        &self,
+        attempts: u32,
+        error: String,
+        now: DateTime<Utc>,
+        jitter: f64,
+    ) -> AttemptOutcome {
+        let index = usize::try_from(attempts.saturating_sub(1)).unwrap_or(usize::MAX);
+        match self.0.get(index) {
+            Some(wait) => {
+                let wait = wait.mul_f64(1.0 + JITTER * jitter.clamp(0.0, 1.0));
+                let wait = chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+                AttemptOutcome::Retry {
+                    error,
+                    next_attempt_at: now.checked_add_signed(wait).unwrap_or(now),
+                }
+            }
+            None => AttemptOutcome::Failed { error },
+        }
+    }
+}
+
+impl Default for RetrySchedule {
+    /// `5s,5m,30m,2h,5h,10h,10h`: about a day in all.
+    fn default() -> Self {
+        let (s, m, h) = (1, 60, 3600);
+        Self(
+            [5 * s, 5 * m, 30 * m, 2 * h, 5 * h, 10 * h, 10 * h]
+                .into_iter()
+                .map(Duration::from_secs)
+                .collect(),
+        )
+    }
+}
+
+/// A position in the admin list: the last event of a page. Opaque to clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: DateTime<Utc>,
+    pub id: String,
+}
+
+/// Text that is not a cursor this service handed out.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not a cursor")]
+pub struct InvalidCursor;
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!(
+            "{}.{}",
+            self.created_at.timestamp_millis(),
+            self.id
+        ))
+    }
+
+    pub fn decode(raw: &str) -> Result<Self, InvalidCursor> {
+        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| InvalidCursor)?;
+        let text = String::from_utf8(bytes).map_err(|_| InvalidCursor)?;
+        let (ms, id) = text.split_once('.').ok_or(InvalidCursor)?;
+        let created_at = ms
+            .parse()
+            .ok()
+            .and_then(DateTime::from_timestamp_millis)
+            .ok_or(InvalidCursor)?;
+        if id.is_empty() || id.len() > 64 {
+            return Err(InvalidCursor);
+        }
+        Ok(Self {
+            created_at,
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// Which events an admin lists.
+#[derive(Clone, Debug, Default)]
+pub struct CallbackFilter {
+    pub status: Option<CallbackStatus>,
+    pub user_hash: Option<UserHash>,
+    pub after: Option<Cursor>,
+    pub limit: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_schedule_has_seven_waits_then_fails() {
+        let schedule = RetrySchedule::default();
+        let now = Utc::now();
+        let AttemptOutcome::Retry {
+            next_attempt_at, ..
+        } = schedule.after_failure(1, "x".into(), now, 0.0)
+        else {
+            panic!("first failure retries");
+        };
+        assert_eq!(next_attempt_at - now, chrono::Duration::seconds(5));
+        assert!(matches!(
+            schedule.after_failure(7, "x".into(), now, 1.0),
+            AttemptOutcome::Retry { .. }
+        ));
+        assert!(matches!(
+            schedule.after_failure(8, "x".into(), now, 0.0),
+            AttemptOutcome::Failed { .. }
+        ));
+    }
+
+    #[test]
+    fn jitter_adds_at_most_a_tenth() {
+        let schedule = RetrySchedule::new(vec![Duration::from_secs(100)]);
+        let now = Utc::now();
+        let AttemptOutcome::Retry {
+            next_attempt_at, ..
+        } = schedule.after_failure(1, "x".into(), now, 1.0)
+        else {
+            panic!("retries");
+        };
+        assert_eq!(next_attempt_at - now, chrono::Duration::seconds(110));
+    }
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let cursor = Cursor {
+            created_at: DateTime::from_timestamp_millis(1_700_000_000_123).expect("time"),
+            id: "7d1f0c1e-0000-4000-8000-000000000001".into(),
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()), Ok(cursor));
+        for bad in ["", "!!", "bm90LWEtY3Vyc29y", &URL_SAFE_NO_PAD.encode("x.y")] {
+            assert_eq!(Cursor::decode(bad), Err(InvalidCursor), "{bad}");
+        }
+    }
+
+    #[test]
+    fn statuses_parse_by_their_stored_names() {
+        assert_eq!("failed".parse(), Ok(CallbackStatus::Failed));
+        assert_eq!("Failed".parse::<CallbackStatus>(), Err(InvalidStatus));
     }
 }

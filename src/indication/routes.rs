@@ -239,6 +239,7 @@ async fn register(
         clock::now(),
     )
     .await?;
+    state.outbox_signal.wake();
     Ok((
         StatusCode::CREATED,
         Json(RegisteredUser {
@@ -306,6 +307,7 @@ async fn record_invoice(
         clock::now(),
     )
     .await?;
+    state.outbox_signal.wake();
     Ok(Json(InvoiceBody { acquired_credit }))
 }
 

@@ -42,9 +42,7 @@ impl EmbeddedStore {
                 StoreError::Unavailable(format!("cannot open {}: {e}{hint}", path.display()))
             })?;
             let txn = db.begin_write().map_err(backend)?;
-            crate::programs::store::embedded::create_tables(&txn)?;
-            crate::indication::store::embedded::create_tables(&txn)?;
-            crate::referrals::store::embedded::create_tables(&txn)?;
+            create_tables(&txn)?;
             txn.commit().map_err(backend)?;
             Ok(Self { db: Arc::new(db) })
         })
@@ -86,6 +84,36 @@ impl EmbeddedStore {
     }
 }
 
+/// Every table of the store, opened (created) at start so that reads never meet a missing one.
+/// Each is defined beside the store implementation that uses it.
+fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
+    use crate::{
+        callbacks::store::embedded as callbacks, indication::store::embedded as indication,
+        programs::store::embedded as programs, referrals::store::embedded as referrals,
+    };
+    for table in [
+        programs::PROGRAMS,
+        indication::USERS,
+        indication::EMAILS,
+        referrals::REFERRERS,
+        referrals::REFEREES,
+        callbacks::CALLBACKS,
+    ] {
+        txn.open_table(table).map_err(backend)?;
+    }
+    for index in [referrals::CODES, referrals::USER_IDS] {
+        txn.open_table(index).map_err(backend)?;
+    }
+    txn.open_table(programs::PROGRAM_USERS).map_err(backend)?;
+    txn.open_table(indication::LEDGER).map_err(backend)?;
+    txn.open_multimap_table(indication::INDICATED)
+        .map_err(backend)?;
+    for index in [callbacks::CALLBACKS_DUE, callbacks::CALLBACKS_CREATED] {
+        txn.open_table(index).map_err(backend)?;
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl StoreHealth for EmbeddedStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -104,4 +132,82 @@ pub(crate) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Timestamps as Unix milliseconds (`#[serde(with = "millis")]`).
+pub(crate) mod millis {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(at.timestamp_millis())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let ms = i64::deserialize(d)?;
+        DateTime::from_timestamp_millis(ms)
+            .ok_or_else(|| D::Error::custom("timestamp out of range"))
+    }
+}
+
+/// Optional timestamps as Unix milliseconds or null.
+pub(crate) mod opt_millis {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(at: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match at {
+            Some(at) => s.serialize_some(&at.timestamp_millis()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        Option::<i64>::deserialize(d)?
+            .map(|ms| {
+                DateTime::from_timestamp_millis(ms)
+                    .ok_or_else(|| D::Error::custom("timestamp out of range"))
+            })
+            .transpose()
+    }
+}
+
+/// Money as its exact decimal text (`"12.50"`), never a binary float.
+pub(crate) mod money_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use crate::money::Money;
+
+    pub fn serialize<S: Serializer>(money: &Money, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(money)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Money, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse()
+            .map_err(|_| D::Error::custom(format!("bad amount {text}")))
+    }
+}
+
+/// Program ids as their 24 hex characters, or null.
+pub(crate) mod opt_program_id {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use crate::programs::ProgramId;
+
+    pub fn serialize<S: Serializer>(id: &Option<ProgramId>, s: S) -> Result<S::Ok, S::Error> {
+        match id {
+            Some(id) => s.collect_str(id),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ProgramId>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|id| {
+                id.parse()
+                    .map_err(|_| D::Error::custom(format!("bad program id {id}")))
+            })
+            .transpose()
+    }
 }

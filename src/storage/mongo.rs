@@ -22,6 +22,7 @@ pub(crate) const USERS: &str = "users";
 pub(crate) const INDICATED_EMAILS: &str = "indicated_emails";
 pub(crate) const REFERRERS: &str = "referrers";
 pub(crate) const REFEREES: &str = "referees";
+pub(crate) const CALLBACKS: &str = "callbacks";
 
 pub struct MongoStore {
     pub(crate) db: Database,
@@ -74,10 +75,6 @@ impl MongoStore {
         for (name, keys) in [
             ("user_indicator", doc! { "user_indicator": 1 }),
             ("program_id", doc! { "program_id": 1 }),
-            (
-                "callbacks_status",
-                doc! { "callbacks.status": 1, "callbacks.next_attempt_at": 1 },
-            ),
         ] {
             users
                 .create_index(
@@ -119,6 +116,40 @@ impl MongoStore {
             )
             .await
             .map_err(store_error)?;
+        // Events still inside a user (not yet relayed): found through this sparse index.
+        users
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "callbacks.id": 1 })
+                    .options(
+                        IndexOptions::builder()
+                            .name("callbacks_id".to_owned())
+                            .sparse(true)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .await
+            .map_err(store_error)?;
+        let callbacks = self.db.collection::<mongodb::bson::Document>(CALLBACKS);
+        for (name, keys) in [
+            ("status_due_at", doc! { "status": 1, "due_at": 1 }),
+            ("created_at_id", doc! { "created_at": 1, "_id": 1 }),
+            (
+                "user_hash_created_at_id",
+                doc! { "user_hash": 1, "created_at": 1, "_id": 1 },
+            ),
+        ] {
+            callbacks
+                .create_index(
+                    IndexModel::builder()
+                        .keys(keys)
+                        .options(IndexOptions::builder().name(name.to_owned()).build())
+                        .build(),
+                )
+                .await
+                .map_err(store_error)?;
+        }
         Ok(())
     }
 }

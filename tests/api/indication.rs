@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use referral_api::{
-    callbacks::{CallbackStatus, CreditEvent, CreditEventType},
+    callbacks::{CallbackFilter, CallbackStatus, CreditEvent, CreditEventType},
     indication::{LedgerEntry, LedgerOperation},
 };
 use reqwest::{Method, StatusCode};
@@ -54,7 +54,11 @@ async fn ledger_ops(app: &TestApp, indicated: &str) -> Vec<LedgerOperation> {
 async fn pending_events(app: &TestApp) -> Vec<CreditEvent> {
     app.stores
         .callbacks
-        .list(Some(CallbackStatus::Pending))
+        .list(&CallbackFilter {
+            status: Some(CallbackStatus::Pending),
+            limit: usize::MAX,
+            ..CallbackFilter::default()
+        })
         .await
         .expect("outbox")
 }

@@ -40,6 +40,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/referee/u/{userId}"),
     ("GET", "/api/referee/check/{accountId}"),
     ("GET", "/api/landlord/check/{accountId}"),
+    ("GET", "/admin/callbacks"),
+    ("GET", "/admin/callbacks/{id}"),
+    ("POST", "/admin/callbacks/{id}/retry"),
 ];
 
 contract_tests!(

@@ -1,37 +1,65 @@
 //! In the embedded store, credit events have a table of their own, written in the same
-//! transaction as the state change that causes them.
+//! transaction as the state change that causes them, and two indexes: by due time (pending
+//! events only, so that the worker finds due ones at once at any size) and by creation (the
+//! admin list).
+//!
+//! An event's due time is its next attempt, or the end of its lease while it is claimed: a
+//! claim moves the event's key to the lease end, so a crashed worker's events fall due again by
+//! themselves.
 
 use async_trait::async_trait;
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use chrono::{DateTime, Utc};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::CallbackOutbox;
+use super::{CallbackOutbox, Lease, Requeue, matches};
 use crate::{
-    callbacks::{CallbackStatus, CreditEvent, CreditEventType},
+    callbacks::domain::{
+        AttemptOutcome, CallbackFilter, CallbackStatus, CreditEvent, CreditEventType,
+    },
     indication::UserHash,
     money::Money,
     storage::{
         StoreError,
-        embedded::{EmbeddedStore, JsonTable, backend, decode, encode},
+        embedded::{
+            EmbeddedStore, JsonTable, backend, decode, encode, millis, money_text, opt_millis,
+        },
     },
 };
 
 /// Events by id.
 pub(crate) const CALLBACKS: JsonTable = TableDefinition::new("callbacks");
+/// `(due time in ms, id)` of every pending event.
+pub(crate) const CALLBACKS_DUE: TableDefinition<(i64, &str), ()> =
+    TableDefinition::new("callbacks_due");
+/// `(creation time in ms, id)` of every event, for the oldest-first list.
+pub(crate) const CALLBACKS_CREATED: TableDefinition<(i64, &str), ()> =
+    TableDefinition::new("callbacks_created");
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct CallbackRecord {
     id: String,
     event_type: CreditEventType,
     user_hash: String,
-    amount: String,
+    #[serde(with = "money_text")]
+    amount: Money,
     program_name: String,
     user_indicator_hash: String,
     status: CallbackStatus,
     attempts: u32,
     last_error: Option<String>,
-    created_at_ms: i64,
-    next_attempt_at_ms: i64,
+    #[serde(default, with = "opt_millis")]
+    last_attempt_at: Option<DateTime<Utc>>,
+    #[serde(rename = "next_attempt_at_ms", with = "millis")]
+    next_attempt_at: DateTime<Utc>,
+    #[serde(default, with = "opt_millis")]
+    delivered_at: Option<DateTime<Utc>>,
+    #[serde(rename = "created_at_ms", with = "millis")]
+    created_at: DateTime<Utc>,
+    #[serde(default)]
+    lease_owner: Option<String>,
+    #[serde(default, with = "opt_millis")]
+    lease_until: Option<DateTime<Utc>>,
 }
 
 impl CallbackRecord {
@@ -40,65 +68,242 @@ impl CallbackRecord {
             id: event.id.clone(),
             event_type: event.event_type,
             user_hash: event.user_hash.to_string(),
-            amount: event.amount.to_string(),
+            amount: event.amount,
             program_name: event.program_name.clone(),
             user_indicator_hash: event.user_indicator_hash.to_string(),
             status: event.status,
             attempts: event.attempts,
             last_error: event.last_error.clone(),
-            created_at_ms: event.created_at.timestamp_millis(),
-            next_attempt_at_ms: event.next_attempt_at.timestamp_millis(),
+            last_attempt_at: event.last_attempt_at,
+            next_attempt_at: event.next_attempt_at,
+            delivered_at: event.delivered_at,
+            created_at: event.created_at,
+            lease_owner: None,
+            lease_until: None,
         }
     }
 
-    fn into_event(self) -> Result<CreditEvent, StoreError> {
-        let corrupt = |what: &str| StoreError::Corrupt(format!("event {}: bad {what}", self.id));
-        Ok(CreditEvent {
+    fn to_event(&self) -> CreditEvent {
+        CreditEvent {
+            id: self.id.clone(),
             event_type: self.event_type,
-            user_hash: UserHash::from_stored(self.user_hash),
-            amount: self
-                .amount
-                .parse::<Money>()
-                .map_err(|_| corrupt("amount"))?,
-            program_name: self.program_name,
-            user_indicator_hash: UserHash::from_stored(self.user_indicator_hash),
+            user_hash: UserHash::from_stored(self.user_hash.clone()),
+            amount: self.amount,
+            program_name: self.program_name.clone(),
+            user_indicator_hash: UserHash::from_stored(self.user_indicator_hash.clone()),
             status: self.status,
             attempts: self.attempts,
-            last_error: self.last_error,
-            created_at: chrono::DateTime::from_timestamp_millis(self.created_at_ms)
-                .ok_or_else(|| corrupt("created_at"))?,
-            next_attempt_at: chrono::DateTime::from_timestamp_millis(self.next_attempt_at_ms)
-                .ok_or_else(|| corrupt("next_attempt_at"))?,
-            id: self.id,
+            last_error: self.last_error.clone(),
+            last_attempt_at: self.last_attempt_at,
+            next_attempt_at: self.next_attempt_at,
+            delivered_at: self.delivered_at,
+            created_at: self.created_at,
+        }
+    }
+
+    /// When a pending event is next due: its next attempt, or the end of a lease held on it.
+    fn due_at(&self) -> DateTime<Utc> {
+        self.lease_until.map_or(self.next_attempt_at, |until| {
+            until.max(self.next_attempt_at)
         })
     }
 }
 
-/// Queues an event inside the caller's transaction.
-pub(crate) fn queue(txn: &WriteTransaction, event: &CreditEvent) -> Result<(), StoreError> {
-    let record = encode(&CallbackRecord::from_event(event))?;
+fn read(txn: &WriteTransaction, id: &str) -> Result<Option<CallbackRecord>, StoreError> {
+    let table = txn.open_table(CALLBACKS).map_err(backend)?;
+    let record = table.get(id).map_err(backend)?;
+    record.map(|bytes| decode(bytes.value())).transpose()
+}
+
+/// Writes the record, moving its due-index key from what `old` had to what it has now.
+fn write(
+    txn: &WriteTransaction,
+    old: Option<&CallbackRecord>,
+    record: &CallbackRecord,
+) -> Result<(), StoreError> {
+    let mut due = txn.open_table(CALLBACKS_DUE).map_err(backend)?;
+    if let Some(old) = old.filter(|o| o.status == CallbackStatus::Pending) {
+        due.remove((old.due_at().timestamp_millis(), old.id.as_str()))
+            .map_err(backend)?;
+    }
+    if record.status == CallbackStatus::Pending {
+        due.insert((record.due_at().timestamp_millis(), record.id.as_str()), ())
+            .map_err(backend)?;
+    }
+    let bytes = encode(record)?;
     txn.open_table(CALLBACKS)
         .map_err(backend)?
-        .insert(event.id.as_str(), record.as_slice())
+        .insert(record.id.as_str(), bytes.as_slice())
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Queues an event inside the caller's transaction.
+pub(crate) fn queue(txn: &WriteTransaction, event: &CreditEvent) -> Result<(), StoreError> {
+    let record = CallbackRecord::from_event(event);
+    write(txn, None, &record)?;
+    txn.open_table(CALLBACKS_CREATED)
+        .map_err(backend)?
+        .insert(
+            (record.created_at.timestamp_millis(), record.id.as_str()),
+            (),
+        )
         .map_err(backend)?;
     Ok(())
 }
 
 #[async_trait]
 impl CallbackOutbox for EmbeddedStore {
-    async fn list(&self, status: Option<CallbackStatus>) -> Result<Vec<CreditEvent>, StoreError> {
+    async fn list(&self, filter: &CallbackFilter) -> Result<Vec<CreditEvent>, StoreError> {
+        let filter = filter.clone();
         self.read(move |txn| {
+            let created = txn.open_table(CALLBACKS_CREATED).map_err(backend)?;
             let table = txn.open_table(CALLBACKS).map_err(backend)?;
+            let start = filter.after.as_ref().map_or((i64::MIN, ""), |c| {
+                (c.created_at.timestamp_millis(), c.id.as_str())
+            });
             let mut events = Vec::new();
-            for entry in table.iter().map_err(backend)? {
-                let (_, bytes) = entry.map_err(backend)?;
-                let event = decode::<CallbackRecord>(bytes.value())?.into_event()?;
-                if status.is_none_or(|s| s == event.status) {
+            for entry in created.range(start..).map_err(backend)? {
+                let (key, _) = entry.map_err(backend)?;
+                let (_, id) = key.value();
+                if filter.after.as_ref().is_some_and(|c| c.id == id) {
+                    continue;
+                }
+                let Some(bytes) = table.get(id).map_err(backend)? else {
+                    continue;
+                };
+                let event = decode::<CallbackRecord>(bytes.value())?.to_event();
+                if matches(&filter, &event) {
                     events.push(event);
+                    if events.len() >= filter.limit {
+                        break;
+                    }
                 }
             }
-            events.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
             Ok(events)
+        })
+        .await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<CreditEvent>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |txn| {
+            let table = txn.open_table(CALLBACKS).map_err(backend)?;
+            let record = table.get(id.as_str()).map_err(backend)?;
+            Ok(record
+                .map(|bytes| decode::<CallbackRecord>(bytes.value()))
+                .transpose()?
+                .map(|r| r.to_event()))
+        })
+        .await
+    }
+
+    async fn pending_count(&self) -> Result<u64, StoreError> {
+        self.read(|txn| {
+            txn.open_table(CALLBACKS_DUE)
+                .map_err(backend)?
+                .len()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease: &Lease,
+        limit: usize,
+    ) -> Result<Vec<CreditEvent>, StoreError> {
+        let lease = lease.clone();
+        self.write(move |txn| {
+            let due: Vec<String> = {
+                let table = txn.open_table(CALLBACKS_DUE).map_err(backend)?;
+                let mut ids = Vec::new();
+                for entry in table
+                    .range(..=(now.timestamp_millis(), "\u{10FFFF}"))
+                    .map_err(backend)?
+                {
+                    let (key, _) = entry.map_err(backend)?;
+                    ids.push(key.value().1.to_owned());
+                    if ids.len() >= limit {
+                        break;
+                    }
+                }
+                ids
+            };
+            let mut claimed = Vec::with_capacity(due.len());
+            for id in due {
+                let Some(old) = read(txn, &id)? else { continue };
+                let mut record = old.clone();
+                record.lease_owner = Some(lease.owner.clone());
+                record.lease_until = Some(lease.until);
+                write(txn, Some(&old), &record)?;
+                claimed.push(record.to_event());
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn record_attempt(
+        &self,
+        id: &str,
+        owner: &str,
+        at: DateTime<Utc>,
+        outcome: AttemptOutcome,
+    ) -> Result<bool, StoreError> {
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        self.write(move |txn| {
+            let Some(old) = read(txn, &id)? else {
+                return Ok(false);
+            };
+            if old.lease_owner.as_deref() != Some(owner.as_str()) {
+                return Ok(false);
+            }
+            let mut record = old.clone();
+            record.attempts = record.attempts.saturating_add(1);
+            record.last_attempt_at = Some(at);
+            record.lease_owner = None;
+            record.lease_until = None;
+            match outcome {
+                AttemptOutcome::Delivered => {
+                    record.status = CallbackStatus::Delivered;
+                    record.delivered_at = Some(at);
+                }
+                AttemptOutcome::Retry {
+                    error,
+                    next_attempt_at,
+                } => {
+                    record.last_error = Some(error);
+                    record.next_attempt_at = next_attempt_at;
+                }
+                AttemptOutcome::Failed { error } => {
+                    record.status = CallbackStatus::Failed;
+                    record.last_error = Some(error);
+                }
+            }
+            write(txn, Some(&old), &record)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn requeue(&self, id: &str, now: DateTime<Utc>) -> Result<Requeue, StoreError> {
+        let id = id.to_owned();
+        self.write(move |txn| {
+            let Some(old) = read(txn, &id)? else {
+                return Ok(Requeue::NotFound);
+            };
+            if old.status == CallbackStatus::Delivered {
+                return Ok(Requeue::AlreadyDelivered);
+            }
+            let mut record = old.clone();
+            // A lease held by a worker sending it right now stays: the event is due again
+            // when that attempt is recorded or its lease runs out, never sent twice at once.
+            record.status = CallbackStatus::Pending;
+            record.next_attempt_at = now;
+            write(txn, Some(&old), &record)?;
+            Ok(Requeue::Queued(record.to_event()))
         })
         .await
     }

@@ -1,25 +1,44 @@
-//! On MongoDB, credit events live inside the user document whose change caused them (the
-//! `callbacks` array), so that the change and the event are one single-document write.
+//! On MongoDB, a credit event is first written inside the user document whose change caused it
+//! (its `callbacks` array), so that the change and the event are one single-document write.
+//! A relay then copies each event, keyed by its id, into the `callbacks` collection and removes
+//! it from the user document. The copy is idempotent (a second insert of one id is a
+//! duplicate-key no-op), so a process that dies between the copy and the removal loses nothing
+//! and duplicates nothing: the next relay pass finds the event still in the user, fails to
+//! insert it again, and removes it.
+//!
+//! In the collection, `due_at` is the next attempt, or the end of the lease while a worker holds
+//! one; claiming is one conditional `findOneAndUpdate` per event on the `{status, due_at}` index.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
-use mongodb::bson::{Decimal128, Document, doc};
+use mongodb::{
+    Collection,
+    bson::{Bson, Decimal128, Document, doc},
+    options::ReturnDocument,
+};
 use serde::{Deserialize, Serialize};
 
-use super::CallbackOutbox;
+use super::{CallbackOutbox, Lease, Requeue};
 use crate::{
-    callbacks::{CallbackStatus, CreditEvent, CreditEventType},
+    callbacks::domain::{
+        AttemptOutcome, CallbackFilter, CallbackStatus, CreditEvent, CreditEventType,
+    },
     indication::UserHash,
     storage::{
         StoreError,
         mongo::{
-            MongoStore, USERS, from_bson_datetime, from_decimal128, store_error, to_bson,
-            to_bson_datetime, to_decimal128,
+            CALLBACKS, MongoStore, USERS, from_bson_datetime, from_decimal128, is_duplicate_key,
+            store_error, to_bson, to_bson_datetime, to_decimal128,
         },
     },
 };
 
-#[derive(Debug, Serialize, Deserialize)]
+/// Events relayed per pass; a pass repeats until none are left.
+const RELAY_BATCH: i64 = 100;
+
+/// An event as written inside its user document, waiting for the relay.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct CallbackDoc {
     id: String,
     event_type: CreditEventType,
@@ -55,56 +74,288 @@ impl CallbackDoc {
         mongodb::bson::to_document(&Self::from_event(event)?)
             .map_err(|e| StoreError::Backend(format!("cannot encode event: {e}")))
     }
+}
 
+/// An event in the `callbacks` collection.
+#[derive(Debug, Serialize, Deserialize)]
+struct OutboxDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    event_type: CreditEventType,
+    user_hash: String,
+    amount: Decimal128,
+    program_name: String,
+    user_indicator_hash: String,
+    status: CallbackStatus,
+    attempts: i64,
+    last_error: Option<String>,
+    last_attempt_at: Option<mongodb::bson::DateTime>,
+    next_attempt_at: mongodb::bson::DateTime,
+    delivered_at: Option<mongodb::bson::DateTime>,
+    created_at: mongodb::bson::DateTime,
+    due_at: mongodb::bson::DateTime,
+    lease_owner: Option<String>,
+}
+
+impl From<CallbackDoc> for OutboxDoc {
+    fn from(event: CallbackDoc) -> Self {
+        Self {
+            id: event.id,
+            event_type: event.event_type,
+            user_hash: event.user_hash,
+            amount: event.amount,
+            program_name: event.program_name,
+            user_indicator_hash: event.user_indicator_hash,
+            status: event.status,
+            attempts: event.attempts,
+            last_error: event.last_error,
+            last_attempt_at: None,
+            next_attempt_at: event.next_attempt_at,
+            delivered_at: None,
+            created_at: event.created_at,
+            due_at: event.next_attempt_at,
+            lease_owner: None,
+        }
+    }
+}
+
+impl OutboxDoc {
     fn into_event(self) -> Result<CreditEvent, StoreError> {
-        let corrupt = |what: &str| StoreError::Corrupt(format!("event {}: bad {what}", self.id));
+        let optional = |at: Option<mongodb::bson::DateTime>| at.map(from_bson_datetime).transpose();
         Ok(CreditEvent {
             event_type: self.event_type,
-            status: self.status,
-            attempts: u32::try_from(self.attempts).map_err(|_| corrupt("attempts"))?,
             user_hash: UserHash::from_stored(self.user_hash),
             amount: from_decimal128(self.amount)?,
             program_name: self.program_name,
             user_indicator_hash: UserHash::from_stored(self.user_indicator_hash),
+            status: self.status,
+            attempts: u32::try_from(self.attempts)
+                .map_err(|_| StoreError::Corrupt(format!("event {}: attempts", self.id)))?,
             last_error: self.last_error,
-            created_at: from_bson_datetime(self.created_at)?,
+            last_attempt_at: optional(self.last_attempt_at)?,
             next_attempt_at: from_bson_datetime(self.next_attempt_at)?,
+            delivered_at: optional(self.delivered_at)?,
+            created_at: from_bson_datetime(self.created_at)?,
             id: self.id,
         })
     }
 }
 
 #[derive(Deserialize)]
-struct WithCallbacks {
+struct UnrelayedEvents {
+    #[serde(rename = "_id")]
+    user: String,
     #[serde(default)]
     callbacks: Vec<CallbackDoc>,
 }
 
+impl MongoStore {
+    fn outbox(&self) -> Collection<OutboxDoc> {
+        self.db.collection(CALLBACKS)
+    }
+
+    /// Moves every event still inside a user document into the `callbacks` collection.
+    pub(crate) async fn relay_callbacks(&self) -> Result<usize, StoreError> {
+        let users = self.db.collection::<UnrelayedEvents>(USERS);
+        let mut relayed = 0;
+        loop {
+            let batch: Vec<UnrelayedEvents> = users
+                .find(doc! { "callbacks.id": { "$exists": true } })
+                .projection(doc! { "callbacks": 1 })
+                .limit(RELAY_BATCH)
+                .await
+                .map_err(store_error)?
+                .try_collect()
+                .await
+                .map_err(store_error)?;
+            let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= RELAY_BATCH;
+            for holder in batch {
+                for event in holder.callbacks {
+                    let id = event.id.clone();
+                    match self.outbox().insert_one(OutboxDoc::from(event)).await {
+                        Ok(_) => relayed += 1,
+                        Err(err) if is_duplicate_key(&err) => {}
+                        Err(err) => return Err(store_error(err)),
+                    }
+                    users
+                        .update_one(
+                            doc! { "_id": &holder.user },
+                            doc! { "$pull": { "callbacks": { "id": &id } } },
+                        )
+                        .await
+                        .map_err(store_error)?;
+                }
+            }
+            if !full {
+                return Ok(relayed);
+            }
+        }
+    }
+}
+
+fn status_bson(status: CallbackStatus) -> Result<Bson, StoreError> {
+    to_bson(&status)
+}
+
 #[async_trait]
 impl CallbackOutbox for MongoStore {
-    async fn list(&self, status: Option<CallbackStatus>) -> Result<Vec<CreditEvent>, StoreError> {
-        let filter = match status {
-            Some(status) => doc! { "callbacks.status": to_bson(&status)? },
-            None => doc! { "callbacks.0": { "$exists": true } },
-        };
-        let docs: Vec<WithCallbacks> = self
-            .db
-            .collection::<WithCallbacks>(USERS)
-            .find(filter)
-            .projection(doc! { "callbacks": 1 })
+    async fn list(&self, filter: &CallbackFilter) -> Result<Vec<CreditEvent>, StoreError> {
+        self.relay_callbacks().await?;
+        let mut query = Document::new();
+        if let Some(status) = filter.status {
+            query.insert("status", status_bson(status)?);
+        }
+        if let Some(user) = &filter.user_hash {
+            query.insert("user_hash", user.as_str());
+        }
+        if let Some(after) = &filter.after {
+            let at = to_bson_datetime(after.created_at);
+            query.insert(
+                "$or",
+                vec![
+                    doc! { "created_at": { "$gt": at } },
+                    doc! { "created_at": at, "_id": { "$gt": &after.id } },
+                ],
+            );
+        }
+        let docs: Vec<OutboxDoc> = self
+            .outbox()
+            .find(query)
+            .sort(doc! { "created_at": 1, "_id": 1 })
+            .limit(i64::try_from(filter.limit).unwrap_or(i64::MAX))
             .await
             .map_err(store_error)?
             .try_collect()
             .await
             .map_err(store_error)?;
-        let mut events = Vec::new();
-        for event in docs.into_iter().flat_map(|d| d.callbacks) {
-            let event = event.into_event()?;
-            if status.is_none_or(|s| s == event.status) {
-                events.push(event);
+        docs.into_iter().map(OutboxDoc::into_event).collect()
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<CreditEvent>, StoreError> {
+        self.relay_callbacks().await?;
+        self.outbox()
+            .find_one(doc! { "_id": id })
+            .await
+            .map_err(store_error)?
+            .map(OutboxDoc::into_event)
+            .transpose()
+    }
+
+    async fn pending_count(&self) -> Result<u64, StoreError> {
+        self.relay_callbacks().await?;
+        self.outbox()
+            .count_documents(doc! { "status": status_bson(CallbackStatus::Pending)? })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease: &Lease,
+        limit: usize,
+    ) -> Result<Vec<CreditEvent>, StoreError> {
+        self.relay_callbacks().await?;
+        let mut claimed = Vec::new();
+        while claimed.len() < limit {
+            let doc = self
+                .outbox()
+                .find_one_and_update(
+                    doc! {
+                        "status": status_bson(CallbackStatus::Pending)?,
+                        "due_at": { "$lte": to_bson_datetime(now) },
+                    },
+                    doc! { "$set": {
+                        "due_at": to_bson_datetime(lease.until),
+                        "lease_owner": &lease.owner,
+                    } },
+                )
+                .sort(doc! { "due_at": 1 })
+                .return_document(ReturnDocument::After)
+                .await
+                .map_err(store_error)?;
+            match doc {
+                Some(doc) => claimed.push(doc.into_event()?),
+                None => break,
             }
         }
-        events.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(events)
+        Ok(claimed)
+    }
+
+    async fn record_attempt(
+        &self,
+        id: &str,
+        owner: &str,
+        at: DateTime<Utc>,
+        outcome: AttemptOutcome,
+    ) -> Result<bool, StoreError> {
+        let at = to_bson_datetime(at);
+        let mut set = doc! { "last_attempt_at": at, "lease_owner": Bson::Null };
+        match outcome {
+            AttemptOutcome::Delivered => {
+                set.insert("status", status_bson(CallbackStatus::Delivered)?);
+                set.insert("delivered_at", at);
+            }
+            AttemptOutcome::Retry {
+                error,
+                next_attempt_at,
+            } => {
+                let next = to_bson_datetime(next_attempt_at);
+                set.insert("last_error", error);
+                set.insert("next_attempt_at", next);
+                set.insert("due_at", next);
+            }
+            AttemptOutcome::Failed { error } => {
+                set.insert("status", status_bson(CallbackStatus::Failed)?);
+                set.insert("last_error", error);
+            }
+        }
+        let result = self
+            .outbox()
+            .update_one(
+                doc! { "_id": id, "lease_owner": owner },
+                doc! { "$set": set, "$inc": { "attempts": 1 } },
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(result.matched_count == 1)
+    }
+
+    async fn requeue(&self, id: &str, now: DateTime<Utc>) -> Result<Requeue, StoreError> {
+        self.relay_callbacks().await?;
+        let now = to_bson_datetime(now);
+        let not_delivered = doc! { "$ne": status_bson(CallbackStatus::Delivered)? };
+        let pending = status_bson(CallbackStatus::Pending)?;
+        // Unclaimed: due now. Claimed by a worker sending it right now: due when that attempt
+        // is recorded or its lease runs out, never sent twice at once.
+        let unclaimed = self
+            .outbox()
+            .find_one_and_update(
+                doc! { "_id": id, "status": not_delivered.clone(), "lease_owner": Bson::Null },
+                doc! { "$set": { "status": pending.clone(), "next_attempt_at": now, "due_at": now } },
+            )
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(store_error)?;
+        let updated = match unclaimed {
+            Some(doc) => Some(doc),
+            None => self
+                .outbox()
+                .find_one_and_update(
+                    doc! { "_id": id, "status": not_delivered },
+                    doc! { "$set": { "status": pending, "next_attempt_at": now } },
+                )
+                .return_document(ReturnDocument::After)
+                .await
+                .map_err(store_error)?,
+        };
+        if let Some(doc) = updated {
+            return Ok(Requeue::Queued(doc.into_event()?));
+        }
+        Ok(match self.outbox().find_one(doc! { "_id": id }).await {
+            Ok(Some(_)) => Requeue::AlreadyDelivered,
+            Ok(None) => Requeue::NotFound,
+            Err(err) => return Err(store_error(err)),
+        })
     }
 }

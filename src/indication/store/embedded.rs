@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{IndicationStore, RegisterOutcome, UsersCreated};
 use crate::{
-    callbacks::store::embedded::{CALLBACKS, queue},
+    callbacks::store::embedded::queue,
     email::Email,
     indication::domain::{
         EmailIndication, IndicatorCredit, LedgerEntry, LedgerOperation, Payment, Registration,
@@ -21,66 +21,46 @@ use crate::{
     programs::{ProgramId, store::embedded::add_program_users},
     storage::{
         StoreError,
-        embedded::{EmbeddedStore, JsonTable, backend, decode, encode},
+        embedded::{
+            EmbeddedStore, JsonTable, backend, decode, encode, millis, money_text, opt_program_id,
+        },
     },
 };
 
 /// Users by hash.
-const USERS: JsonTable = TableDefinition::new("users");
+pub(crate) const USERS: JsonTable = TableDefinition::new("users");
 /// Indicator hash → the hashes of the users it indicated.
-const INDICATED: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("indicated_by");
+pub(crate) const INDICATED: MultimapTableDefinition<&str, &str> =
+    MultimapTableDefinition::new("indicated_by");
 /// Ledger entries by sequence number.
-const LEDGER: TableDefinition<u64, &[u8]> = TableDefinition::new("ledger");
+pub(crate) const LEDGER: TableDefinition<u64, &[u8]> = TableDefinition::new("ledger");
 /// Indicated e-mails by normalised address.
-const EMAILS: JsonTable = TableDefinition::new("indicated_emails");
-
-pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
-    txn.open_table(USERS).map_err(backend)?;
-    txn.open_multimap_table(INDICATED).map_err(backend)?;
-    txn.open_table(LEDGER).map_err(backend)?;
-    txn.open_table(EMAILS).map_err(backend)?;
-    txn.open_table(CALLBACKS).map_err(backend)?;
-    Ok(())
-}
+pub(crate) const EMAILS: JsonTable = TableDefinition::new("indicated_emails");
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 enum CreditRecord {
     Pending,
-    Acquired { amount: String, at_ms: i64 },
+    Acquired {
+        #[serde(with = "money_text")]
+        amount: Money,
+        #[serde(rename = "at_ms", with = "millis")]
+        at: DateTime<Utc>,
+    },
 }
 
+/// A user as stored: money as exact decimal text, times as Unix milliseconds.
 #[derive(Debug, Serialize, Deserialize)]
 struct UserRecord {
     hash: String,
     indicator: Option<String>,
-    program_id: Option<String>,
-    total_amount_paid: String,
-    created_at_ms: i64,
+    #[serde(with = "opt_program_id")]
+    program_id: Option<ProgramId>,
+    #[serde(with = "money_text")]
+    total_amount_paid: Money,
+    #[serde(rename = "created_at_ms", with = "millis")]
+    created_at: DateTime<Utc>,
     credit: Option<CreditRecord>,
-}
-
-fn millis(at: DateTime<Utc>) -> i64 {
-    at.timestamp_millis()
-}
-
-fn from_millis(ms: i64, what: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("bad {what}")))
-}
-
-fn parse_money(value: &str, what: &str) -> Result<Money, StoreError> {
-    value
-        .parse()
-        .map_err(|_| StoreError::Corrupt(format!("bad {what}: {value}")))
-}
-
-fn parse_program(value: Option<String>) -> Result<Option<ProgramId>, StoreError> {
-    value
-        .map(|id| {
-            id.parse()
-                .map_err(|_| StoreError::Corrupt(format!("bad program id {id}")))
-        })
-        .transpose()
 }
 
 impl UserRecord {
@@ -88,36 +68,31 @@ impl UserRecord {
         Self {
             hash: user.hash.to_string(),
             indicator: user.indicator.as_ref().map(ToString::to_string),
-            program_id: user.program_id.map(|id| id.to_string()),
-            total_amount_paid: user.total_amount_paid.to_string(),
-            created_at_ms: millis(user.created_at),
+            program_id: user.program_id,
+            total_amount_paid: user.total_amount_paid,
+            created_at: user.created_at,
             credit: user.credit.as_ref().map(|credit| match credit {
                 IndicatorCredit::Pending => CreditRecord::Pending,
                 IndicatorCredit::Acquired { amount, at } => CreditRecord::Acquired {
-                    amount: amount.to_string(),
-                    at_ms: millis(*at),
+                    amount: *amount,
+                    at: *at,
                 },
             }),
         }
     }
 
-    fn into_user(self) -> Result<User, StoreError> {
-        let credit = match self.credit {
-            None => None,
-            Some(CreditRecord::Pending) => Some(IndicatorCredit::Pending),
-            Some(CreditRecord::Acquired { amount, at_ms }) => Some(IndicatorCredit::Acquired {
-                amount: parse_money(&amount, "credit amount")?,
-                at: from_millis(at_ms, "credit time")?,
-            }),
-        };
-        Ok(User {
-            total_amount_paid: parse_money(&self.total_amount_paid, "total_amount_paid")?,
-            created_at: from_millis(self.created_at_ms, "created_at")?,
-            program_id: parse_program(self.program_id)?,
+    fn into_user(self) -> User {
+        User {
+            total_amount_paid: self.total_amount_paid,
+            created_at: self.created_at,
+            program_id: self.program_id,
             hash: UserHash::from_stored(self.hash),
             indicator: self.indicator.map(UserHash::from_stored),
-            credit,
-        })
+            credit: self.credit.map(|credit| match credit {
+                CreditRecord::Pending => IndicatorCredit::Pending,
+                CreditRecord::Acquired { amount, at } => IndicatorCredit::Acquired { amount, at },
+            }),
+        }
     }
 }
 
@@ -126,9 +101,12 @@ struct LedgerRecord {
     operation: LedgerOperation,
     user_indicator: Option<String>,
     user_indicated: String,
-    program_id: Option<String>,
-    amount: String,
-    created_at_ms: i64,
+    #[serde(with = "opt_program_id")]
+    program_id: Option<ProgramId>,
+    #[serde(with = "money_text")]
+    amount: Money,
+    #[serde(rename = "created_at_ms", with = "millis")]
+    created_at: DateTime<Utc>,
 }
 
 impl LedgerRecord {
@@ -137,21 +115,21 @@ impl LedgerRecord {
             operation: entry.operation,
             user_indicator: entry.user_indicator.clone(),
             user_indicated: entry.user_indicated.clone(),
-            program_id: entry.program_id.map(|id| id.to_string()),
-            amount: entry.amount.to_string(),
-            created_at_ms: millis(entry.created_at),
+            program_id: entry.program_id,
+            amount: entry.amount,
+            created_at: entry.created_at,
         }
     }
 
-    fn into_entry(self) -> Result<LedgerEntry, StoreError> {
-        Ok(LedgerEntry {
+    fn into_entry(self) -> LedgerEntry {
+        LedgerEntry {
             operation: self.operation,
-            amount: parse_money(&self.amount, "ledger amount")?,
-            created_at: from_millis(self.created_at_ms, "ledger time")?,
-            program_id: parse_program(self.program_id)?,
+            amount: self.amount,
+            created_at: self.created_at,
+            program_id: self.program_id,
             user_indicator: self.user_indicator,
             user_indicated: self.user_indicated,
-        })
+        }
     }
 }
 
@@ -159,7 +137,8 @@ impl LedgerRecord {
 struct EmailRecord {
     email: String,
     user_indicator: String,
-    created_at_ms: i64,
+    #[serde(rename = "created_at_ms", with = "millis")]
+    created_at: DateTime<Utc>,
 }
 
 fn read_user(
@@ -167,7 +146,7 @@ fn read_user(
     hash: &str,
 ) -> Result<Option<User>, StoreError> {
     match table.get(hash).map_err(backend)? {
-        Some(bytes) => decode::<UserRecord>(bytes.value())?.into_user().map(Some),
+        Some(bytes) => Ok(Some(decode::<UserRecord>(bytes.value())?.into_user())),
         None => Ok(None),
     }
 }
@@ -340,7 +319,7 @@ impl IndicationStore for EmbeddedStore {
                 let record = encode(&EmailRecord {
                     email: indication.email.to_string(),
                     user_indicator: indication.indicator.to_string(),
-                    created_at_ms: millis(indication.ledger.created_at),
+                    created_at: indication.ledger.created_at,
                 })?;
                 emails.insert(address, record.as_slice()).map_err(backend)?;
                 ledger.push(indication.ledger);
@@ -378,7 +357,7 @@ impl IndicationStore for EmbeddedStore {
             let mut entries = Vec::new();
             for entry in table.iter().map_err(backend)? {
                 let (_, bytes) = entry.map_err(backend)?;
-                entries.push(decode::<LedgerRecord>(bytes.value())?.into_entry()?);
+                entries.push(decode::<LedgerRecord>(bytes.value())?.into_entry());
             }
             Ok(entries)
         })

@@ -9,7 +9,7 @@ use crate::{
     programs::domain::{Deletion, Program, ProgramId, ProgramName, ProgramPatch},
     storage::{
         StoreError,
-        embedded::{EmbeddedStore, JsonTable, backend, decode, encode},
+        embedded::{EmbeddedStore, JsonTable, backend, decode, encode, millis, money_text},
     },
 };
 
@@ -17,12 +17,6 @@ use crate::{
 pub(crate) const PROGRAMS: JsonTable = TableDefinition::new("programs");
 /// How many users belong to each program, written in the transaction that adds the users.
 pub(crate) const PROGRAM_USERS: TableDefinition<&str, u64> = TableDefinition::new("program_users");
-
-pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
-    txn.open_table(PROGRAMS).map_err(backend)?;
-    txn.open_table(PROGRAM_USERS).map_err(backend)?;
-    Ok(())
-}
 
 /// Counts `added` users into the program, inside the caller's transaction; `false` (and
 /// nothing written) when the program does not exist.
@@ -57,10 +51,14 @@ pub(crate) fn add_program_users(
 struct ProgramRecord {
     id: String,
     name: String,
-    credit_value: String,
-    target_value: String,
-    created_at_ms: i64,
-    updated_at_ms: i64,
+    #[serde(with = "money_text")]
+    credit_value: Money,
+    #[serde(with = "money_text")]
+    target_value: Money,
+    #[serde(rename = "created_at_ms", with = "millis")]
+    created_at: DateTime<Utc>,
+    #[serde(rename = "updated_at_ms", with = "millis")]
+    updated_at: DateTime<Utc>,
 }
 
 impl ProgramRecord {
@@ -68,30 +66,24 @@ impl ProgramRecord {
         Self {
             id: p.id.to_string(),
             name: p.name.as_str().to_owned(),
-            credit_value: p.credit_value.to_string(),
-            target_value: p.target_value.to_string(),
-            created_at_ms: p.created_at.timestamp_millis(),
-            updated_at_ms: p.updated_at.timestamp_millis(),
+            credit_value: p.credit_value,
+            target_value: p.target_value,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
         }
     }
 
     fn into_program(self) -> Result<Program, StoreError> {
-        let corrupt = |what: &str| StoreError::Corrupt(format!("program {}: bad {what}", self.id));
         Ok(Program {
-            id: self.id.parse().map_err(|_| corrupt("id"))?,
-            name: ProgramName::from_stored(self.name.clone()),
-            credit_value: self
-                .credit_value
-                .parse::<Money>()
-                .map_err(|_| corrupt("credit_value"))?,
-            target_value: self
-                .target_value
-                .parse::<Money>()
-                .map_err(|_| corrupt("target_value"))?,
-            created_at: DateTime::from_timestamp_millis(self.created_at_ms)
-                .ok_or_else(|| corrupt("created_at"))?,
-            updated_at: DateTime::from_timestamp_millis(self.updated_at_ms)
-                .ok_or_else(|| corrupt("updated_at"))?,
+            id: self
+                .id
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("program id {}", self.id)))?,
+            name: ProgramName::from_stored(self.name),
+            credit_value: self.credit_value,
+            target_value: self.target_value,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! referees by account; each write checks every unique key inside one transaction.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -11,26 +12,18 @@ use crate::{
     referrals::domain::{AccountId, Referee, ReferralCode, Referrer, Via},
     storage::{
         StoreError,
-        embedded::{EmbeddedStore, JsonTable, backend, decode, encode},
+        embedded::{EmbeddedStore, JsonTable, backend, decode, encode, millis},
     },
 };
 
 /// Referrers by normalised e-mail.
-const REFERRERS: JsonTable = TableDefinition::new("referrers");
+pub(crate) const REFERRERS: JsonTable = TableDefinition::new("referrers");
 /// Upper-cased code → e-mail.
-const CODES: TableDefinition<&str, &str> = TableDefinition::new("referrer_codes");
+pub(crate) const CODES: TableDefinition<&str, &str> = TableDefinition::new("referrer_codes");
 /// User id → e-mail.
-const USER_IDS: TableDefinition<&str, &str> = TableDefinition::new("referrer_user_ids");
+pub(crate) const USER_IDS: TableDefinition<&str, &str> = TableDefinition::new("referrer_user_ids");
 /// Referees by account id.
-const REFEREES: JsonTable = TableDefinition::new("referees");
-
-pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
-    txn.open_table(REFERRERS).map_err(backend)?;
-    txn.open_table(CODES).map_err(backend)?;
-    txn.open_table(USER_IDS).map_err(backend)?;
-    txn.open_table(REFEREES).map_err(backend)?;
-    Ok(())
-}
+pub(crate) const REFEREES: JsonTable = TableDefinition::new("referees");
 
 #[derive(Debug, Serialize, Deserialize)]
 struct ReferrerRecord {
@@ -39,7 +32,8 @@ struct ReferrerRecord {
     last_name: Option<String>,
     referral_code: String,
     user_id: Option<String>,
-    created_at_ms: i64,
+    #[serde(rename = "created_at_ms", with = "millis")]
+    created_at: DateTime<Utc>,
 }
 
 impl ReferrerRecord {
@@ -50,15 +44,13 @@ impl ReferrerRecord {
             last_name: r.last_name.clone(),
             referral_code: r.referral_code.to_string(),
             user_id: r.user_id.clone(),
-            created_at_ms: r.created_at.timestamp_millis(),
+            created_at: r.created_at,
         }
     }
 
     fn into_referrer(self) -> Result<Referrer, StoreError> {
         Ok(Referrer {
-            created_at: chrono::DateTime::from_timestamp_millis(self.created_at_ms).ok_or_else(
-                || StoreError::Corrupt(format!("referrer {}: created_at", self.email)),
-            )?,
+            created_at: self.created_at,
             email: Email::from_stored(self.email),
             first_name: self.first_name,
             last_name: self.last_name,
@@ -72,16 +64,15 @@ impl ReferrerRecord {
 struct RefereeRecord {
     account_id: String,
     referral_code: String,
-    redeemed_at_ms: i64,
+    #[serde(rename = "redeemed_at_ms", with = "millis")]
+    redeemed_at: DateTime<Utc>,
     via: Via,
 }
 
 impl RefereeRecord {
     fn into_referee(self) -> Result<Referee, StoreError> {
         Ok(Referee {
-            redeemed_at: chrono::DateTime::from_timestamp_millis(self.redeemed_at_ms).ok_or_else(
-                || StoreError::Corrupt(format!("referee {}: redeemed_at", self.account_id)),
-            )?,
+            redeemed_at: self.redeemed_at,
             account_id: AccountId::from_stored(self.account_id),
             referral_code: ReferralCode::from_stored(self.referral_code),
             via: self.via,
@@ -242,7 +233,7 @@ impl ReferralStore for EmbeddedStore {
             let record = encode(&RefereeRecord {
                 account_id: referee.account_id.to_string(),
                 referral_code: referee.referral_code.to_string(),
-                redeemed_at_ms: referee.redeemed_at.timestamp_millis(),
+                redeemed_at: referee.redeemed_at,
                 via: referee.via,
             })?;
             table
