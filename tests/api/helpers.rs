@@ -110,9 +110,19 @@ impl TestApp {
         init_test_logs();
         let config = Config::from_vars(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .expect("test config");
-        let app = Application::build(config)
-            .await
-            .expect("application starts");
+        // After a restart, a connection task of the old server may still be dropping its
+        // handle on the embedded file on another thread for a moment after the server stopped.
+        let mut attempts = 0;
+        let app = loop {
+            match Application::build(config.clone()).await {
+                Ok(app) => break app,
+                Err(err) if attempts < 100 && err.to_string().contains("already open") => {
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(err) => panic!("application starts: {err:?}"),
+            }
+        };
         if !vars.iter().any(|(name, _)| name == "JWT_SECRET") {
             // No secret configured: sign test tokens with the key the app generated.
             if let Ok(generated) = std::fs::read_to_string(data_dir.path().join("jwt-secret")) {

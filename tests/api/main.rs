@@ -8,6 +8,7 @@ mod helpers;
 
 mod auth;
 mod bodies;
+mod callbacks;
 mod embedded;
 mod import;
 mod indication;

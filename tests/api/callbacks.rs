@@ -1,0 +1,512 @@
+//! Part C: credit events reach a real HTTP server playing the billing service, on both
+//! backends. Waits poll the service or the server every few milliseconds; retry schedules are
+//! configured short, so no test waits for a real schedule.
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use hmac::{Hmac, Mac};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use wiremock::{
+    Mock, MockServer, Request, ResponseTemplate,
+    matchers::{method, path, path_regex},
+};
+
+use crate::helpers::{AUTH_ERROR, Backend, TestApp, expect_error, expect_json, fresh_mongo_url};
+
+/// A secret in the Standard Webhooks form, for tests only.
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// One test per backend for each `async fn name(backend: Backend)`.
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Embedded).await
+                }
+            )*
+        }
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Mongo).await
+                }
+            )*
+        }
+    };
+}
+
+backend_tests!(
+    a_delivered_callback_carries_its_fields_headers_and_signature,
+    the_url_takes_either_placeholder_or_none,
+    retries_after_errors_and_a_timeout_keep_one_event_id,
+    a_spent_schedule_fails_and_an_admin_retry_delivers,
+    admin_routes_refuse_other_roles_and_unknown_ids,
+    a_restart_while_the_billing_service_is_down_loses_nothing,
+    concurrent_crossings_and_registrations_send_one_callback_each,
+    without_a_url_events_wait_as_pending,
+);
+
+async fn app_with(backend: Backend, server: &MockServer, extra: &[(&str, &str)]) -> TestApp {
+    let url = format!("{}/credit/%s", server.uri());
+    let mut vars = vec![
+        ("ENDPOINT_CALLBACK_CREDIT_ON_SIGNUP", url.as_str()),
+        ("CALLBACK_SIGNING_SECRET", SECRET),
+        ("CALLBACK_RETRY_SCHEDULE", "50ms,50ms,50ms"),
+    ];
+    vars.extend_from_slice(extra);
+    TestApp::spawn_with(backend, &vars).await
+}
+
+async fn answer(server: &MockServer, status: u16) {
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(status).set_body_string("billing says no"))
+        .mount(server)
+        .await;
+}
+
+/// A program (credit 10, target 100), user `ana`, and `bo` registered as indicated by her.
+async fn register_bo(app: &TestApp) {
+    app.create_program("Friends", json!(10), json!("100.50"))
+        .await;
+    app.create_users(&["ana"]).await;
+    let response = app.register("ana", "bo").await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+fn admin(app: &TestApp) -> String {
+    format!("Bearer {}", app.token("root", &["admin"]))
+}
+
+async fn admin_get(app: &TestApp, path: &str) -> Value {
+    let response = app
+        .client
+        .get(app.url(path))
+        .header("Authorization", admin(app))
+        .send()
+        .await
+        .expect("request");
+    expect_json(response, StatusCode::OK).await
+}
+
+/// Polls the admin list until `done` holds for it (at most 15 s).
+async fn wait_for_callbacks(
+    app: &TestApp,
+    query: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    for _ in 0..300 {
+        let page = admin_get(app, &format!("/admin/callbacks{query}")).await;
+        let callbacks = page["callbacks"].as_array().cloned().unwrap_or_default();
+        if done(&callbacks) {
+            return callbacks;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("callbacks never reached the expected state");
+}
+
+/// Polls the billing server until it has received `count` requests (at most 15 s).
+async fn wait_for_requests(server: &MockServer, count: usize) -> Vec<Request> {
+    for _ in 0..300 {
+        let received = server.received_requests().await.unwrap_or_default();
+        if received.len() >= count {
+            return received;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the billing service did not receive {count} requests");
+}
+
+fn header<'a>(request: &'a Request, name: &str) -> &'a str {
+    request
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("no {name} header"))
+}
+
+fn form(request: &Request) -> HashMap<String, String> {
+    url::form_urlencoded::parse(&request.body)
+        .into_owned()
+        .collect()
+}
+
+/// The signature as the billing service would check it, written apart from the service's code.
+fn expected_signature(id: &str, timestamp: &str, body: &[u8]) -> String {
+    let key = STANDARD
+        .decode(SECRET.trim_start_matches("whsec_"))
+        .expect("secret");
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("key");
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+async fn a_delivered_callback_carries_its_fields_headers_and_signature(backend: Backend) {
+    let server = MockServer::start().await;
+    answer(&server, 204).await;
+    let app = app_with(backend, &server, &[]).await;
+    register_bo(&app).await;
+
+    let received = wait_for_requests(&server, 1).await;
+    let request = &received[0];
+    assert_eq!(request.url.path(), "/credit/bo");
+    assert_eq!(
+        header(request, "content-type"),
+        "application/x-www-form-urlencoded"
+    );
+    let fields = form(request);
+    let id = fields["event_id"].clone();
+    assert_eq!(fields["amount"], "10");
+    assert_eq!(fields["program_name"], "Friends");
+    assert_eq!(fields["user_indicator_hash"], "ana");
+    assert_eq!(fields["event_type"], "signup_credit");
+    assert_eq!(fields["user_hash"], "bo");
+    assert_eq!(header(request, "webhook-id"), id);
+    assert_eq!(header(request, "idempotency-key"), id);
+    assert!(header(request, "user-agent").starts_with("referral-api/"));
+    let timestamp = header(request, "webhook-timestamp");
+    let sent_at: i64 = timestamp.parse().expect("unix seconds");
+    assert!((crate::helpers::now() as i64 - sent_at).abs() < 60);
+    assert_eq!(
+        header(request, "webhook-signature"),
+        expected_signature(&id, timestamp, &request.body)
+    );
+
+    let callbacks = wait_for_callbacks(&app, "", |c| {
+        c.first().is_some_and(|e| e["status"] == "delivered")
+    })
+    .await;
+    let event = &callbacks[0];
+    assert_eq!(event["id"], id.as_str());
+    assert_eq!(event["attempts"], 1);
+    assert_eq!(event["amount"], json!(10));
+    assert!(event["delivered_at"].is_string());
+    assert_eq!(event["last_error"], Value::Null);
+
+    // Crossing the threshold credits the indicator, under a new event id.
+    let response = app.invoice("bo", json!("100.50")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let received = wait_for_requests(&server, 2).await;
+    let fields = form(&received[1]);
+    assert_eq!(received[1].url.path(), "/credit/ana");
+    assert_eq!(fields["event_type"], "acquired_credit");
+    assert_eq!(fields["user_hash"], "ana");
+    assert_eq!(fields["amount"], "100.50");
+    assert_ne!(fields["event_id"], id);
+}
+
+async fn the_url_takes_either_placeholder_or_none(backend: Backend) {
+    for (template, expected) in [
+        ("/u/{user_hash}/credit", "/u/b%20o%2F1/credit"),
+        ("/credit", "/credit"),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(expected))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let url = format!("{}{template}", server.uri());
+        let app = TestApp::spawn_with(
+            backend,
+            &[("ENDPOINT_CALLBACK_CREDIT_ON_SIGNUP", url.as_str())],
+        )
+        .await;
+        app.create_program("P", json!(1), json!(2)).await;
+        app.create_users(&["ana"]).await;
+        assert_eq!(
+            app.register("ana", "b o/1").await.status(),
+            StatusCode::CREATED
+        );
+        let received = wait_for_requests(&server, 1).await;
+        assert!(
+            received[0].headers.get("webhook-signature").is_none(),
+            "no secret, no signature"
+        );
+        wait_for_callbacks(&app, "?status=delivered", |c| c.len() == 1).await;
+        server.verify().await;
+    }
+}
+
+async fn retries_after_errors_and_a_timeout_keep_one_event_id(backend: Backend) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("down for maintenance"))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    answer(&server, 200).await;
+    let app = app_with(
+        backend,
+        &server,
+        &[("CALLBACK_TIMEOUT", "300ms"), ("CALLBACK_LEASE", "10s")],
+    )
+    .await;
+    register_bo(&app).await;
+
+    let callbacks = wait_for_callbacks(&app, "?status=delivered", |c| c.len() == 1).await;
+    assert_eq!(callbacks[0]["attempts"], 4, "two 500s, a timeout, then 200");
+    let received = server.received_requests().await.unwrap_or_default();
+    assert_eq!(received.len(), 4);
+    let ids: HashSet<&str> = received.iter().map(|r| header(r, "webhook-id")).collect();
+    assert_eq!(ids.len(), 1, "every attempt carries the same webhook-id");
+    assert_eq!(ids.into_iter().next(), callbacks[0]["id"].as_str());
+}
+
+async fn a_spent_schedule_fails_and_an_admin_retry_delivers(backend: Backend) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("billing is down"))
+        .with_priority(1)
+        .up_to_n_times(4)
+        .mount(&server)
+        .await;
+    answer(&server, 200).await;
+    let app = app_with(backend, &server, &[]).await;
+    register_bo(&app).await;
+
+    // Three waits: four attempts, then `failed`.
+    let failed = wait_for_callbacks(&app, "?status=failed", |c| c.len() == 1).await;
+    let event = &failed[0];
+    assert_eq!(event["attempts"], 4);
+    assert_eq!(event["last_error"], "HTTP 503: billing is down");
+    assert!(event["last_attempt_at"].is_string());
+    let id = event["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        admin_get(&app, &format!("/admin/callbacks/{id}")).await,
+        *event
+    );
+
+    let response = app
+        .client
+        .post(app.url(&format!("/admin/callbacks/{id}/retry")))
+        .header("Authorization", admin(&app))
+        .send()
+        .await
+        .expect("request");
+    let queued = expect_json(response, StatusCode::ACCEPTED).await;
+    assert_eq!(queued["status"], "pending");
+    assert_eq!(queued["attempts"], 4, "the attempts count is kept");
+
+    let delivered = wait_for_callbacks(&app, "?status=delivered", |c| c.len() == 1).await;
+    assert_eq!(delivered[0]["attempts"], 5);
+    let response = app
+        .client
+        .post(app.url(&format!("/admin/callbacks/{id}/retry")))
+        .header("Authorization", admin(&app))
+        .send()
+        .await
+        .expect("request");
+    expect_error(response, StatusCode::CONFLICT, "Callback already delivered").await;
+}
+
+async fn admin_routes_refuse_other_roles_and_unknown_ids(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    register_bo(&app).await;
+    for token in [app.service_token(), app.token("ana", &[])] {
+        for (verb, route) in [
+            (reqwest::Method::GET, "/admin/callbacks"),
+            (reqwest::Method::GET, "/admin/callbacks/x"),
+            (reqwest::Method::POST, "/admin/callbacks/x/retry"),
+        ] {
+            let response = app
+                .client
+                .request(verb, app.url(route))
+                .header("Authorization", format!("Bearer {token}"))
+                .send()
+                .await
+                .expect("request");
+            expect_error(response, StatusCode::UNAUTHORIZED, AUTH_ERROR).await;
+        }
+    }
+    for route in [
+        "/admin/callbacks/no-such-event",
+        "/admin/callbacks/%7B%22%24ne%22%3A1%7D",
+    ] {
+        let response = app
+            .client
+            .get(app.url(route))
+            .header("Authorization", admin(&app))
+            .send()
+            .await
+            .expect("request");
+        expect_error(response, StatusCode::NOT_FOUND, "Callback not found").await;
+    }
+    let response = app
+        .client
+        .post(app.url("/admin/callbacks/no-such-event/retry"))
+        .header("Authorization", admin(&app))
+        .send()
+        .await
+        .expect("request");
+    expect_error(response, StatusCode::NOT_FOUND, "Callback not found").await;
+    for query in [
+        "?status=lost",
+        "?limit=0",
+        "?limit=501",
+        "?limit=x",
+        "?after=garbage",
+    ] {
+        let response = app
+            .client
+            .get(app.url(&format!("/admin/callbacks{query}")))
+            .header("Authorization", admin(&app))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{query}"
+        );
+    }
+}
+
+async fn a_restart_while_the_billing_service_is_down_loses_nothing(backend: Backend) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(502))
+        .with_priority(1)
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    let app = app_with(backend, &server, &[("CALLBACK_RETRY_SCHEDULE", "1s,50ms")]).await;
+    register_bo(&app).await;
+    wait_for_requests(&server, 1).await;
+    let app = app.restart().await;
+    answer(&server, 200).await;
+    app.invoice("bo", json!(500)).await;
+
+    let delivered = wait_for_callbacks(&app, "?status=delivered", |c| c.len() == 2).await;
+    let received = server.received_requests().await.unwrap_or_default();
+    let mut sends: HashMap<String, usize> = HashMap::new();
+    for request in &received {
+        *sends
+            .entry(header(request, "webhook-id").to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(sends.len(), 2, "{sends:?}");
+    let signup = &delivered[0];
+    assert_eq!(signup["event_type"], "signup_credit");
+    assert_eq!(
+        sends[signup["id"].as_str().expect("id")],
+        2,
+        "one failure, one success"
+    );
+    assert_eq!(sends[delivered[1]["id"].as_str().expect("id")], 1);
+}
+
+async fn concurrent_crossings_and_registrations_send_one_callback_each(backend: Backend) {
+    let server = MockServer::start().await;
+    answer(&server, 200).await;
+    let app = app_with(backend, &server, &[]).await;
+    register_bo(&app).await;
+    app.create_users(&["cy"]).await;
+
+    let invoices = (0..50).map(|i| app.invoice("bo", json!(100 + i)));
+    let registrations = (0..20).map(|_| app.register("cy", "dee"));
+    let (invoices, registrations) = tokio::join!(
+        futures_util::future::join_all(invoices),
+        futures_util::future::join_all(registrations)
+    );
+    assert!(invoices.iter().all(|r| r.status() == StatusCode::OK));
+    let created = registrations
+        .iter()
+        .filter(|r| r.status() == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 1);
+
+    wait_for_callbacks(&app, "?status=delivered", |c| c.len() == 3).await;
+    // Time for a stray second send to arrive, if there were one.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let received = server.received_requests().await.unwrap_or_default();
+    let types: Vec<(String, String)> = received
+        .iter()
+        .map(|r| {
+            let f = form(r);
+            (f["event_type"].clone(), f["user_hash"].clone())
+        })
+        .collect();
+    assert_eq!(received.len(), 3, "{types:?}");
+    assert!(types.contains(&("acquired_credit".into(), "ana".into())));
+    assert!(types.contains(&("signup_credit".into(), "dee".into())));
+    let page = admin_get(&app, "/admin/callbacks?limit=2").await;
+    assert_eq!(page["callbacks"].as_array().map(Vec::len), Some(2));
+    let next = page["next"].as_str().expect("a next page");
+    let rest = admin_get(&app, &format!("/admin/callbacks?limit=2&after={next}")).await;
+    assert_eq!(rest["callbacks"].as_array().map(Vec::len), Some(1));
+    assert_eq!(rest["next"], Value::Null);
+    let dee = admin_get(&app, "/admin/callbacks?user_hash=dee").await;
+    assert_eq!(dee["callbacks"][0]["event_type"], "signup_credit");
+}
+
+async fn without_a_url_events_wait_as_pending(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    register_bo(&app).await;
+    let pending = admin_get(&app, "/admin/callbacks?status=pending").await;
+    assert_eq!(pending["callbacks"][0]["attempts"], 0);
+    assert_eq!(pending["callbacks"][0]["user_hash"], "bo");
+}
+
+/// Two service processes' workers on one MongoDB database: every event is delivered, and no
+/// event is ever sent twice (each attempt succeeds, so a second send would be an overlap).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_database_never_send_an_event_twice() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path_regex("^/credit/"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(30)))
+        .mount(&server)
+        .await;
+    let database = fresh_mongo_url();
+    let shared = [("DATABASE_URL", database.as_str())];
+    let first = app_with(Backend::Mongo, &server, &shared).await;
+    let secret = first.secret.clone();
+    let mut second = app_with(
+        Backend::Mongo,
+        &server,
+        &[
+            ("DATABASE_URL", database.as_str()),
+            ("JWT_SECRET", secret.as_str()),
+        ],
+    )
+    .await;
+    second.secret = secret;
+    first.create_program("P", json!(1), json!(2)).await;
+    first.create_users(&["ana"]).await;
+    let users: Vec<String> = (0..30).map(|i| format!("user-{i}")).collect();
+    let registrations = users.iter().enumerate().map(|(i, user)| {
+        let app = if i % 2 == 0 { &first } else { &second };
+        app.register("ana", user)
+    });
+    for response in futures_util::future::join_all(registrations).await {
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    wait_for_callbacks(&first, "?status=delivered&limit=100", |c| c.len() == 30).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let received = server.received_requests().await.unwrap_or_default();
+    let ids: HashSet<&str> = received.iter().map(|r| header(r, "webhook-id")).collect();
+    assert_eq!(ids.len(), 30);
+    assert_eq!(received.len(), 30, "an event was sent twice");
+}
