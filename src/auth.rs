@@ -316,32 +316,30 @@ where
 /// A token with role `admin`.
 pub struct AdminAccess(pub Caller);
 
-impl<S> FromRequestParts<S> for AdminAccess
-where
-    Arc<Authenticator>: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        caller.require(&[Role::Admin]).map(Self)
-    }
-}
-
 /// A back-end integration on the token routes: a token with role `service` or `admin`, always
 /// (`LEGACY_ROUTES_AUTH` concerns the Part A routes only).
 pub struct BackendAccess(pub Caller);
 
-impl<S> FromRequestParts<S> for BackendAccess
-where
-    Arc<Authenticator>: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
+/// An extractor for callers holding one of `$roles`.
+macro_rules! role_extractor {
+    ($name:ident, $roles:expr) => {
+        impl<S> FromRequestParts<S> for $name
+        where
+            Arc<Authenticator>: FromRef<S>,
+            S: Send + Sync,
+        {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        caller.require(&[Role::Service, Role::Admin]).map(Self)
-    }
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &S,
+            ) -> Result<Self, Self::Rejection> {
+                let caller = Caller::from_request_parts(parts, state).await?;
+                caller.require($roles).map(Self)
+            }
+        }
+    };
 }
+
+role_extractor!(AdminAccess, &[Role::Admin]);
+role_extractor!(BackendAccess, &[Role::Service, Role::Admin]);

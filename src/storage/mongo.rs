@@ -56,102 +56,80 @@ impl MongoStore {
         Ok(store)
     }
 
+    /// Every index of every collection, in one place. Creating an existing index is a no-op.
     async fn create_indexes(&self) -> Result<(), StoreError> {
-        let programs = self.db.collection::<mongodb::bson::Document>(PROGRAMS);
-        programs
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! { "created_at": 1, "_id": 1 })
-                    .options(
-                        IndexOptions::builder()
-                            .name("created_at_id".to_owned())
-                            .build(),
-                    )
-                    .build(),
-            )
-            .await
-            .map_err(store_error)?;
-        let users = self.db.collection::<mongodb::bson::Document>(USERS);
-        for (name, keys) in [
-            ("user_indicator", doc! { "user_indicator": 1 }),
-            ("program_id", doc! { "program_id": 1 }),
-        ] {
-            users
-                .create_index(
-                    IndexModel::builder()
-                        .keys(keys)
-                        .options(IndexOptions::builder().name(name.to_owned()).build())
-                        .build(),
-                )
-                .await
-                .map_err(store_error)?;
-        }
-        let referrers = self.db.collection::<mongodb::bson::Document>(REFERRERS);
-        referrers
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! { "code_key": 1 })
-                    .options(
-                        IndexOptions::builder()
-                            .name("code_key".to_owned())
-                            .unique(true)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .await
-            .map_err(store_error)?;
-        referrers
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! { "user_id": 1 })
-                    .options(
-                        IndexOptions::builder()
-                            .name("user_id".to_owned())
-                            .unique(true)
-                            .sparse(true)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .await
-            .map_err(store_error)?;
-        // Events still inside a user (not yet relayed): found through this sparse index.
-        users
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! { "callbacks.id": 1 })
-                    .options(
-                        IndexOptions::builder()
-                            .name("callbacks_id".to_owned())
-                            .sparse(true)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .await
-            .map_err(store_error)?;
-        let callbacks = self.db.collection::<mongodb::bson::Document>(CALLBACKS);
-        for (name, keys) in [
-            ("status_due_at", doc! { "status": 1, "due_at": 1 }),
-            ("created_at_id", doc! { "created_at": 1, "_id": 1 }),
+        let plain = IndexKind::Plain;
+        let indexes = [
             (
+                PROGRAMS,
+                "created_at_id",
+                doc! { "created_at": 1, "_id": 1 },
+                plain,
+            ),
+            (USERS, "user_indicator", doc! { "user_indicator": 1 }, plain),
+            (USERS, "program_id", doc! { "program_id": 1 }, plain),
+            // Events still inside a user (not yet relayed to `callbacks`).
+            (
+                USERS,
+                "callbacks_id",
+                doc! { "callbacks.id": 1 },
+                IndexKind::Sparse,
+            ),
+            (
+                REFERRERS,
+                "code_key",
+                doc! { "code_key": 1 },
+                IndexKind::Unique,
+            ),
+            (
+                REFERRERS,
+                "user_id",
+                doc! { "user_id": 1 },
+                IndexKind::UniqueSparse,
+            ),
+            (
+                CALLBACKS,
+                "status_due_at",
+                doc! { "status": 1, "due_at": 1 },
+                plain,
+            ),
+            (
+                CALLBACKS,
+                "created_at_id",
+                doc! { "created_at": 1, "_id": 1 },
+                plain,
+            ),
+            (
+                CALLBACKS,
                 "user_hash_created_at_id",
                 doc! { "user_hash": 1, "created_at": 1, "_id": 1 },
+                plain,
             ),
-        ] {
-            callbacks
-                .create_index(
-                    IndexModel::builder()
-                        .keys(keys)
-                        .options(IndexOptions::builder().name(name.to_owned()).build())
-                        .build(),
-                )
+        ];
+        for (collection, name, keys, kind) in indexes {
+            let unique = matches!(kind, IndexKind::Unique | IndexKind::UniqueSparse);
+            let sparse = matches!(kind, IndexKind::Sparse | IndexKind::UniqueSparse);
+            let options = IndexOptions::builder()
+                .name(name.to_owned())
+                .unique(unique.then_some(true))
+                .sparse(sparse.then_some(true))
+                .build();
+            self.db
+                .collection::<mongodb::bson::Document>(collection)
+                .create_index(IndexModel::builder().keys(keys).options(options).build())
                 .await
                 .map_err(store_error)?;
         }
         Ok(())
     }
+}
+
+#[derive(Clone, Copy)]
+enum IndexKind {
+    Plain,
+    Sparse,
+    Unique,
+    UniqueSparse,
 }
 
 /// A duplicate-key violation (code 11000): the unique `_id` (or index) already holds the value.
