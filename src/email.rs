@@ -3,12 +3,12 @@
 use std::fmt;
 
 use email_address::{EmailAddress, Options};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// The longest address SMTP can carry.
 const MAX_LEN: usize = 254;
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct Email(String);
 

@@ -115,7 +115,7 @@ pub async fn referrer_by_email(store: &dyn ReferralStore, email: &Email) -> Resu
 /// By code, in any letter case.
 pub async fn referrer_by_code(store: &dyn ReferralStore, code: &ReferralCode) -> Result<Referrer> {
     store
-        .referrer_by_code(&code.key())
+        .referrer_by_code(code)
         .await?
         .ok_or(ReferralError::ReferrerNotFound)
 }
@@ -145,7 +145,7 @@ pub async fn redeem(
     via: Via,
     at: DateTime<Utc>,
 ) -> Result<Redemption> {
-    let Some(referrer) = store.referrer_by_code(&code.key()).await? else {
+    let Some(referrer) = store.referrer_by_code(code).await? else {
         return Err(match via {
             Via::Apply => ReferralError::AppliedCodeNotFound,
             Via::Redeem | Via::Landlord => ReferralError::CodeNotFound,

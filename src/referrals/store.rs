@@ -7,7 +7,7 @@ pub mod mongo;
 
 use async_trait::async_trait;
 
-use super::domain::{AccountId, Referee, Referrer};
+use super::domain::{AccountId, Referee, ReferralCode, Referrer};
 use crate::{email::Email, storage::StoreError};
 
 /// Why a referrer was not inserted; nothing was written.
@@ -22,8 +22,8 @@ pub enum ReferrerConflict {
 pub trait ReferralStore: Send + Sync {
     async fn referrer_by_email(&self, email: &Email) -> Result<Option<Referrer>, StoreError>;
 
-    /// By code, in any letter case: `code_key` is the upper-cased code.
-    async fn referrer_by_code(&self, code_key: &str) -> Result<Option<Referrer>, StoreError>;
+    /// By code, in any letter case.
+    async fn referrer_by_code(&self, code: &ReferralCode) -> Result<Option<Referrer>, StoreError>;
 
     async fn referrer_by_user(&self, user_id: &str) -> Result<Option<Referrer>, StoreError>;
 

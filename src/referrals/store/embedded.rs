@@ -129,8 +129,8 @@ impl ReferralStore for EmbeddedStore {
         .await
     }
 
-    async fn referrer_by_code(&self, code_key: &str) -> Result<Option<Referrer>, StoreError> {
-        let key = code_key.to_owned();
+    async fn referrer_by_code(&self, code: &ReferralCode) -> Result<Option<Referrer>, StoreError> {
+        let key = code.key();
         self.read(move |txn| referrer_via_index(txn, CODES, &key))
             .await
     }

@@ -106,8 +106,8 @@ impl ReferralStore for MongoStore {
         self.find_referrer(doc! { "_id": email.as_str() }).await
     }
 
-    async fn referrer_by_code(&self, code_key: &str) -> Result<Option<Referrer>, StoreError> {
-        self.find_referrer(doc! { "code_key": code_key }).await
+    async fn referrer_by_code(&self, code: &ReferralCode) -> Result<Option<Referrer>, StoreError> {
+        self.find_referrer(doc! { "code_key": code.key() }).await
     }
 
     async fn referrer_by_user(&self, user_id: &str) -> Result<Option<Referrer>, StoreError> {
@@ -130,7 +130,7 @@ impl ReferralStore for MongoStore {
                 if self.referrer_by_email(&referrer.email).await?.is_some() {
                     Ok(Err(ReferrerConflict::EmailTaken))
                 } else if self
-                    .referrer_by_code(&referrer.referral_code.key())
+                    .referrer_by_code(&referrer.referral_code)
                     .await?
                     .is_some()
                 {
