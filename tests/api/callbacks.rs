@@ -51,6 +51,7 @@ backend_tests!(
     a_spent_schedule_fails_and_an_admin_retry_delivers,
     admin_routes_refuse_other_roles_and_unknown_ids,
     a_restart_while_the_billing_service_is_down_loses_nothing,
+    a_lease_left_by_a_killed_process_expires_and_the_event_goes_out_again,
     concurrent_crossings_and_registrations_send_one_callback_each,
     without_a_url_events_wait_as_pending,
 );
@@ -415,6 +416,47 @@ async fn a_restart_while_the_billing_service_is_down_loses_nothing(backend: Back
         "one failure, one success"
     );
     assert_eq!(sends[delivered[1]["id"].as_str().expect("id")], 1);
+}
+
+/// The process dies while the billing service is still answering: the attempt is never
+/// recorded, and the lease it left runs out. The next process sends the event again under the
+/// same id (at least once), and only after the lease, never beside the first send.
+async fn a_lease_left_by_a_killed_process_expires_and_the_event_goes_out_again(backend: Backend) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
+        .with_priority(1)
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    answer(&server, 200).await;
+    let lease = Duration::from_secs(2);
+    let app = app_with(
+        backend,
+        &server,
+        &[("CALLBACK_TIMEOUT", "1s"), ("CALLBACK_LEASE", "2s")],
+    )
+    .await;
+    register_bo(&app).await;
+    wait_for_requests(&server, 1).await;
+    let killed_at = std::time::Instant::now();
+    let app = app.crash_and_restart().await;
+
+    let delivered = wait_for_callbacks(&app, "?status=delivered", |c| c.len() == 1).await;
+    let resent_after = killed_at.elapsed();
+    let received = server.received_requests().await.unwrap_or_default();
+    assert_eq!(received.len(), 2, "one send cut short, one delivered");
+    assert_eq!(
+        header(&received[0], "webhook-id"),
+        header(&received[1], "webhook-id")
+    );
+    assert_eq!(header(&received[1], "webhook-id"), delivered[0]["id"]);
+    // The cut-short send was never recorded; only the one that got an answer counts.
+    assert_eq!(delivered[0]["attempts"], 1);
+    assert!(
+        resent_after >= lease - Duration::from_millis(300),
+        "sent again after {resent_after:?}, before the lease of {lease:?} ran out"
+    );
 }
 
 async fn concurrent_crossings_and_registrations_send_one_callback_each(backend: Backend) {

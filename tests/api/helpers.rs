@@ -155,6 +155,21 @@ impl TestApp {
     /// Stops the server and starts a new one with the same configuration and data.
     pub async fn restart(mut self) -> Self {
         self.stop().await;
+        self.start_again().await
+    }
+
+    /// Kills the server as a crash would (no graceful stop: requests and deliveries in flight
+    /// are dropped where they stand), then starts a new one with the same configuration and data.
+    pub async fn crash_and_restart(mut self) -> Self {
+        if let Some(server) = self.server.take() {
+            server.abort();
+            let _ = server.await;
+        }
+        self.shutdown.take();
+        self.start_again().await
+    }
+
+    async fn start_again(mut self) -> Self {
         let data_dir =
             std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("temp dir"));
         let vars = std::mem::take(&mut self.vars);
