@@ -37,6 +37,19 @@ impl Email {
         &self.0
     }
 
+    /// The mailbox this address delivers to, for telling one person's addresses apart from
+    /// another's: without a `+tag` in the local part, and for Gmail (`gmail.com` and
+    /// `googlemail.com`, the same mailboxes) without dots in the local part and under
+    /// `gmail.com`. Addresses are already lower-case.
+    pub fn mailbox(&self) -> String {
+        let (local, domain) = self.0.rsplit_once('@').unwrap_or((&self.0, ""));
+        let local = local.split_once('+').map_or(local, |(base, _tag)| base);
+        match domain {
+            "gmail.com" | "googlemail.com" => format!("{}@gmail.com", local.replace('.', "")),
+            _ => format!("{local}@{domain}"),
+        }
+    }
+
     /// `em***@example.com`: enough to recognise one's own address, not to harvest others'.
     pub fn masked(&self) -> String {
         let (local, domain) = self.0.split_once('@').unwrap_or((&self.0, ""));
@@ -73,6 +86,22 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn one_mailbox_under_tags_dots_and_gmail_names() {
+        let mailbox = |raw: &str| Email::parse(raw).expect("valid").mailbox();
+        assert_eq!(
+            mailbox("Ana.Smith+promo@gmail.com"),
+            mailbox("anasmith@googlemail.com")
+        );
+        assert_eq!(mailbox("Ana.Smith+promo@gmail.com"), "anasmith@gmail.com");
+        assert_eq!(mailbox("ana+x@example.com"), "ana@example.com");
+        assert_eq!(mailbox("ana+@example.com"), "ana@example.com");
+        // Dots count outside Gmail, and other domains are other mailboxes.
+        assert_eq!(mailbox("ana.smith@example.com"), "ana.smith@example.com");
+        assert_ne!(mailbox("ana@example.com"), mailbox("ana@example.org"));
+        assert_ne!(mailbox("ana@gmail.com.evil.io"), mailbox("ana@gmail.com"));
     }
 
     #[test]

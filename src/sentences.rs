@@ -52,6 +52,17 @@ pub const CODE_NOT_FOUND: &str = "Referral code is not found";
 pub const OWN_CODE: &str = "A user cannot redeem its own code";
 pub const DIFFERENT_CODE_BEFORE: &str = "The user registered a different code before";
 pub const REFEREE_NOT_FOUND: &str = "Referee by user id not found.";
+pub const CODE_EXPIRED: &str = "Referral code has expired";
+pub const CODE_LIMIT_REACHED: &str = "Referral code has reached its redemption limit";
+pub const RULES_NOT_AN_OBJECT: &str =
+    "The body must be a JSON object with any of expiresAt, maxRedemptions and active";
+pub const RULES_UNKNOWN_FIELD: &str =
+    "Unknown field: a code's rules are expiresAt, maxRedemptions and active";
+pub const RULES_BAD_EXPIRES_AT: &str =
+    "Field `expiresAt` must be an RFC 3339 date-time with an offset, or null";
+pub const RULES_BAD_MAX_REDEMPTIONS: &str =
+    "Field `maxRedemptions` must be a whole number of at least 1, or null";
+pub const RULES_BAD_ACTIVE: &str = "Field `active` must be true, false or null";
 
 // ---- callbacks ----------------------------------------------------------------------------
 

@@ -125,6 +125,73 @@ pub struct Referrer {
     /// The token `sub` of an internal user.
     pub user_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub rules: CodeRules,
+    /// Accounts that redeemed the code.
+    pub redemptions: u64,
+}
+
+/// The rules a referrer's code may carry; the default (no expiry, no limit, active) is a code
+/// as the seed knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeRules {
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_redemptions: Option<u64>,
+    pub active: bool,
+}
+
+impl Default for CodeRules {
+    fn default() -> Self {
+        Self {
+            expires_at: None,
+            max_redemptions: None,
+            active: true,
+        }
+    }
+}
+
+/// Why a code refuses a new redemption.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeRefusal {
+    /// Switched off, or past its expiry.
+    Expired,
+    /// At its `max_redemptions`.
+    LimitReached,
+}
+
+impl CodeRules {
+    /// Whether a new account may redeem the code at `now`, with `redemptions` made so far.
+    pub fn admits(&self, now: DateTime<Utc>, redemptions: u64) -> Result<(), CodeRefusal> {
+        if !self.active || self.expires_at.is_some_and(|at| at <= now) {
+            return Err(CodeRefusal::Expired);
+        }
+        if self.max_redemptions.is_some_and(|max| redemptions >= max) {
+            return Err(CodeRefusal::LimitReached);
+        }
+        Ok(())
+    }
+}
+
+/// A change to a code's rules: `None` leaves a rule as it is; `Some(None)` clears it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RulesChange {
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    pub max_redemptions: Option<Option<u64>>,
+    /// `Some(None)` restores the default, active.
+    pub active: Option<Option<bool>>,
+}
+
+impl RulesChange {
+    pub fn apply(&self, rules: &mut CodeRules) {
+        if let Some(expires_at) = self.expires_at {
+            rules.expires_at = expires_at;
+        }
+        if let Some(max) = self.max_redemptions {
+            rules.max_redemptions = max;
+        }
+        if let Some(active) = self.active {
+            rules.active = active.unwrap_or(true);
+        }
+    }
 }
 
 impl Referrer {
@@ -142,6 +209,8 @@ impl Referrer {
             referral_code,
             user_id,
             created_at: clock::now(),
+            rules: CodeRules::default(),
+            redemptions: 0,
         }
     }
 }
@@ -236,6 +305,39 @@ mod tests {
             assert!(ReferralCode::parse(code.as_str()).is_some());
             assert!(keys.insert(code.key()), "collision: {code}");
         }
+    }
+
+    #[test]
+    fn rules_refuse_inactive_expired_and_exhausted_codes() {
+        let now = clock::now();
+        let hour = chrono::Duration::hours(1);
+        assert_eq!(CodeRules::default().admits(now, 1_000_000), Ok(()));
+        let expiring = CodeRules {
+            expires_at: Some(now + hour),
+            ..CodeRules::default()
+        };
+        assert_eq!(expiring.admits(now, 0), Ok(()));
+        assert_eq!(expiring.admits(now + hour, 0), Err(CodeRefusal::Expired));
+        let off = CodeRules {
+            active: false,
+            ..CodeRules::default()
+        };
+        assert_eq!(off.admits(now, 0), Err(CodeRefusal::Expired));
+        let limited = CodeRules {
+            max_redemptions: Some(2),
+            ..CodeRules::default()
+        };
+        assert_eq!(limited.admits(now, 1), Ok(()));
+        assert_eq!(limited.admits(now, 2), Err(CodeRefusal::LimitReached));
+        let mut rules = limited;
+        RulesChange {
+            max_redemptions: Some(None),
+            active: Some(Some(false)),
+            ..RulesChange::default()
+        }
+        .apply(&mut rules);
+        assert_eq!(rules.max_redemptions, None);
+        assert!(!rules.active);
     }
 
     #[test]

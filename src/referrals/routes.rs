@@ -13,7 +13,9 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    domain::{AccountId, MAX_NAME_CHARS, RefereeBody, ReferralCode, Referrer, Via},
+    domain::{
+        AccountId, CodeRules, MAX_NAME_CHARS, RefereeBody, ReferralCode, Referrer, RulesChange, Via,
+    },
     service::{self, Applicant, Redemption, ReferralError},
 };
 use crate::{
@@ -24,9 +26,11 @@ use crate::{
     error::{ApiError, ErrorBody, Result},
     extract::{Field, JsonObject},
     sentences::{
-        ATTRIBUTES_REQUIRED, BAD_REGISTER_BODY, BODY_NOT_VALID, CODE_NOT_FOUND,
-        DIFFERENT_CODE_BEFORE, EMAIL_NOT_FOUND, EMAIL_NOT_VALID, LOOKUP_CODE_NOT_VALID, OWN_CODE,
-        REDEEM_CODE_NOT_VALID, REFEREE_NOT_FOUND, REFERRER_NOT_FOUND,
+        ATTRIBUTES_REQUIRED, BAD_REGISTER_BODY, BODY_NOT_VALID, CODE_EXPIRED, CODE_LIMIT_REACHED,
+        CODE_NOT_FOUND, DIFFERENT_CODE_BEFORE, EMAIL_NOT_FOUND, EMAIL_NOT_VALID,
+        LOOKUP_CODE_NOT_VALID, OWN_CODE, REDEEM_CODE_NOT_VALID, REFEREE_NOT_FOUND,
+        REFERRER_NOT_FOUND, RULES_BAD_ACTIVE, RULES_BAD_EXPIRES_AT, RULES_BAD_MAX_REDEMPTIONS,
+        RULES_NOT_AN_OBJECT, RULES_UNKNOWN_FIELD,
     },
 };
 
@@ -37,6 +41,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         routes!(register_external),
         routes!(register_internal),
         routes!(internal_referral_code),
+        routes!(internal_referees),
+        routes!(change_rules),
         routes!(redeem),
         routes!(apply),
         routes!(referee_by_user),
@@ -73,6 +79,8 @@ impl From<ReferralError> for ApiError {
             E::OwnCode => Self::Forbidden(OWN_CODE.to_owned()),
             E::DifferentCodeBefore => Self::Forbidden(DIFFERENT_CODE_BEFORE.to_owned()),
             E::RefereeNotFound => Self::not_found(REFEREE_NOT_FOUND),
+            E::CodeExpired => Self::unprocessable(CODE_EXPIRED),
+            E::CodeLimitReached => Self::unprocessable(CODE_LIMIT_REACHED),
             E::Store(err) => err.into(),
         }
     }
@@ -83,14 +91,57 @@ pub struct ReferralCodeBody {
     #[serde(rename = "referralCode")]
     #[schema(example = "ALBE-7KQ2MZP")]
     referral_code: String,
+    /// Shown to `admin` and `service`, for a code that carries rules.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    rules: Option<RulesBody>,
 }
 
 impl From<&Referrer> for ReferralCodeBody {
     fn from(referrer: &Referrer) -> Self {
         Self {
             referral_code: referrer.referral_code.to_string(),
+            rules: None,
         }
     }
+}
+
+/// A code's rules and use, as `admin` and `service` see them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RulesBody {
+    /// Accounts that redeemed the code.
+    #[schema(example = 2)]
+    redemptions: u64,
+    /// `null`: no limit.
+    #[serde(rename = "maxRedemptions")]
+    #[schema(example = 10)]
+    max_redemptions: Option<u64>,
+    /// RFC 3339, UTC; `null`: never expires.
+    #[serde(rename = "expiresAt")]
+    #[schema(example = "2027-01-31T23:59:59.000Z")]
+    expires_at: Option<String>,
+    /// A code switched off refuses new accounts as an expired one does.
+    active: bool,
+}
+
+impl From<&Referrer> for RulesBody {
+    fn from(referrer: &Referrer) -> Self {
+        Self {
+            redemptions: referrer.redemptions,
+            max_redemptions: referrer.rules.max_redemptions,
+            expires_at: referrer
+                .rules
+                .expires_at
+                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            active: referrer.rules.active,
+        }
+    }
+}
+
+/// The rules of a referrer's code, for a caller allowed to see them (`admin`, `service`), when
+/// the code carries any: a code without rules answers the look-ups exactly as the seed does.
+fn rules_for(caller: &Caller, referrer: &Referrer) -> Option<RulesBody> {
+    (caller.is_privileged() && referrer.rules != CodeRules::default())
+        .then(|| RulesBody::from(referrer))
 }
 
 /// A referrer found by code. `fistName` is the seed's spelling, kept for old clients beside
@@ -112,6 +163,24 @@ pub struct ReferrerBody {
     /// Masked (`em***@molt-bonic.com`) for an end user looking at someone else's code.
     #[schema(example = "email@molt-bonic.com")]
     email: String,
+    /// Shown to `admin` and `service` for a code that carries rules, and in the answer to a
+    /// change of rules.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    rules: Option<RulesBody>,
+}
+
+impl ReferrerBody {
+    fn new(referrer: &Referrer, email: String, rules: Option<RulesBody>) -> Self {
+        let first_name = referrer.first_name.clone().unwrap_or_default();
+        Self {
+            fist_name: first_name.clone(),
+            first_name,
+            last_name: referrer.last_name.clone().unwrap_or_default(),
+            referral_code: referrer.referral_code.to_string(),
+            email,
+            rules,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -185,7 +254,10 @@ async fn referral_code_by_email(
         return Err(ApiError::Unauthorized);
     }
     let referrer = service::referrer_by_email(state.stores.referrals.as_ref(), &email).await?;
-    Ok(Json(ReferralCodeBody::from(&referrer)))
+    Ok(Json(ReferralCodeBody {
+        rules: rules_for(&caller, &referrer),
+        ..ReferralCodeBody::from(&referrer)
+    }))
 }
 
 /// Get a referrer by referral code, in any letter case.
@@ -220,14 +292,103 @@ async fn referrer_by_code(
     } else {
         referrer.email.masked()
     };
-    let first_name = referrer.first_name.clone().unwrap_or_default();
-    Ok(Json(ReferrerBody {
-        fist_name: first_name.clone(),
-        first_name,
-        last_name: referrer.last_name.clone().unwrap_or_default(),
-        referral_code: referrer.referral_code.to_string(),
-        email,
-    }))
+    let rules = rules_for(&caller, &referrer);
+    Ok(Json(ReferrerBody::new(&referrer, email, rules)))
+}
+
+/// A change of rules from a JSON object: each key absent (unchanged), `null` (cleared) or a
+/// value.
+fn rules_change(body: Option<serde_json::Map<String, serde_json::Value>>) -> Result<RulesChange> {
+    use serde_json::Value;
+    let body = body.ok_or_else(|| ApiError::unprocessable(RULES_NOT_AN_OBJECT))?;
+    let mut change = RulesChange::default();
+    for (key, value) in &body {
+        let bad = |sentence: &str| ApiError::unprocessable(sentence);
+        match key.as_str() {
+            "expiresAt" => {
+                change.expires_at = Some(match value {
+                    Value::Null => None,
+                    Value::String(text) => Some(
+                        chrono::DateTime::parse_from_rfc3339(text.trim())
+                            .map_err(|_| bad(RULES_BAD_EXPIRES_AT))?
+                            .with_timezone(&chrono::Utc),
+                    ),
+                    _ => return Err(bad(RULES_BAD_EXPIRES_AT)),
+                });
+            }
+            "maxRedemptions" => {
+                change.max_redemptions = Some(match value {
+                    Value::Null => None,
+                    Value::Number(n) => Some(
+                        n.as_u64()
+                            .filter(|max| *max >= 1 && i64::try_from(*max).is_ok())
+                            .ok_or_else(|| bad(RULES_BAD_MAX_REDEMPTIONS))?,
+                    ),
+                    _ => return Err(bad(RULES_BAD_MAX_REDEMPTIONS)),
+                });
+            }
+            "active" => {
+                change.active = Some(match value {
+                    Value::Null => None,
+                    Value::Bool(active) => Some(*active),
+                    _ => return Err(bad(RULES_BAD_ACTIVE)),
+                });
+            }
+            _ => return Err(bad(RULES_UNKNOWN_FIELD)),
+        }
+    }
+    Ok(change)
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct RulesInput {
+    /// RFC 3339 with an offset; `null` clears it.
+    #[serde(rename = "expiresAt")]
+    #[schema(example = "2027-01-31T23:59:59Z")]
+    expires_at: Option<String>,
+    /// At least 1; `null` clears it. Below the current count, it refuses every new account.
+    #[serde(rename = "maxRedemptions")]
+    #[schema(example = 10)]
+    max_redemptions: Option<u64>,
+    /// `false` switches the code off; `null` restores the default, `true`.
+    active: Option<bool>,
+}
+
+/// Set or clear the rules of a referral code (role `admin`).
+///
+/// The code in any letter case. Keys left out keep their value; `null` clears a rule. Rules
+/// apply to new accounts only: an account that already redeemed the code keeps it, and asking
+/// again still answers 201.
+#[utoipa::path(
+    patch, path = "/api/referrer/{referralCode}", tag = "referrers",
+    params(("referralCode" = String, Path, description = "The referral code, any letter case", example = "ALBE-MQ-X")),
+    request_body = RulesInput,
+    responses(
+        (status = 200, description = "The referrer with its rules and redemptions", body = ReferrerBody),
+        (status = 401, description = "No valid token with role admin", body = ErrorBody),
+        (status = 404, description = "`Referrer not found.`", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "A value or key that is not a rule, or a code that cannot be a code", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn change_rules(
+    _: AdminAccess,
+    State(state): State<AppState>,
+    Path(raw_code): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<ReferrerBody>> {
+    let code = ReferralCode::parse(&raw_code)
+        .ok_or_else(|| ApiError::unprocessable(LOOKUP_CODE_NOT_VALID))?;
+    let change = rules_change(body)?;
+    let referrer = service::change_rules(state.stores.referrals.as_ref(), &code, &change).await?;
+    let rules = Some(RulesBody::from(&referrer));
+    Ok(Json(ReferrerBody::new(
+        &referrer,
+        referrer.email.to_string(),
+        rules,
+    )))
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]
@@ -364,6 +525,57 @@ async fn internal_referral_code(
     Ok(Json(ReferralCodeBody::from(&referrer)))
 }
 
+/// The referrer's own referees, as the referrer sees them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OwnRefereesBody {
+    #[serde(rename = "referralCode")]
+    #[schema(example = "ALBE-7KQ2MZP")]
+    referral_code: String,
+    /// Every account that redeemed the code.
+    #[schema(example = 2)]
+    redemptions: u64,
+    /// The newest redemptions first, at most 100.
+    referees: Vec<OwnRefereeBody>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OwnRefereeBody {
+    /// `YYYY-MM-DD HH:MM`, UTC.
+    #[serde(rename = "redeemOn")]
+    #[schema(example = "2026-11-22 10:30")]
+    redeem_on: String,
+}
+
+/// Who used the token's user's code: the count and the dates, newest first (at most 100),
+/// without account ids.
+#[utoipa::path(
+    get, path = "/api/referrer/internal/referees", tag = "referrers",
+    responses(
+        (status = 200, description = "The code's redemptions", body = OwnRefereesBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "`Referrer not found.`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn internal_referees(
+    caller: AnyCaller,
+    State(state): State<AppState>,
+) -> Result<Json<OwnRefereesBody>> {
+    let email = caller_email(&caller);
+    let (referrer, referees) =
+        service::own_referees(state.stores.referrals.as_ref(), &caller.sub, email.as_ref()).await?;
+    Ok(Json(OwnRefereesBody {
+        referral_code: referrer.referral_code.to_string(),
+        redemptions: referrer.redemptions,
+        referees: referees
+            .iter()
+            .map(|referee| OwnRefereeBody {
+                redeem_on: RefereeBody::from(referee).redeem_on,
+            })
+            .collect(),
+    }))
+}
+
 // ---- referees -----------------------------------------------------------------------------
 
 /// The string attributes a redemption needs, in the seed's order of checks: a body that is not
@@ -391,9 +603,11 @@ fn attributes<const N: usize>(
 
 /// Redeems for the account, answering 200 for a first redemption and 201 for the same code
 /// again.
+/// `email` is the redeeming user's own address (a redeem's token), for the self-referral check.
 async fn redeem_code(
     state: &AppState,
     account_id: &str,
+    email: Option<Email>,
     raw_code: &str,
     via: Via,
 ) -> Result<(StatusCode, Json<RefereeBody>)> {
@@ -403,7 +617,7 @@ async fn redeem_code(
         .ok_or_else(|| ApiError::unprocessable(REDEEM_CODE_NOT_VALID))?;
     let store = state.stores.referrals.as_ref();
     Ok(
-        match service::redeem(store, account, &code, via, clock::now()).await? {
+        match service::redeem(store, account, email.as_ref(), &code, via, clock::now()).await? {
             Redemption::First(referee) => (StatusCode::OK, Json(RefereeBody::from(&referee))),
             Redemption::Again(referee) => (StatusCode::CREATED, Json(RefereeBody::from(&referee))),
         },
@@ -444,7 +658,14 @@ async fn redeem(
     JsonObject(body): JsonObject,
 ) -> Result<(StatusCode, Json<RefereeBody>)> {
     let [code] = attributes(body, ["referralCode"])?;
-    redeem_code(&state, &caller.sub, &code, Via::Redeem).await
+    redeem_code(
+        &state,
+        &caller.sub,
+        caller_email(&caller),
+        &code,
+        Via::Redeem,
+    )
+    .await
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]
@@ -481,7 +702,7 @@ async fn apply(
     JsonObject(body): JsonObject,
 ) -> Result<(StatusCode, Json<RefereeBody>)> {
     let [account, code] = attributes(body, ["accountId", "referralCode"])?;
-    redeem_code(&state, &account, &code, Via::Apply).await
+    redeem_code(&state, &account, None, &code, Via::Apply).await
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]
@@ -518,7 +739,7 @@ async fn landlord_register(
     JsonObject(body): JsonObject,
 ) -> Result<(StatusCode, Json<RefereeBody>)> {
     let [account, code] = attributes(body, ["accountId", "promoCode"])?;
-    redeem_code(&state, &account, &code, Via::Landlord).await
+    redeem_code(&state, &account, None, &code, Via::Landlord).await
 }
 
 /// Get the referee record of an account. An end user may only read their own.

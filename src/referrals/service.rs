@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    domain::{AccountId, Referee, ReferralCode, Referrer, Via},
-    store::{ReferralStore, ReferrerConflict},
+    domain::{AccountId, CodeRefusal, Referee, ReferralCode, Referrer, RulesChange, Via},
+    store::{Redeemed, ReferralStore, ReferrerConflict},
 };
 use crate::{email::Email, storage::StoreError};
 
@@ -26,6 +26,10 @@ pub enum ReferralError {
     OwnCode,
     #[error("the account redeemed another code before")]
     DifferentCodeBefore,
+    #[error("the code is switched off or past its expiry")]
+    CodeExpired,
+    #[error("the code reached its redemption limit")]
+    CodeLimitReached,
     #[error("the account redeemed no code")]
     RefereeNotFound,
     #[error(transparent)]
@@ -136,22 +140,28 @@ pub enum Redemption {
     Again(Referee),
 }
 
-/// Redeems `code` for `account`, in the contract's order: the code must exist, must not be the
-/// account's own, and the account may hold one code ever (the same one again is fine).
+/// Redeems `code` for `account`, in the contract's order: the code must exist and must not be
+/// the account's own (by account, or by `email`, the redeeming user's address, naming the
+/// referrer's mailbox); the account may hold one code ever (the same one again is fine); and a
+/// new redemption must pass the code's rules.
 pub async fn redeem(
     store: &dyn ReferralStore,
     account: AccountId,
+    email: Option<&Email>,
     code: &ReferralCode,
     via: Via,
     at: DateTime<Utc>,
 ) -> Result<Redemption> {
-    let Some(referrer) = store.referrer_by_code(code).await? else {
-        return Err(match via {
-            Via::Apply => ReferralError::AppliedCodeNotFound,
-            Via::Redeem | Via::Landlord => ReferralError::CodeNotFound,
-        });
+    let not_found = || match via {
+        Via::Apply => ReferralError::AppliedCodeNotFound,
+        Via::Redeem | Via::Landlord => ReferralError::CodeNotFound,
     };
-    if referrer.user_id.as_deref() == Some(account.as_str()) {
+    let Some(referrer) = store.referrer_by_code(code).await? else {
+        return Err(not_found());
+    };
+    let own_account = referrer.user_id.as_deref() == Some(account.as_str());
+    let own_mailbox = email.is_some_and(|email| email.mailbox() == referrer.email.mailbox());
+    if own_account || own_mailbox {
         return Err(ReferralError::OwnCode);
     }
     let referee = Referee {
@@ -160,13 +170,44 @@ pub async fn redeem(
         redeemed_at: at,
         via,
     };
-    match store.insert_referee(&referee).await? {
-        Ok(()) => Ok(Redemption::First(referee)),
-        Err(existing) if existing.referral_code.key() == referee.referral_code.key() => {
-            Ok(Redemption::Again(existing))
+    match store.redeem(&referee, at).await? {
+        Redeemed::Stored => Ok(Redemption::First(referee)),
+        Redeemed::Held(held) if held.referral_code.key() == referee.referral_code.key() => {
+            Ok(Redemption::Again(held))
         }
-        Err(_) => Err(ReferralError::DifferentCodeBefore),
+        Redeemed::Held(_) => Err(ReferralError::DifferentCodeBefore),
+        Redeemed::Refused(CodeRefusal::Expired) => Err(ReferralError::CodeExpired),
+        Redeemed::Refused(CodeRefusal::LimitReached) => Err(ReferralError::CodeLimitReached),
+        Redeemed::UnknownCode => Err(not_found()),
     }
+}
+
+/// Sets or clears the rules of a code (any letter case).
+pub async fn change_rules(
+    store: &dyn ReferralStore,
+    code: &ReferralCode,
+    change: &RulesChange,
+) -> Result<Referrer> {
+    store
+        .change_rules(code, change)
+        .await?
+        .ok_or(ReferralError::ReferrerNotFound)
+}
+
+/// How many referees a signed-in referrer's code has had, with the newest redemptions.
+pub const OWN_REFEREES_SHOWN: usize = 100;
+
+/// The signed-in user's referrer and its newest referees.
+pub async fn own_referees(
+    store: &dyn ReferralStore,
+    user_id: &str,
+    email: Option<&Email>,
+) -> Result<(Referrer, Vec<Referee>)> {
+    let referrer = own_referrer(store, user_id, email).await?;
+    let referees = store
+        .referees_of(&referrer.referral_code, OWN_REFEREES_SHOWN)
+        .await?;
+    Ok((referrer, referees))
 }
 
 /// A generated code, from the applicant's first name or e-mail.

@@ -7,7 +7,9 @@ pub mod mongo;
 
 use async_trait::async_trait;
 
-use super::domain::{AccountId, Referee, ReferralCode, Referrer};
+use chrono::{DateTime, Utc};
+
+use super::domain::{AccountId, CodeRefusal, Referee, ReferralCode, Referrer, RulesChange};
 use crate::{email::Email, storage::StoreError};
 
 /// Why a referrer was not inserted; nothing was written.
@@ -16,6 +18,19 @@ pub enum ReferrerConflict {
     EmailTaken,
     CodeTaken,
     UserTaken,
+}
+
+/// What became of a redemption.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Redeemed {
+    /// Stored, and counted on the referrer.
+    Stored,
+    /// The account holds a code already (this one or another); nothing changed.
+    Held(Referee),
+    /// The code's rules refuse a new account; nothing changed.
+    Refused(CodeRefusal),
+    /// No referrer has the code.
+    UnknownCode,
 }
 
 #[async_trait]
@@ -39,6 +54,22 @@ pub trait ReferralStore: Send + Sync {
 
     async fn referee(&self, account_id: &AccountId) -> Result<Option<Referee>, StoreError>;
 
-    /// Stores the account's redemption unless it has one: `Err(existing)` then, unchanged.
-    async fn insert_referee(&self, referee: &Referee) -> Result<Result<(), Referee>, StoreError>;
+    /// Stores the account's redemption of `referee.referral_code` and counts it on the
+    /// referrer, unless the account holds a code already or the code's rules refuse it at
+    /// `now`. Concurrent redemptions of one code never exceed its `max_redemptions`.
+    async fn redeem(&self, referee: &Referee, now: DateTime<Utc>) -> Result<Redeemed, StoreError>;
+
+    /// Changes the rules of the code's referrer; `None` if no referrer has the code.
+    async fn change_rules(
+        &self,
+        code: &ReferralCode,
+        change: &RulesChange,
+    ) -> Result<Option<Referrer>, StoreError>;
+
+    /// The accounts that redeemed the code, newest first, at most `limit`.
+    async fn referees_of(
+        &self,
+        code: &ReferralCode,
+        limit: usize,
+    ) -> Result<Vec<Referee>, StoreError>;
 }

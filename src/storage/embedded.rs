@@ -111,7 +111,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     for index in [callbacks::CALLBACKS_DUE, callbacks::CALLBACKS_CREATED] {
         txn.open_table(index).map_err(backend)?;
     }
-    Ok(())
+    referrals::index_earlier_referees(txn)
 }
 
 #[async_trait::async_trait]

@@ -53,6 +53,7 @@ impl MongoStore {
             ))
         })?;
         store.create_indexes().await?;
+        store.count_earlier_redemptions().await?;
         Ok(store)
     }
 
@@ -86,6 +87,12 @@ impl MongoStore {
                 "user_id",
                 doc! { "user_id": 1 },
                 IndexKind::UniqueSparse,
+            ),
+            (
+                REFEREES,
+                "code_key_redeemed_at",
+                doc! { "code_key": 1, "redeemed_at": -1 },
+                plain,
             ),
             (
                 CALLBACKS,

@@ -9,6 +9,7 @@ mod helpers;
 mod auth;
 mod bodies;
 mod callbacks;
+mod code_rules;
 mod embedded;
 mod import;
 mod indication;

@@ -33,13 +33,13 @@ contract_tests!(
 const BAD_BODY: &str =
     "The body of request is wrong. Check name of field and which fields are required.";
 
-fn user_token(app: &TestApp, sub: &str, email: &str) -> String {
+pub fn user_token(app: &TestApp, sub: &str, email: &str) -> String {
     app.token_with(
         json!({ "sub": sub, "email": email, "given_name": "Albert", "family_name": "Zabala" }),
     )
 }
 
-async fn call(
+pub async fn call(
     app: &TestApp,
     method: Method,
     path: &str,
@@ -68,13 +68,13 @@ async fn register_external(app: &TestApp, body: Value) -> Response {
 }
 
 /// Registers an external referrer and returns its code.
-async fn code_for(app: &TestApp, email: &str, first_name: &str) -> String {
+pub async fn code_for(app: &TestApp, email: &str, first_name: &str) -> String {
     let body = json!({ "email": email, "firstName": first_name, "lastName": "Zabala" });
     let body = expect_json(register_external(app, body).await, StatusCode::OK).await;
     body["referralCode"].as_str().expect("code").to_owned()
 }
 
-async fn redeem(app: &TestApp, token: &str, code: &str) -> Response {
+pub async fn redeem(app: &TestApp, token: &str, code: &str) -> Response {
     call(
         app,
         Method::POST,

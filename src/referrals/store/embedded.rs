@@ -1,18 +1,21 @@
 //! Referrers by e-mail, with index tables for the upper-cased code and the user id, and
-//! referees by account; each write checks every unique key inside one transaction.
+//! referees by account with an index by code and time; each write checks every unique key, and
+//! a redemption the code's rules and count, inside one transaction.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
 use serde::{Deserialize, Serialize};
 
-use super::{ReferralStore, ReferrerConflict};
+use super::{Redeemed, ReferralStore, ReferrerConflict};
 use crate::{
     email::Email,
-    referrals::domain::{AccountId, Referee, ReferralCode, Referrer, Via},
+    referrals::domain::{AccountId, CodeRules, Referee, ReferralCode, Referrer, RulesChange, Via},
     storage::{
         StoreError,
-        embedded::{EmbeddedStore, JsonTable, backend, decode, encode, millis},
+        embedded::{EmbeddedStore, JsonTable, backend, decode, encode, millis, opt_millis},
     },
 };
 
@@ -24,6 +27,9 @@ pub(crate) const CODES: TableDefinition<&str, &str> = TableDefinition::new("refe
 pub(crate) const USER_IDS: TableDefinition<&str, &str> = TableDefinition::new("referrer_user_ids");
 /// Referees by account id.
 pub(crate) const REFEREES: JsonTable = TableDefinition::new("referees");
+/// (upper-cased code, redeemed at in ms, account id): a code's referees in time order.
+pub(crate) const REFEREES_BY_CODE: TableDefinition<(&str, i64, &str), ()> =
+    TableDefinition::new("referees_by_code");
 
 #[derive(Debug, Serialize, Deserialize)]
 struct ReferrerRecord {
@@ -34,6 +40,23 @@ struct ReferrerRecord {
     user_id: Option<String>,
     #[serde(rename = "created_at_ms", with = "millis")]
     created_at: DateTime<Utc>,
+    #[serde(
+        default,
+        rename = "expires_at_ms",
+        with = "opt_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_redemptions: Option<u64>,
+    #[serde(default = "active_by_default")]
+    active: bool,
+    #[serde(default)]
+    redemptions: u64,
+}
+
+fn active_by_default() -> bool {
+    true
 }
 
 impl ReferrerRecord {
@@ -45,6 +68,10 @@ impl ReferrerRecord {
             referral_code: r.referral_code.to_string(),
             user_id: r.user_id.clone(),
             created_at: r.created_at,
+            expires_at: r.rules.expires_at,
+            max_redemptions: r.rules.max_redemptions,
+            active: r.rules.active,
+            redemptions: r.redemptions,
         }
     }
 
@@ -56,6 +83,12 @@ impl ReferrerRecord {
             last_name: self.last_name,
             referral_code: ReferralCode::from_stored(self.referral_code),
             user_id: self.user_id,
+            rules: CodeRules {
+                expires_at: self.expires_at,
+                max_redemptions: self.max_redemptions,
+                active: self.active,
+            },
+            redemptions: self.redemptions,
         })
     }
 }
@@ -108,6 +141,70 @@ fn referrer_via_index(
         None => return Ok(None),
     };
     read_referrer(&txn.open_table(REFERRERS).map_err(backend)?, &email)
+}
+
+/// [`referrer_via_index`] on the code index, inside a write.
+fn referrer_by_code_key(
+    txn: &WriteTransaction,
+    code_key: &str,
+) -> Result<Option<Referrer>, StoreError> {
+    let email = match txn
+        .open_table(CODES)
+        .map_err(backend)?
+        .get(code_key)
+        .map_err(backend)?
+    {
+        Some(email) => email.value().to_owned(),
+        None => return Ok(None),
+    };
+    read_referrer(&txn.open_table(REFERRERS).map_err(backend)?, &email)
+}
+
+fn read_referee(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    account: &str,
+) -> Result<Option<Referee>, StoreError> {
+    match table.get(account).map_err(backend)? {
+        Some(bytes) => decode::<RefereeRecord>(bytes.value())?
+            .into_referee()
+            .map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Indexes referees stored before the index by code existed, and counts them on their
+/// referrers; runs once, when the index is empty and referees exist.
+pub(crate) fn index_earlier_referees(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut index = txn.open_table(REFEREES_BY_CODE).map_err(backend)?;
+    if !index.is_empty().map_err(backend)? {
+        return Ok(());
+    }
+    let mut counts = std::collections::HashMap::<String, u64>::new();
+    let referees = txn.open_table(REFEREES).map_err(backend)?;
+    for entry in referees.iter().map_err(backend)? {
+        let (_, bytes) = entry.map_err(backend)?;
+        let referee = decode::<RefereeRecord>(bytes.value())?.into_referee()?;
+        let key = referee.referral_code.key();
+        index
+            .insert(
+                (
+                    key.as_str(),
+                    referee.redeemed_at.timestamp_millis(),
+                    referee.account_id.as_str(),
+                ),
+                (),
+            )
+            .map_err(backend)?;
+        *counts.entry(key).or_default() += 1;
+    }
+    drop((index, referees));
+    for (key, count) in counts {
+        if let Some(mut referrer) = referrer_by_code_key(txn, &key)? {
+            referrer.redemptions = count;
+            write_referrer(txn, &referrer)?;
+        }
+    }
+    Ok(())
 }
 
 fn write_referrer(txn: &WriteTransaction, referrer: &Referrer) -> Result<(), StoreError> {
@@ -207,28 +304,24 @@ impl ReferralStore for EmbeddedStore {
 
     async fn referee(&self, account_id: &AccountId) -> Result<Option<Referee>, StoreError> {
         let account = account_id.to_string();
-        self.read(move |txn| {
-            match txn
-                .open_table(REFEREES)
-                .map_err(backend)?
-                .get(account.as_str())
-                .map_err(backend)?
-            {
-                Some(bytes) => decode::<RefereeRecord>(bytes.value())?
-                    .into_referee()
-                    .map(Some),
-                None => Ok(None),
-            }
-        })
-        .await
+        self.read(move |txn| read_referee(&txn.open_table(REFEREES).map_err(backend)?, &account))
+            .await
     }
 
-    async fn insert_referee(&self, referee: &Referee) -> Result<Result<(), Referee>, StoreError> {
+    async fn redeem(&self, referee: &Referee, now: DateTime<Utc>) -> Result<Redeemed, StoreError> {
         let referee = referee.clone();
         self.write(move |txn| {
-            let mut table = txn.open_table(REFEREES).map_err(backend)?;
-            if let Some(bytes) = table.get(referee.account_id.as_str()).map_err(backend)? {
-                return Ok(Err(decode::<RefereeRecord>(bytes.value())?.into_referee()?));
+            let account = referee.account_id.as_str();
+            let held = read_referee(&txn.open_table(REFEREES).map_err(backend)?, account)?;
+            if let Some(held) = held {
+                return Ok(Redeemed::Held(held));
+            }
+            let code_key = referee.referral_code.key();
+            let Some(mut referrer) = referrer_by_code_key(txn, &code_key)? else {
+                return Ok(Redeemed::UnknownCode);
+            };
+            if let Err(refusal) = referrer.rules.admits(now, referrer.redemptions) {
+                return Ok(Redeemed::Refused(refusal));
             }
             let record = encode(&RefereeRecord {
                 account_id: referee.account_id.to_string(),
@@ -236,10 +329,64 @@ impl ReferralStore for EmbeddedStore {
                 redeemed_at: referee.redeemed_at,
                 via: referee.via,
             })?;
-            table
-                .insert(referee.account_id.as_str(), record.as_slice())
+            txn.open_table(REFEREES)
+                .map_err(backend)?
+                .insert(account, record.as_slice())
                 .map_err(backend)?;
-            Ok(Ok(()))
+            txn.open_table(REFEREES_BY_CODE)
+                .map_err(backend)?
+                .insert(
+                    (
+                        code_key.as_str(),
+                        referee.redeemed_at.timestamp_millis(),
+                        account,
+                    ),
+                    (),
+                )
+                .map_err(backend)?;
+            referrer.redemptions = referrer.redemptions.saturating_add(1);
+            write_referrer(txn, &referrer)?;
+            Ok(Redeemed::Stored)
+        })
+        .await
+    }
+
+    async fn change_rules(
+        &self,
+        code: &ReferralCode,
+        change: &RulesChange,
+    ) -> Result<Option<Referrer>, StoreError> {
+        let (key, change) = (code.key(), change.clone());
+        self.write(move |txn| {
+            let Some(mut referrer) = referrer_by_code_key(txn, &key)? else {
+                return Ok(None);
+            };
+            change.apply(&mut referrer.rules);
+            write_referrer(txn, &referrer)?;
+            Ok(Some(referrer))
+        })
+        .await
+    }
+
+    async fn referees_of(
+        &self,
+        code: &ReferralCode,
+        limit: usize,
+    ) -> Result<Vec<Referee>, StoreError> {
+        let key = code.key();
+        self.read(move |txn| {
+            let index = txn.open_table(REFEREES_BY_CODE).map_err(backend)?;
+            let referees = txn.open_table(REFEREES).map_err(backend)?;
+            let range = (key.as_str(), i64::MIN, "")..=(key.as_str(), i64::MAX, "\u{10FFFF}");
+            let mut found = Vec::new();
+            for entry in index.range(range).map_err(backend)?.rev().take(limit) {
+                let (row, _) = entry.map_err(backend)?;
+                let (_, _, account) = row.value();
+                if let Some(referee) = read_referee(&referees, account)? {
+                    found.push(referee);
+                }
+            }
+            Ok(found)
         })
         .await
     }

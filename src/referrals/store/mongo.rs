@@ -1,5 +1,12 @@
 //! Referrers are keyed by e-mail (`_id`), with unique indexes on the upper-cased code and on the
-//! user id (sparse: external referrers have none). Referees are keyed by account id.
+//! user id (sparse: external referrers have none). Referees are keyed by account id, indexed by
+//! code and time.
+//!
+//! A redemption touches two documents without a transaction: the referrer's `redemptions` count
+//! is moved first, by one conditional update that holds only while the code is under its
+//! `max_redemptions`, and the referee is inserted after; if that insert loses to another
+//! redemption of the same account, the count is moved back. A crash between the two leaves the
+//! count one too high: a limited code then admits one account fewer, never one more.
 
 use async_trait::async_trait;
 use mongodb::{
@@ -9,10 +16,16 @@ use mongodb::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{ReferralStore, ReferrerConflict};
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+
+use super::{Redeemed, ReferralStore, ReferrerConflict};
 use crate::{
     email::Email,
-    referrals::domain::{AccountId, Referee, ReferralCode, Referrer, Via},
+    referrals::{
+        domain::{AccountId, CodeRules, Referee, ReferralCode, Referrer, RulesChange, Via},
+        service::MAX_ATTEMPTS,
+    },
     storage::{
         StoreError,
         mongo::{
@@ -33,6 +46,22 @@ struct ReferrerDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     user_id: Option<String>,
     created_at: mongodb::bson::DateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<mongodb::bson::DateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_redemptions: Option<i64>,
+    #[serde(default = "active_by_default")]
+    active: bool,
+    #[serde(default)]
+    redemptions: i64,
+}
+
+fn active_by_default() -> bool {
+    true
+}
+
+fn count_to_bson(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }
 
 impl ReferrerDoc {
@@ -45,6 +74,10 @@ impl ReferrerDoc {
             code_key: r.referral_code.key(),
             user_id: r.user_id.clone(),
             created_at: to_bson_datetime(r.created_at),
+            expires_at: r.rules.expires_at.map(to_bson_datetime),
+            max_redemptions: r.rules.max_redemptions.map(count_to_bson),
+            active: r.rules.active,
+            redemptions: count_to_bson(r.redemptions),
         }
     }
 
@@ -56,6 +89,14 @@ impl ReferrerDoc {
             referral_code: ReferralCode::from_stored(self.referral_code),
             user_id: self.user_id,
             created_at: from_bson_datetime(self.created_at)?,
+            rules: CodeRules {
+                expires_at: self.expires_at.map(from_bson_datetime).transpose()?,
+                max_redemptions: self
+                    .max_redemptions
+                    .map(|max| u64::try_from(max).unwrap_or(0)),
+                active: self.active,
+            },
+            redemptions: u64::try_from(self.redemptions).unwrap_or(0),
         })
     }
 }
@@ -88,6 +129,51 @@ impl MongoStore {
 
     fn referees(&self) -> Collection<RefereeDoc> {
         self.db.collection(REFEREES)
+    }
+
+    /// Counts the referees stored before referrers carried a `redemptions` count onto their
+    /// referrers; a no-op once every referrer has one.
+    pub(crate) async fn count_earlier_redemptions(&self) -> Result<(), StoreError> {
+        let uncounted: Vec<Document> = self
+            .db
+            .collection::<Document>(REFERRERS)
+            .find(doc! { "redemptions": { "$exists": false } })
+            .projection(doc! { "code_key": 1 })
+            .await
+            .map_err(store_error)?
+            .try_collect()
+            .await
+            .map_err(store_error)?;
+        for referrer in uncounted {
+            let (Some(id), Ok(key)) = (referrer.get("_id"), referrer.get_str("code_key")) else {
+                continue;
+            };
+            let count = self
+                .referees()
+                .count_documents(doc! { "code_key": key })
+                .await
+                .map_err(store_error)?;
+            self.referrers()
+                .update_one(
+                    doc! { "_id": id, "redemptions": { "$exists": false } },
+                    doc! { "$set": { "redemptions": count_to_bson(count) } },
+                )
+                .await
+                .map_err(store_error)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the code's count by `by`.
+    async fn count_redemption(&self, email: &Email, by: i64) -> Result<(), StoreError> {
+        self.referrers()
+            .update_one(
+                doc! { "_id": email.as_str() },
+                doc! { "$inc": { "redemptions": by } },
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     async fn find_referrer(&self, filter: Document) -> Result<Option<Referrer>, StoreError> {
@@ -174,23 +260,126 @@ impl ReferralStore for MongoStore {
             .transpose()
     }
 
-    async fn insert_referee(&self, referee: &Referee) -> Result<Result<(), Referee>, StoreError> {
+    async fn redeem(&self, referee: &Referee, now: DateTime<Utc>) -> Result<Redeemed, StoreError> {
+        if let Some(held) = self.referee(&referee.account_id).await? {
+            return Ok(Redeemed::Held(held));
+        }
+        let code_key = referee.referral_code.key();
+        let mut counted = None;
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(referrer) = self.find_referrer(doc! { "code_key": &code_key }).await? else {
+                return Ok(Redeemed::UnknownCode);
+            };
+            if let Err(refusal) = referrer.rules.admits(now, referrer.redemptions) {
+                return Ok(Redeemed::Refused(refusal));
+            }
+            let mut filter = doc! { "_id": referrer.email.as_str() };
+            if let Some(max) = referrer.rules.max_redemptions {
+                // Only while under the limit this redemption was checked against.
+                filter.insert("max_redemptions", count_to_bson(max));
+                filter.insert("redemptions", doc! { "$lt": count_to_bson(max) });
+            }
+            let moved = self
+                .referrers()
+                .update_one(filter, doc! { "$inc": { "redemptions": 1 } })
+                .await
+                .map_err(store_error)?;
+            if moved.matched_count == 1 {
+                counted = Some(referrer.email);
+                break;
+            }
+        }
+        let Some(referrer_email) = counted else {
+            return Err(StoreError::Backend(format!(
+                "the redemption count of a code kept changing over {MAX_ATTEMPTS} attempts"
+            )));
+        };
         let doc = RefereeDoc {
             account_id: referee.account_id.to_string(),
             referral_code: referee.referral_code.to_string(),
-            code_key: referee.referral_code.key(),
+            code_key,
             redeemed_at: to_bson_datetime(referee.redeemed_at),
             via: referee.via,
         };
         match self.referees().insert_one(doc).await {
-            Ok(_) => Ok(Ok(())),
-            Err(err) if is_duplicate_key(&err) => match self.referee(&referee.account_id).await? {
-                Some(existing) => Ok(Err(existing)),
-                None => Err(StoreError::Backend(
-                    "referee vanished after a duplicate key".to_owned(),
-                )),
-            },
-            Err(err) => Err(store_error(err)),
+            Ok(_) => Ok(Redeemed::Stored),
+            Err(err) => {
+                self.count_redemption(&referrer_email, -1).await?;
+                if !is_duplicate_key(&err) {
+                    return Err(store_error(err));
+                }
+                match self.referee(&referee.account_id).await? {
+                    Some(held) => Ok(Redeemed::Held(held)),
+                    None => Err(StoreError::Backend(
+                        "referee vanished after a duplicate key".to_owned(),
+                    )),
+                }
+            }
         }
+    }
+
+    async fn change_rules(
+        &self,
+        code: &ReferralCode,
+        change: &RulesChange,
+    ) -> Result<Option<Referrer>, StoreError> {
+        let (mut set, mut unset) = (Document::new(), Document::new());
+        match change.expires_at {
+            Some(Some(at)) => {
+                set.insert("expires_at", to_bson_datetime(at));
+            }
+            Some(None) => {
+                unset.insert("expires_at", "");
+            }
+            None => {}
+        }
+        match change.max_redemptions {
+            Some(Some(max)) => {
+                set.insert("max_redemptions", count_to_bson(max));
+            }
+            Some(None) => {
+                unset.insert("max_redemptions", "");
+            }
+            None => {}
+        }
+        if let Some(active) = change.active {
+            set.insert("active", active.unwrap_or(true));
+        }
+        let filter = doc! { "code_key": code.key() };
+        if set.is_empty() && unset.is_empty() {
+            return self.find_referrer(filter).await;
+        }
+        let mut update = Document::new();
+        if !set.is_empty() {
+            update.insert("$set", set);
+        }
+        if !unset.is_empty() {
+            update.insert("$unset", unset);
+        }
+        self.referrers()
+            .find_one_and_update(filter, update)
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(store_error)?
+            .map(ReferrerDoc::into_referrer)
+            .transpose()
+    }
+
+    async fn referees_of(
+        &self,
+        code: &ReferralCode,
+        limit: usize,
+    ) -> Result<Vec<Referee>, StoreError> {
+        let docs: Vec<RefereeDoc> = self
+            .referees()
+            .find(doc! { "code_key": code.key() })
+            .sort(doc! { "redeemed_at": -1, "_id": -1 })
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(store_error)?
+            .try_collect()
+            .await
+            .map_err(store_error)?;
+        docs.into_iter().map(RefereeDoc::into_referee).collect()
     }
 }
