@@ -391,3 +391,55 @@ impl ReferralStore for EmbeddedStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock;
+
+    /// A file written before referees were indexed by code and counted: the index and the
+    /// counts are rebuilt when it is opened.
+    #[tokio::test]
+    async fn referees_stored_before_the_index_are_indexed_and_counted() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = EmbeddedStore::open(dir.path()).await.expect("store");
+        let email = Email::parse("ana@example.com").expect("email");
+        let code = ReferralCode::parse("ANA-2345678").expect("code");
+        let referrer = Referrer::new(email, None, None, code.clone(), None);
+        assert_eq!(
+            store.insert_referrer(&referrer).await.expect("insert"),
+            Ok(())
+        );
+        for account in ["acc-1", "acc-2"] {
+            let referee = Referee {
+                account_id: AccountId::parse(account).expect("account"),
+                referral_code: code.clone(),
+                redeemed_at: clock::now(),
+                via: Via::Redeem,
+            };
+            assert_eq!(
+                store.redeem(&referee, clock::now()).await.expect("redeem"),
+                Redeemed::Stored
+            );
+        }
+        // As an older version left it: no index rows, no count.
+        store
+            .write(move |txn| {
+                let mut index = txn.open_table(REFEREES_BY_CODE).map_err(backend)?;
+                index.retain(|_, ()| false).map_err(backend)?;
+                drop(index);
+                let mut old = referrer;
+                old.redemptions = 0;
+                write_referrer(txn, &old)
+            })
+            .await
+            .expect("downgrade");
+        assert_eq!(store.referees_of(&code, 10).await.expect("read").len(), 0);
+        drop(store);
+
+        let store = EmbeddedStore::open(dir.path()).await.expect("reopen");
+        assert_eq!(store.referees_of(&code, 10).await.expect("read").len(), 2);
+        let counted = store.referrer_by_code(&code).await.expect("read");
+        assert_eq!(counted.map(|r| r.redemptions), Some(2));
+    }
+}
