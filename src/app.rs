@@ -11,6 +11,7 @@ use axum::{
 };
 use tower_http::{
     catch_panic::CatchPanicLayer,
+    cors::{AllowOrigin, CorsLayer},
     limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     sensitive_headers::SetSensitiveRequestHeadersLayer,
@@ -25,8 +26,13 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::{
     auth::Authenticator,
     callbacks::{self, OutboxSignal},
+    config::HttpConfig,
     error, indication, meta,
     openapi::ApiDoc,
+    ops::{
+        metrics,
+        rate_limit::{self, RateLimits},
+    },
     programs, referrals,
     storage::Stores,
 };
@@ -47,6 +53,7 @@ pub struct AppState {
     pub outbox_signal: OutboxSignal,
     /// `METHOD path` of every documented route, for `GET /`.
     pub endpoints: Arc<Vec<String>>,
+    pub rate_limits: Arc<RateLimits>,
 }
 
 /// Registers documented routes and, for each path ending in `/`, the same handlers without it:
@@ -104,17 +111,26 @@ pub fn endpoints(doc: &OpenApiDoc) -> Vec<String> {
     out
 }
 
-/// The whole application: routes, docs at `/docs` and `/openapi.json`, and the layer stack.
-pub fn router(stores: Stores, auth: Arc<Authenticator>, outbox_signal: OutboxSignal) -> Router {
+/// The whole application: routes, docs at `/docs` and `/openapi.json`, `/metrics`, and the
+/// layer stack.
+pub fn router(
+    stores: Stores,
+    auth: Arc<Authenticator>,
+    outbox_signal: OutboxSignal,
+    http: &HttpConfig,
+) -> Router {
+    metrics::handle();
     let (routes, doc) = api_routes();
     let state = AppState {
         stores,
         auth,
         outbox_signal,
         endpoints: Arc::new(endpoints(&doc)),
+        rate_limits: Arc::new(RateLimits::new(http)),
     };
     let x_request_id = HeaderName::from_static("x-request-id");
-    routes
+    let app = routes
+        .route("/metrics", axum::routing::get(metrics::render))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(route_not_found)
         .layer((
@@ -124,12 +140,49 @@ pub fn router(stores: Stores, auth: Arc<Authenticator>, outbox_signal: OutboxSig
                 .make_span_with(make_span)
                 .on_response(record_response),
             PropagateRequestIdLayer::new(x_request_id),
+            middleware::from_fn(metrics::track),
+            middleware::from_fn_with_state(state.clone(), rate_limit::enforce),
             middleware::map_response(error::json_error_bodies),
             CatchPanicLayer::new(),
             TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT),
             RequestBodyLimitLayer::new(DRAIN_LIMIT),
         ))
-        .with_state(state)
+        .with_state(state);
+    match cors(http) {
+        Some(cors) => app.layer(cors),
+        None => app,
+    }
+}
+
+/// CORS for the browser origins of `CORS_ALLOWED_ORIGINS`; none configured, no CORS headers.
+fn cors(http: &HttpConfig) -> Option<CorsLayer> {
+    if http.cors_allowed_origins.is_empty() {
+        return None;
+    }
+    use axum::http::Method;
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(http.cors_allowed_origins.clone()))
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([
+                HeaderName::from_static("x-request-id"),
+                header::RETRY_AFTER,
+                HeaderName::from_static("deprecation"),
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 async fn route_not_found() -> error::ApiError {
@@ -161,6 +214,7 @@ fn make_span(request: &Request) -> Span {
 
 fn record_response(response: &Response, latency: Duration, span: &Span) {
     span.record("status", response.status().as_u16());
-    span.record("latency_ms", latency.as_millis() as u64);
+    // Sub-millisecond precision: most answers take well under a millisecond.
+    span.record("latency_ms", latency.as_secs_f64() * 1000.0);
     tracing::info!(parent: span, "response");
 }

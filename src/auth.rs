@@ -205,7 +205,7 @@ impl Authenticator {
         )?)
     }
 
-    fn caller_from_headers(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    pub fn caller_from_headers(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         let value = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())

@@ -29,6 +29,12 @@ struct RawEnv {
     jwt_issuer: Option<String>,
     jwt_audience: Option<String>,
     log_format: Option<String>,
+    rate_limit_account: Option<String>,
+    rate_limit_ip: Option<String>,
+    trusted_proxies: Option<String>,
+    cors_allowed_origins: Option<String>,
+    max_concurrent_requests: Option<String>,
+    header_read_timeout: Option<String>,
 }
 
 /// A configuration problem, naming the variable at fault.
@@ -137,6 +143,42 @@ impl fmt::Debug for CallbackConfig {
     }
 }
 
+/// Part D: what the HTTP front of the service admits.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Requests a minute for one end-user account on the rate-limited routes; 0: no limit.
+    pub rate_limit_account: u32,
+    /// Requests a minute from one client address on the rate-limited routes; 0: no limit.
+    pub rate_limit_ip: u32,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Browser origins allowed to call the API; empty: no CORS headers at all.
+    pub cors_allowed_origins: Vec<axum::http::HeaderValue>,
+    /// Requests served at once; beyond, 503 at once.
+    pub max_concurrent_requests: usize,
+    /// A connection whose request headers have not all arrived within this is closed; so is
+    /// a keep-alive connection idle for as long.
+    pub header_read_timeout: Duration,
+}
+
+pub const DEFAULT_RATE_LIMIT_ACCOUNT: u32 = 30;
+pub const DEFAULT_RATE_LIMIT_IP: u32 = 120;
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            rate_limit_account: DEFAULT_RATE_LIMIT_ACCOUNT,
+            rate_limit_ip: DEFAULT_RATE_LIMIT_IP,
+            trusted_proxies: Vec::new(),
+            cors_allowed_origins: Vec::new(),
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+        }
+    }
+}
+
 pub const DEFAULT_CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CALLBACK_CONCURRENCY: usize = 8;
 pub const MAX_CALLBACK_CONCURRENCY: usize = 256;
@@ -152,6 +194,7 @@ pub struct Config {
     pub legacy_routes_auth: LegacyRoutesAuth,
     pub callbacks: CallbackConfig,
     pub log_format: LogFormat,
+    pub http: HttpConfig,
 }
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
@@ -247,8 +290,129 @@ impl Config {
                 non_empty(raw.callback_lease),
             )?,
             log_format,
+            http: parse_http(
+                non_empty(raw.rate_limit_account),
+                non_empty(raw.rate_limit_ip),
+                non_empty(raw.trusted_proxies),
+                non_empty(raw.cors_allowed_origins),
+                non_empty(raw.max_concurrent_requests),
+                non_empty(raw.header_read_timeout),
+            )?,
         })
     }
+}
+
+fn parse_count<T>(
+    variable: &'static str,
+    value: Option<String>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    let bad = || {
+        ConfigError::new(
+            variable,
+            format!(
+                "expected a whole number from {} to {}, got `{value}`",
+                range.start(),
+                range.end()
+            ),
+        )
+    };
+    let parsed: T = value.parse().map_err(|_| bad())?;
+    if range.contains(&parsed) {
+        Ok(parsed)
+    } else {
+        Err(bad())
+    }
+}
+
+fn parse_http(
+    rate_limit_account: Option<String>,
+    rate_limit_ip: Option<String>,
+    trusted_proxies: Option<String>,
+    cors_allowed_origins: Option<String>,
+    max_concurrent_requests: Option<String>,
+    header_read_timeout: Option<String>,
+) -> Result<HttpConfig, ConfigError> {
+    let per_minute = 0..=1_000_000;
+    let trusted_proxies = list(trusted_proxies)
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    ConfigError::new(
+                        "TRUSTED_PROXIES",
+                        format!("`{item}` is not an address or a CIDR block (10.0.0.0/8)"),
+                    )
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let cors_allowed_origins = list(cors_allowed_origins)
+        .map(|origin| {
+            let valid = url::Url::parse(&origin).ok().is_some_and(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.host().is_some()
+                    && url.path() == "/"
+                    && !origin.ends_with('/')
+            });
+            valid
+                .then(|| axum::http::HeaderValue::from_str(&origin).ok())
+                .flatten()
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "CORS_ALLOWED_ORIGINS",
+                        format!("`{origin}` is not an origin (https://app.example.com, no path)"),
+                    )
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let header_read_timeout = match header_read_timeout {
+        Some(value) => parse_duration("HEADER_READ_TIMEOUT", &value)?,
+        None => DEFAULT_HEADER_READ_TIMEOUT,
+    };
+    if header_read_timeout.is_zero() {
+        return Err(ConfigError::new("HEADER_READ_TIMEOUT", "must be above 0"));
+    }
+    Ok(HttpConfig {
+        rate_limit_account: parse_count(
+            "RATE_LIMIT_ACCOUNT",
+            rate_limit_account,
+            DEFAULT_RATE_LIMIT_ACCOUNT,
+            per_minute.clone(),
+        )?,
+        rate_limit_ip: parse_count(
+            "RATE_LIMIT_IP",
+            rate_limit_ip,
+            DEFAULT_RATE_LIMIT_IP,
+            per_minute,
+        )?,
+        trusted_proxies,
+        cors_allowed_origins,
+        max_concurrent_requests: parse_count(
+            "MAX_CONCURRENT_REQUESTS",
+            max_concurrent_requests,
+            DEFAULT_MAX_CONCURRENT_REQUESTS,
+            1..=1_000_000,
+        )?,
+        header_read_timeout,
+    })
+}
+
+/// The items of a comma-separated list, trimmed, blanks dropped.
+fn list(value: Option<String>) -> impl Iterator<Item = String> {
+    value
+        .unwrap_or_default()
+        .split(',')
+        .map(|item| item.trim().to_owned())
+        .filter(|item| !item.is_empty())
+        .collect::<Vec<_>>()
+        .into_iter()
 }
 
 /// An empty variable counts as unset, as shells and compose files often export `VAR=`.
@@ -405,11 +569,39 @@ mod tests {
         assert!(matches!(config.storage, StorageConfig::Embedded { .. }));
         assert!(matches!(config.jwt.key, JwtKeyConfig::Generated));
         assert_eq!(config.legacy_routes_auth, LegacyRoutesAuth::Token);
+        assert_eq!(config.http.rate_limit_account, 30);
+        assert_eq!(config.http.rate_limit_ip, 120);
+        assert_eq!(config.http.max_concurrent_requests, 1024);
+        assert!(config.http.cors_allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn lists_of_proxies_and_origins() {
+        let config = Config::from_vars([
+            ("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7 ,::1"),
+            (
+                "CORS_ALLOWED_ORIGINS",
+                "https://app.example.com,http://localhost:3000",
+            ),
+            ("RATE_LIMIT_ACCOUNT", "0"),
+        ])
+        .expect("valid");
+        assert_eq!(config.http.trusted_proxies.len(), 3);
+        assert_eq!(config.http.cors_allowed_origins.len(), 2);
+        assert_eq!(config.http.rate_limit_account, 0);
     }
 
     #[test]
     fn bad_values_name_their_variable() {
-        let cases: [(&str, &str); 12] = [
+        let cases: [(&str, &str); 20] = [
+            ("RATE_LIMIT_ACCOUNT", "-1"),
+            ("RATE_LIMIT_IP", "lots"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.local"),
+            ("TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("CORS_ALLOWED_ORIGINS", "https://app.example.com/path"),
+            ("CORS_ALLOWED_ORIGINS", "app.example.com"),
+            ("MAX_CONCURRENT_REQUESTS", "0"),
+            ("HEADER_READ_TIMEOUT", "0s"),
             ("LISTEN_ADDR", "localhost"),
             ("DATABASE_URL", "postgres://x"),
             ("LEGACY_ROUTES_AUTH", "off"),

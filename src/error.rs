@@ -9,7 +9,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 pub use crate::sentences::AUTH_ERROR;
-use crate::sentences::{INTERNAL_ERROR, PAYLOAD_TOO_LARGE, STORAGE_UNAVAILABLE, TOO_MANY_REQUESTS};
+use crate::sentences::{
+    INTERNAL_ERROR, OVERLOADED, PAYLOAD_TOO_LARGE, STORAGE_UNAVAILABLE, TOO_MANY_REQUESTS,
+};
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
@@ -49,6 +51,9 @@ pub enum ApiError {
     /// The store did not answer: the client may retry shortly.
     #[error("{STORAGE_UNAVAILABLE}")]
     Unavailable,
+    /// `MAX_CONCURRENT_REQUESTS` requests are in flight: the client may retry shortly.
+    #[error("{OVERLOADED}")]
+    Overloaded,
     /// An unexpected failure: the detail goes to the log, the client sees a generic sentence.
     #[error("{INTERNAL_ERROR}")]
     Internal(String),
@@ -67,7 +72,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,10 +90,14 @@ impl From<crate::storage::StoreError> for ApiError {
     fn from(err: crate::storage::StoreError) -> Self {
         match err {
             crate::storage::StoreError::Unavailable(detail) => {
+                crate::ops::metrics::store_error("unavailable");
                 tracing::warn!(error = %detail, "store unavailable");
                 Self::Unavailable
             }
-            other => Self::Internal(other.to_string()),
+            other => {
+                crate::ops::metrics::store_error("backend");
+                Self::Internal(other.to_string())
+            }
         }
     }
 }
@@ -108,7 +117,7 @@ impl IntoResponse for ApiError {
             .into_response();
         let retry_after = match self {
             Self::TooManyRequests { retry_after_secs } => Some(retry_after_secs),
-            Self::Unavailable => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            Self::Unavailable | Self::Overloaded => Some(UNAVAILABLE_RETRY_AFTER_SECS),
             _ => None,
         };
         if let Some(secs) = retry_after {

@@ -13,6 +13,7 @@ pub mod indication;
 pub mod meta;
 pub mod money;
 pub mod openapi;
+pub mod ops;
 pub mod programs;
 pub mod referrals;
 pub mod sentences;

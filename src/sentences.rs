@@ -10,6 +10,8 @@ pub const PAYLOAD_TOO_LARGE: &str = "Request body is larger than the 64 KiB limi
 pub const INTERNAL_ERROR: &str = "Internal server error";
 pub const STORAGE_UNAVAILABLE: &str = "Storage unavailable";
 pub const TOO_MANY_REQUESTS: &str = "Too many requests";
+/// More than `MAX_CONCURRENT_REQUESTS` requests at once.
+pub const OVERLOADED: &str = "Service overloaded";
 
 // ---- programs -----------------------------------------------------------------------------
 

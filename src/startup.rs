@@ -15,7 +15,8 @@ use crate::{
         worker::{POLL_INTERVAL, Worker, WorkerSettings},
     },
     clock::SystemClock,
-    config::{CallbackConfig, Config, LegacyRoutesAuth},
+    config::{CallbackConfig, Config, HttpConfig, LegacyRoutesAuth},
+    ops::server,
     storage::{self, StoreError, Stores},
 };
 
@@ -41,6 +42,7 @@ pub struct Application {
     stores: Stores,
     /// `None` while no callback URL is configured: events wait as `pending`.
     worker: Option<Worker>,
+    http: HttpConfig,
 }
 
 impl Application {
@@ -60,7 +62,7 @@ impl Application {
         warn_about_risky_settings(&config);
         let signal = OutboxSignal::default();
         let worker = callback_worker(&config.callbacks, &stores, &signal)?;
-        let router = app::router(stores.clone(), auth, signal);
+        let router = app::router(stores.clone(), auth, signal, &config.http);
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .map_err(|source| StartupError::Bind {
@@ -77,6 +79,7 @@ impl Application {
             local_addr,
             stores,
             worker,
+            http: config.http.clone(),
         })
     }
 
@@ -108,22 +111,21 @@ impl Application {
         };
         let server = {
             let stop = stop.clone();
-            axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            server::serve(self.listener, self.router, &self.http, async move {
                 tokio::select! {
                     () = shutdown => {},
                     () = stop.cancelled() => {},
                 }
             })
         };
-        let (served, ()) = tokio::join!(
+        tokio::join!(
             async {
-                let result = server.await;
+                server.await;
                 stop.cancel();
-                result
             },
             worker
         );
-        served
+        Ok(())
     }
 }
 

@@ -88,6 +88,9 @@ impl TestApp {
             ("LISTEN_ADDR".into(), "127.0.0.1:0".into()),
             ("DATA_DIR".into(), data_dir.path().display().to_string()),
             ("JWT_SECRET".into(), secret.clone()),
+            // Tests send many requests as end users; the rate-limit tests turn limits back on.
+            ("RATE_LIMIT_ACCOUNT".into(), "0".into()),
+            ("RATE_LIMIT_IP".into(), "0".into()),
         ];
         if backend == Backend::Mongo {
             vars.push(("DATABASE_URL".into(), fresh_mongo_url()));

@@ -34,6 +34,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/referrer/external/register"),
     ("POST", "/api/referrer/internal/register"),
     ("GET", "/api/referrer/internal/referral-code"),
+    ("GET", "/api/referrer/internal/referees"),
+    ("PATCH", "/api/referrer/{referralCode}"),
     ("POST", "/api/referee/redeem"),
     ("POST", "/api/referee/apply"),
     ("POST", "/api/landlord/register"),
@@ -122,7 +124,8 @@ async fn routes_and_api_description_are_the_same_set(app: TestApp) {
             .replace("{user_hash}", "no-such-user")
             .replace("{encodeEmail}", "bm9ib2R5QGV4YW1wbGUuY29t")
             .replace("{userId}", "no-such-account")
-            .replace("{accountId}", "no-such-account");
+            .replace("{accountId}", "no-such-account")
+            .replace("{referralCode}", "NO-SUCH-CODE");
         let method = Method::from_bytes(method.as_bytes()).expect("method");
         let response = app
             .request(method, &concrete)

@@ -1,0 +1,6 @@
+//! Part D, the HTTP front: Prometheus metrics, rate limits on the code routes, and the server
+//! loop with its connection limits.
+
+pub mod metrics;
+pub mod rate_limit;
+pub mod server;
