@@ -95,7 +95,7 @@ impl From<crate::storage::StoreError> for ApiError {
                 Self::Unavailable
             }
             other => {
-                crate::ops::metrics::store_error("backend");
+                crate::ops::metrics::store_error(other.kind());
                 Self::Internal(other.to_string())
             }
         }

@@ -91,6 +91,7 @@ impl Worker {
         match self.outbox.claim_due(now, &lease, limit).await {
             Ok(events) => events,
             Err(err) => {
+                crate::ops::metrics::store_error(err.kind());
                 tracing::warn!(error = %err, "cannot claim due callbacks; retrying later");
                 Vec::new()
             }
@@ -111,6 +112,11 @@ impl Worker {
                     .after_failure(attempts, error, now, jitter)
             }
         };
+        crate::ops::metrics::callback_attempt(match &outcome {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::Retry { .. } => "retry",
+            AttemptOutcome::Failed { .. } => "failed",
+        });
         match &outcome {
             AttemptOutcome::Delivered => {
                 tracing::info!(event_id = %event.id, event_type = %event.event_type, attempts, "callback delivered");
@@ -136,6 +142,7 @@ impl Worker {
             }
             Err(err) => {
                 // The lease runs out and the event is sent again: at least once, never lost.
+                crate::ops::metrics::store_error(err.kind());
                 tracing::warn!(event_id = %event.id, error = %err, "cannot record callback attempt");
             }
         }

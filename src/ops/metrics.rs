@@ -70,6 +70,13 @@ fn describe() {
         "Callback attempts, by outcome: delivered, retry (failed, will retry), failed (for good)"
     );
     metrics::describe_counter!(STORE_ERRORS, "Store operations that failed, by kind");
+    // Present from the start, so that dashboards and alerts see zeros rather than no data.
+    for kind in ["unavailable", "backend"] {
+        metrics::counter!(STORE_ERRORS, "kind" => kind).absolute(0);
+    }
+    for outcome in ["delivered", "retry", "failed"] {
+        metrics::counter!(CALLBACK_DELIVERIES, "outcome" => outcome).absolute(0);
+    }
 }
 
 /// Counts and times every request under its matched route (never the raw path, which holds

@@ -29,6 +29,16 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// The `kind` label of `store_errors_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) => "unavailable",
+            Self::Backend(_) | Self::Corrupt(_) => "backend",
+        }
+    }
+}
+
 #[async_trait]
 pub trait StoreHealth: Send + Sync {
     /// Answers `Ok` when the store answers a trivial request.

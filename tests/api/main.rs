@@ -14,5 +14,6 @@ mod embedded;
 mod import;
 mod indication;
 mod meta;
+mod operations;
 mod programs;
 mod referrals;
