@@ -15,5 +15,8 @@ ENV LISTEN_ADDR=0.0.0.0:8080 \
     LOG_FORMAT=json
 VOLUME ["/data"]
 EXPOSE 8080
+# The runtime image has no shell or curl: the binary probes its own GET /health.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/referral-api", "health"]
 ENTRYPOINT ["/usr/local/bin/referral-api"]
 CMD ["serve"]

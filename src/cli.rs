@@ -1,4 +1,4 @@
-//! The command line: `serve` (the default) and `token`.
+//! The command line: `serve` (the default), `token`, `health`, and the imports.
 
 use std::{fs::File, io::BufReader, path::PathBuf, time::Duration};
 
@@ -29,6 +29,9 @@ pub enum Command {
     Serve,
     /// Mint a token signed with the configured key, for curl and scripts.
     Token(TokenArgs),
+    /// Ask the service running on LISTEN_ADDR for `GET /health`; exit 0 if it answers 200.
+    /// For container health checks, where the image has no curl.
+    Health,
     /// Import users from the original's users.txt (one a line, fields split by `|`, the hash
     /// first) into the default program. Idempotent.
     ImportUsers {
@@ -77,8 +80,34 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             println!("{}", mint(&config, args)?);
             Ok(())
         }
+        Command::Health => probe(&config).await,
         Command::ImportUsers { file } => import(config, file).await,
         Command::ImportReferrers { file } => import_codes(config, file).await,
+    }
+}
+
+/// How long `health` waits for an answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+async fn probe(config: &Config) -> Result<(), String> {
+    let mut addr = config.listen_addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{addr}/health");
+    let response = reqwest::Client::builder()
+        .timeout(PROBE_TIMEOUT)
+        .build()
+        .map_err(|e| e.to_string())?
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if response.status().is_success() {
+        println!("{url}: {}", response.status());
+        Ok(())
+    } else {
+        Err(format!("{url}: {}", response.status()))
     }
 }
 

@@ -15,5 +15,6 @@ mod import;
 mod indication;
 mod meta;
 mod operations;
+mod process;
 mod programs;
 mod referrals;
