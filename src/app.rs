@@ -215,6 +215,6 @@ fn make_span(request: &Request) -> Span {
 fn record_response(response: &Response, latency: Duration, span: &Span) {
     span.record("status", response.status().as_u16());
     // Sub-millisecond precision: most answers take well under a millisecond.
-    span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+    span.record("latency_ms", latency.as_micros() as f64 / 1000.0);
     tracing::info!(parent: span, "response");
 }
