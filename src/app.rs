@@ -27,7 +27,9 @@ use crate::{
     auth::Authenticator,
     callbacks::{self, OutboxSignal},
     config::HttpConfig,
-    error, indication, meta,
+    error,
+    idempotency::middleware as idempotency,
+    indication, meta,
     openapi::ApiDoc,
     ops::{
         metrics,
@@ -142,6 +144,7 @@ pub fn router(
             PropagateRequestIdLayer::new(x_request_id),
             middleware::from_fn(metrics::track),
             middleware::from_fn_with_state(state.clone(), rate_limit::enforce),
+            middleware::from_fn_with_state(state.clone(), idempotency::enforce),
             middleware::map_response(error::json_error_bodies),
             CatchPanicLayer::new(),
             TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT),

@@ -9,6 +9,7 @@ pub mod config;
 pub mod email;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod indication;
 pub mod meta;
 pub mod money;

@@ -13,6 +13,13 @@ pub const TOO_MANY_REQUESTS: &str = "Too many requests";
 /// More than `MAX_CONCURRENT_REQUESTS` requests at once.
 pub const OVERLOADED: &str = "Service overloaded";
 
+// ---- idempotent writes ---------------------------------------------------------------------
+
+pub const IDEMPOTENCY_KEY_REUSED: &str = "Idempotency-Key reused with a different request";
+pub const IDEMPOTENCY_KEY_IN_PROGRESS: &str = "A request with this Idempotency-Key is in progress";
+pub const IDEMPOTENCY_KEY_NOT_VALID: &str =
+    "Idempotency-Key must be 1 to 255 printable ASCII characters";
+
 // ---- programs -----------------------------------------------------------------------------
 
 pub const PROGRAM_ID_NOT_FOUND: &str = "ID not found";

@@ -88,8 +88,9 @@ impl EmbeddedStore {
 /// Each is defined beside the store implementation that uses it.
 fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     use crate::{
-        callbacks::store::embedded as callbacks, indication::store::embedded as indication,
-        programs::store::embedded as programs, referrals::store::embedded as referrals,
+        callbacks::store::embedded as callbacks, idempotency::store::embedded as idempotency,
+        indication::store::embedded as indication, programs::store::embedded as programs,
+        referrals::store::embedded as referrals,
     };
     for table in [
         programs::PROGRAMS,
@@ -98,6 +99,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
         referrals::REFERRERS,
         referrals::REFEREES,
         callbacks::CALLBACKS,
+        idempotency::IDEMPOTENCY,
     ] {
         txn.open_table(table).map_err(backend)?;
     }
@@ -108,7 +110,11 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(indication::LEDGER).map_err(backend)?;
     txn.open_multimap_table(indication::INDICATED)
         .map_err(backend)?;
-    for index in [callbacks::CALLBACKS_DUE, callbacks::CALLBACKS_CREATED] {
+    for index in [
+        callbacks::CALLBACKS_DUE,
+        callbacks::CALLBACKS_CREATED,
+        idempotency::IDEMPOTENCY_EXPIRY,
+    ] {
         txn.open_table(index).map_err(backend)?;
     }
     referrals::index_earlier_referees(txn)

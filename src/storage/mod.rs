@@ -12,8 +12,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{
-    callbacks::CallbackOutbox, config::StorageConfig, indication::IndicationStore,
-    programs::ProgramStore, referrals::ReferralStore,
+    callbacks::CallbackOutbox, config::StorageConfig, idempotency::IdempotencyStore,
+    indication::IndicationStore, programs::ProgramStore, referrals::ReferralStore,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -54,12 +54,19 @@ pub struct Stores {
     pub indication: Arc<dyn IndicationStore>,
     pub callbacks: Arc<dyn CallbackOutbox>,
     pub referrals: Arc<dyn ReferralStore>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
 }
 
 impl Stores {
     fn from_backend<B>(backend: &'static str, store: Arc<B>) -> Self
     where
-        B: StoreHealth + ProgramStore + IndicationStore + CallbackOutbox + ReferralStore + 'static,
+        B: StoreHealth
+            + ProgramStore
+            + IndicationStore
+            + CallbackOutbox
+            + ReferralStore
+            + IdempotencyStore
+            + 'static,
     {
         Self {
             backend,
@@ -67,7 +74,8 @@ impl Stores {
             programs: store.clone(),
             indication: store.clone(),
             callbacks: store.clone(),
-            referrals: store,
+            referrals: store.clone(),
+            idempotency: store,
         }
     }
 }

@@ -23,6 +23,7 @@ pub(crate) const INDICATED_EMAILS: &str = "indicated_emails";
 pub(crate) const REFERRERS: &str = "referrers";
 pub(crate) const REFEREES: &str = "referees";
 pub(crate) const CALLBACKS: &str = "callbacks";
+pub(crate) const IDEMPOTENCY: &str = "idempotency_keys";
 
 pub struct MongoStore {
     pub(crate) db: Database,
@@ -88,6 +89,13 @@ impl MongoStore {
                 doc! { "user_id": 1 },
                 IndexKind::UniqueSparse,
             ),
+            // Records remove themselves once `expires_at` has passed.
+            (
+                IDEMPOTENCY,
+                "expires_at_ttl",
+                doc! { "expires_at": 1 },
+                IndexKind::Ttl,
+            ),
             (
                 REFEREES,
                 "code_key_redeemed_at",
@@ -116,10 +124,12 @@ impl MongoStore {
         for (collection, name, keys, kind) in indexes {
             let unique = matches!(kind, IndexKind::Unique | IndexKind::UniqueSparse);
             let sparse = matches!(kind, IndexKind::Sparse | IndexKind::UniqueSparse);
+            let ttl = matches!(kind, IndexKind::Ttl);
             let options = IndexOptions::builder()
                 .name(name.to_owned())
                 .unique(unique.then_some(true))
                 .sparse(sparse.then_some(true))
+                .expire_after(ttl.then_some(std::time::Duration::ZERO))
                 .build();
             self.db
                 .collection::<mongodb::bson::Document>(collection)
@@ -137,6 +147,8 @@ enum IndexKind {
     Sparse,
     Unique,
     UniqueSparse,
+    /// A TTL index: documents go once the indexed date has passed.
+    Ttl,
 }
 
 /// A duplicate-key violation (code 11000): the unique `_id` (or index) already holds the value.

@@ -12,6 +12,7 @@ mod callbacks;
 mod code_rules;
 mod embedded;
 mod fuzz;
+mod idempotency;
 mod import;
 mod indication;
 mod meta;
