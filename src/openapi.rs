@@ -18,7 +18,14 @@ use utoipa::{
             `application/x-www-form-urlencoded` bodies with the same field names. Money is an \
             exact decimal, given as a JSON number or a decimal string, returned as a JSON number. \
             Errors are `{\"error\": \"<sentence>\"}`: broken JSON 400, a content type other than \
-            JSON or form 415, a body over 64 KiB 413, a field of the wrong type or value 422."
+            JSON or form 415, a body over 64 KiB 413, a field of the wrong type or value 422.\n\n\
+            Every `POST`, `PUT`, `PATCH` and `DELETE` accepts `Idempotency-Key` (1 to 255 \
+            printable ASCII characters), scoped to the token's `sub`: for 24 hours a repeat with \
+            the same method, path and body gets the first answer again, byte for byte, with \
+            `Idempotency-Replayed: true`; the key with another request is 422, and while the \
+            first runs 409. Answers 5xx, 401, 408 and 429 are not kept.\n\n\
+            End users are rate-limited on the code look-up and redemption routes: 429 \
+            `Too many requests` with `Retry-After`."
     ),
     modifiers(&BearerAuth),
     tags(
