@@ -16,6 +16,7 @@ use crate::callbacks::{RetrySchedule, SigningSecret};
 struct RawEnv {
     listen_addr: Option<String>,
     database_url: Option<String>,
+    database_timeout: Option<String>,
     data_dir: Option<String>,
     endpoint_callback_credit_on_signup: Option<String>,
     callback_signing_secret: Option<String>,
@@ -58,7 +59,8 @@ impl ConfigError {
 #[derive(Clone, PartialEq, Eq)]
 pub enum StorageConfig {
     /// MongoDB through the official driver; the URL may hold credentials, so it is never printed.
-    Mongo { url: String },
+    /// `timeout` bounds finding a server that answers: past it, requests get a 503.
+    Mongo { url: String, timeout: Duration },
     /// The embedded store in this directory.
     Embedded { data_dir: PathBuf },
 }
@@ -66,7 +68,11 @@ pub enum StorageConfig {
 impl fmt::Debug for StorageConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Mongo { .. } => f.write_str("Mongo { url: <redacted> }"),
+            Self::Mongo { timeout, .. } => f
+                .debug_struct("Mongo")
+                .field("url", &"<redacted>")
+                .field("timeout", timeout)
+                .finish(),
             Self::Embedded { data_dir } => f
                 .debug_struct("Embedded")
                 .field("data_dir", data_dir)
@@ -198,6 +204,8 @@ pub struct Config {
 }
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
+/// How long a request waits for MongoDB to answer before it gets a 503.
+pub const DEFAULT_DATABASE_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_DATA_DIR: &str = "./data";
 /// HS256 secrets shorter than this are refused: a short shared secret can be brute-forced.
 pub const MIN_JWT_SECRET_LEN: usize = 32;
@@ -233,7 +241,14 @@ impl Config {
                 data_dir: data_dir.clone(),
             },
             Some(url) if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") => {
-                StorageConfig::Mongo { url }
+                let timeout = match non_empty(raw.database_timeout) {
+                    Some(value) => parse_duration("DATABASE_TIMEOUT", &value)?,
+                    None => DEFAULT_DATABASE_TIMEOUT,
+                };
+                if timeout.is_zero() {
+                    return Err(ConfigError::new("DATABASE_TIMEOUT", "must be above 0"));
+                }
+                StorageConfig::Mongo { url, timeout }
             }
             Some(_) => {
                 return Err(ConfigError::new(
@@ -620,6 +635,21 @@ mod tests {
             assert_eq!(err.variable, name, "{err}");
             assert!(err.to_string().contains(name));
         }
+    }
+
+    #[test]
+    fn database_timeout_is_a_positive_duration() {
+        let mongo = ("DATABASE_URL", "mongodb://localhost/x");
+        let key = ("JWT_SECRET", "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t");
+        for bad in ["0s", "soon"] {
+            let err = Config::from_vars([mongo, key, ("DATABASE_TIMEOUT", bad)]).expect_err(bad);
+            assert_eq!(err.variable, "DATABASE_TIMEOUT");
+        }
+        let config = Config::from_vars([mongo, key]).expect("valid");
+        assert!(matches!(
+            config.storage,
+            StorageConfig::Mongo { timeout, .. } if timeout == DEFAULT_DATABASE_TIMEOUT
+        ));
     }
 
     #[test]

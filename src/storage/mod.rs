@@ -83,8 +83,8 @@ impl Stores {
 /// Opens the configured backend: connects, checks that it answers and creates indexes.
 pub async fn open(config: &StorageConfig) -> Result<Stores, StoreError> {
     match config {
-        StorageConfig::Mongo { url } => {
-            let store = mongo::MongoStore::connect(url).await?;
+        StorageConfig::Mongo { url, timeout } => {
+            let store = mongo::MongoStore::connect(url, *timeout).await?;
             Ok(Stores::from_backend("mongodb", Arc::new(store)))
         }
         StorageConfig::Embedded { data_dir } => {

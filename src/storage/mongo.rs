@@ -7,15 +7,13 @@ use mongodb::{
     Client, Database, IndexModel,
     bson::{Decimal128, doc},
     error::{Error as MongoError, ErrorKind},
-    options::{ClientOptions, IndexOptions},
+    options::{Acknowledgment, ClientOptions, IndexOptions},
 };
 
 use super::{StoreError, StoreHealth};
 use crate::money::Money;
 
 pub const DEFAULT_DATABASE: &str = "referral";
-const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
-const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(crate) const PROGRAMS: &str = "programs";
 pub(crate) const USERS: &str = "users";
@@ -27,17 +25,21 @@ pub(crate) const IDEMPOTENCY: &str = "idempotency_keys";
 
 pub struct MongoStore {
     pub(crate) db: Database,
+    /// `DATABASE_TIMEOUT`: server selection, connection and health checks give up after it.
+    timeout: Duration,
 }
 
 impl MongoStore {
-    /// Connects, checks that the server answers, and creates the indexes.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    /// Connects, checks that the server answers, and creates the indexes. Writes are
+    /// acknowledged once a majority has journaled them, unless the URL sets `w` or `journal`.
+    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
         let mut options = ClientOptions::parse(url).await.map_err(|e| {
             StoreError::Unavailable(format!("DATABASE_URL cannot be used: {}", e.kind))
         })?;
-        options.server_selection_timeout = Some(SERVER_SELECTION_TIMEOUT);
-        options.connect_timeout = Some(SERVER_SELECTION_TIMEOUT);
+        options.server_selection_timeout = Some(timeout);
+        options.connect_timeout = Some(timeout);
         options.app_name = Some("referral-api".to_owned());
+        make_durable(&mut options);
         let db_name = options
             .default_database
             .clone()
@@ -45,11 +47,12 @@ impl MongoStore {
         let client = Client::with_options(options).map_err(store_error)?;
         let store = Self {
             db: client.database(&db_name),
+            timeout,
         };
         store.db.run_command(doc! { "ping": 1 }).await.map_err(|e| {
             StoreError::Unavailable(format!(
-                "MongoDB did not answer within {}s (is it running and is DATABASE_URL right?): {}",
-                SERVER_SELECTION_TIMEOUT.as_secs(),
+                "MongoDB did not answer within {:?} (is it running and is DATABASE_URL right?): {}",
+                timeout,
                 e.kind
             ))
         })?;
@@ -141,6 +144,21 @@ impl MongoStore {
     }
 }
 
+/// Write concern `majority` with `j: true`, unless the URL chose `w` or `journal` itself: a
+/// write is acknowledged only once it survives a crash of the server.
+fn make_durable(options: &mut ClientOptions) {
+    let url_sets_durability = options
+        .write_concern
+        .as_ref()
+        .is_some_and(|wc| wc.w.is_some() || wc.journal.is_some());
+    if !url_sets_durability {
+        let mut write_concern = options.write_concern.take().unwrap_or_default();
+        write_concern.w = Some(Acknowledgment::Majority);
+        write_concern.journal = Some(true);
+        options.write_concern = Some(write_concern);
+    }
+}
+
 #[derive(Clone, Copy)]
 enum IndexKind {
     Plain,
@@ -162,7 +180,7 @@ pub(crate) const DUPLICATE_KEY: i32 = 11000;
 #[async_trait::async_trait]
 impl StoreHealth for MongoStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        match tokio::time::timeout(PING_TIMEOUT, self.db.run_command(doc! { "ping": 1 })).await {
+        match tokio::time::timeout(self.timeout, self.db.run_command(doc! { "ping": 1 })).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(store_error(e)),
             Err(_) => Err(StoreError::Unavailable("ping timed out".to_owned())),
@@ -209,4 +227,36 @@ pub(crate) fn from_bson_datetime(
 ) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
     chrono::DateTime::from_timestamp_millis(at.timestamp_millis())
         .ok_or_else(|| StoreError::Corrupt(format!("stored timestamp {at} is out of range")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn durability(url: &str) -> (Option<Acknowledgment>, Option<bool>) {
+        let mut options = ClientOptions::parse(url).await.expect("url");
+        make_durable(&mut options);
+        let wc = options.write_concern.unwrap_or_default();
+        (wc.w, wc.journal)
+    }
+
+    #[tokio::test]
+    async fn writes_wait_for_a_journaled_majority_unless_the_url_says_otherwise() {
+        assert_eq!(
+            durability("mongodb://db/x").await,
+            (Some(Acknowledgment::Majority), Some(true))
+        );
+        assert_eq!(
+            durability("mongodb://db/x?wtimeoutMS=500").await,
+            (Some(Acknowledgment::Majority), Some(true))
+        );
+        assert_eq!(
+            durability("mongodb://db/x?w=1").await,
+            (Some(Acknowledgment::Nodes(1)), None)
+        );
+        assert_eq!(
+            durability("mongodb://db/x?journal=false").await,
+            (None, Some(false))
+        );
+    }
 }

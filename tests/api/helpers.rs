@@ -266,6 +266,12 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `POST /users/` with these hashes, whatever the answer.
+    pub async fn create_users_response(&self, hashes: &[&str]) -> Response {
+        self.post_json("/users/", json!({ "user_hashes": hashes }))
+            .await
+    }
+
     /// Creates users (no indicator) through `POST /users/`.
     pub async fn create_users(&self, hashes: &[&str]) -> Value {
         expect_json(

@@ -11,6 +11,7 @@ mod bodies;
 mod callbacks;
 mod code_rules;
 mod embedded;
+mod faults;
 mod fuzz;
 mod idempotency;
 mod import;
