@@ -62,6 +62,33 @@ pub enum Begun {
     Completed(StoredResponse),
 }
 
+/// A record found under a key, as both backends read it.
+pub struct Held {
+    pub fingerprint: String,
+    pub response: Option<StoredResponse>,
+    pub locked_until: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Held {
+    /// What `claim` meets in this record at `now`; `None` when the record has lapsed (expired,
+    /// or its request died without an answer) and the claim may take the key over.
+    pub fn meets(self, claim: &Claim, now: DateTime<Utc>) -> Option<Begun> {
+        let dead = self.response.is_none() && self.locked_until <= now;
+        if self.expires_at <= now || dead {
+            return None;
+        }
+        Some(if self.fingerprint != claim.fingerprint {
+            Begun::Mismatch
+        } else {
+            match self.response {
+                Some(response) => Begun::Completed(response),
+                None => Begun::InProgress,
+            }
+        })
+    }
+}
+
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
     /// Claims the key for `claim` at `now`, unless a live record holds it.

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::{Begun, Claim, IdempotencyStore, StoredResponse};
+use super::{Begun, Claim, Held, IdempotencyStore, StoredResponse};
 use crate::storage::{
     StoreError,
     embedded::{EmbeddedStore, JsonTable, backend, decode, encode, millis},
@@ -88,16 +88,14 @@ impl IdempotencyStore for EmbeddedStore {
         self.write(move |txn| {
             sweep(txn, now)?;
             if let Some(found) = get(txn, &claim.id)? {
-                let dead = found.response.is_none() && found.locked_until <= now;
-                if found.expires_at > now && !dead {
-                    return Ok(if found.fingerprint != claim.fingerprint {
-                        Begun::Mismatch
-                    } else {
-                        match found.response {
-                            Some(response) => Begun::Completed(response),
-                            None => Begun::InProgress,
-                        }
-                    });
+                let held = Held {
+                    fingerprint: found.fingerprint,
+                    response: found.response,
+                    locked_until: found.locked_until,
+                    expires_at: found.expires_at,
+                };
+                if let Some(begun) = held.meets(&claim, now) {
+                    return Ok(begun);
                 }
             }
             put(

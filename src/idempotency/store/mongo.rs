@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use mongodb::{Collection, bson::doc};
 use serde::{Deserialize, Serialize};
 
-use super::{Begun, Claim, IdempotencyStore, StoredResponse};
+use super::{Begun, Claim, Held, IdempotencyStore, StoredResponse};
 use crate::storage::{
     StoreError,
     mongo::{
@@ -68,21 +68,20 @@ impl IdempotencyStore for MongoStore {
             else {
                 continue;
             };
-            let dead = found.response.is_none() && from_bson_datetime(found.locked_until)? <= now;
-            if from_bson_datetime(found.expires_at)? > now && !dead {
-                return Ok(if found.fingerprint != claim.fingerprint {
-                    Begun::Mismatch
-                } else {
-                    match found.response {
-                        Some(response) => Begun::Completed(response),
-                        None => Begun::InProgress,
-                    }
-                });
+            let owner = found.owner.clone();
+            let held = Held {
+                fingerprint: found.fingerprint,
+                response: found.response,
+                locked_until: from_bson_datetime(found.locked_until)?,
+                expires_at: from_bson_datetime(found.expires_at)?,
+            };
+            if let Some(begun) = held.meets(claim, now) {
+                return Ok(begun);
             }
             let taken = self
                 .idempotency()
                 .replace_one(
-                    doc! { "_id": &claim.id, "owner": &found.owner },
+                    doc! { "_id": &claim.id, "owner": &owner },
                     RecordDoc::new(claim),
                 )
                 .await
