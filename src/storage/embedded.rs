@@ -127,8 +127,14 @@ impl StoreHealth for EmbeddedStore {
     }
 }
 
+/// A redb error as a store error: the disk failing (an I/O error, or redb refusing work after
+/// one) is `Unavailable`, so that the client gets 503 and may retry; the rest is `Backend`.
 pub(crate) fn backend(err: impl Into<redb::Error>) -> StoreError {
-    StoreError::Backend(err.into().to_string())
+    let err = err.into();
+    match err {
+        redb::Error::Io(_) | redb::Error::PreviousIo => StoreError::Unavailable(err.to_string()),
+        other => StoreError::Backend(other.to_string()),
+    }
 }
 
 pub(crate) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
@@ -215,5 +221,27 @@ pub(crate) mod opt_program_id {
                     .map_err(|_| D::Error::custom(format!("bad program id {id}")))
             })
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_disk_is_unavailable_not_a_bug() {
+        let full = std::io::Error::from_raw_os_error(28); // ENOSPC
+        assert!(matches!(
+            backend(redb::Error::Io(full)),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            backend(redb::Error::PreviousIo),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            backend(redb::Error::Corrupted("x".into())),
+            StoreError::Backend(_)
+        ));
     }
 }
