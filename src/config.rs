@@ -36,6 +36,7 @@ struct RawEnv {
     cors_allowed_origins: Option<String>,
     max_concurrent_requests: Option<String>,
     header_read_timeout: Option<String>,
+    keep_alive_timeout: Option<String>,
 }
 
 /// A configuration problem, naming the variable at fault.
@@ -162,15 +163,18 @@ pub struct HttpConfig {
     pub cors_allowed_origins: Vec<axum::http::HeaderValue>,
     /// Requests served at once; beyond, 503 at once.
     pub max_concurrent_requests: usize,
-    /// A connection whose request headers have not all arrived within this is closed; so is
-    /// a keep-alive connection idle for as long.
+    /// A connection whose request head has not all arrived within this of its first byte is
+    /// closed.
     pub header_read_timeout: Duration,
+    /// A keep-alive connection waiting this long for its next request is closed.
+    pub keep_alive_timeout: Duration,
 }
 
 pub const DEFAULT_RATE_LIMIT_ACCOUNT: u32 = 30;
 pub const DEFAULT_RATE_LIMIT_IP: u32 = 120;
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Default for HttpConfig {
     fn default() -> Self {
@@ -181,6 +185,7 @@ impl Default for HttpConfig {
             cors_allowed_origins: Vec::new(),
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            keep_alive_timeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
         }
     }
 }
@@ -312,6 +317,7 @@ impl Config {
                 non_empty(raw.cors_allowed_origins),
                 non_empty(raw.max_concurrent_requests),
                 non_empty(raw.header_read_timeout),
+                non_empty(raw.keep_alive_timeout),
             )?,
         })
     }
@@ -354,6 +360,7 @@ fn parse_http(
     cors_allowed_origins: Option<String>,
     max_concurrent_requests: Option<String>,
     header_read_timeout: Option<String>,
+    keep_alive_timeout: Option<String>,
 ) -> Result<HttpConfig, ConfigError> {
     let per_minute = 0..=1_000_000;
     let trusted_proxies = list(trusted_proxies)
@@ -394,6 +401,13 @@ fn parse_http(
     if header_read_timeout.is_zero() {
         return Err(ConfigError::new("HEADER_READ_TIMEOUT", "must be above 0"));
     }
+    let keep_alive_timeout = match keep_alive_timeout {
+        Some(value) => parse_duration("KEEP_ALIVE_TIMEOUT", &value)?,
+        None => DEFAULT_KEEP_ALIVE_TIMEOUT,
+    };
+    if keep_alive_timeout.is_zero() {
+        return Err(ConfigError::new("KEEP_ALIVE_TIMEOUT", "must be above 0"));
+    }
     Ok(HttpConfig {
         rate_limit_account: parse_count(
             "RATE_LIMIT_ACCOUNT",
@@ -416,6 +430,7 @@ fn parse_http(
             1..=1_000_000,
         )?,
         header_read_timeout,
+        keep_alive_timeout,
     })
 }
 
@@ -608,7 +623,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        let cases: [(&str, &str); 20] = [
+        let cases: [(&str, &str); 21] = [
+            ("KEEP_ALIVE_TIMEOUT", "0s"),
             ("RATE_LIMIT_ACCOUNT", "-1"),
             ("RATE_LIMIT_IP", "lots"),
             ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.local"),

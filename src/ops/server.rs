@@ -1,4 +1,5 @@
-//! The server loop: hyper's connection builder (HTTP/1 and HTTP/2) with a header read timeout,
+//! The server loop: hyper's connection builder (HTTP/1 and HTTP/2) with header and idle
+//! deadlines,
 //! a cap on concurrent requests that sheds the excess with 503, the client's address for the
 //! rate limits, and a graceful stop.
 
@@ -19,7 +20,11 @@ use hyper_util::{
 use tokio::net::TcpListener;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 
-use crate::{config::HttpConfig, error::ApiError, ops::metrics};
+use crate::{
+    config::HttpConfig,
+    error::ApiError,
+    ops::{deadline::Deadlines, metrics},
+};
 
 /// Pause after a failed accept (out of file descriptors, most often) before the next one.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -44,12 +49,12 @@ pub async fn serve(
         .concurrency_limit(config.max_concurrent_requests)
         .service(router);
     let mut builder = Builder::new(TokioExecutor::new());
-    // Hyper's header read timeout also runs while a keep-alive connection waits for its next
-    // request, so an idle connection is closed after it too.
+    // Hyper's own header timer would also run on idle keep-alive connections; `Deadlines`
+    // keeps the header and idle limits apart instead.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout);
+        .header_read_timeout(None);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -78,10 +83,13 @@ pub async fn serve(
                 request
             })
             .map_err(|never: Infallible| match never {});
-        let connection = builder.serve_connection_with_upgrades(
-            TokioIo::new(stream),
-            TowerToHyperService::new(service),
+        let io = Deadlines::new(
+            stream,
+            config.header_read_timeout,
+            config.keep_alive_timeout,
         );
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
         let connection = graceful.watch(connection.into_owned());
         tokio::spawn(async move {
             if let Err(err) = connection.await {

@@ -68,8 +68,8 @@ async fn metrics_count_routes_deliveries_and_the_outbox() {
     let mut text = String::new();
     for _ in 0..200 {
         text = metrics_text(&app).await;
-        if sample(&text, r#"callback_deliveries_total{outcome="delivered"}"#).unwrap_or(0.0) >= 1.0
-        {
+        // The gauge is read from this app's outbox at each scrape.
+        if sample(&text, "callbacks_pending") == Some(0.0) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -311,6 +311,56 @@ async fn half_sent_requests_are_cut_off_while_others_are_served() {
         .await
         .expect("request");
     assert_eq!(served.status(), StatusCode::OK);
+}
+
+/// Sends a `GET /health` on an open connection and reads its answer.
+async fn health_on(stream: &mut TcpStream) -> bool {
+    if stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !answer.ends_with(br#"{"status":"ok"}"#) {
+        match tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buffer)).await {
+            Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&buffer[..n]),
+            _ => return false,
+        }
+    }
+    answer.starts_with(b"HTTP/1.1 200")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_connections_wait_longer_than_a_head_may_take() {
+    let app = TestApp::spawn_with(
+        Backend::Embedded,
+        &[("HEADER_READ_TIMEOUT", "1s"), ("KEEP_ALIVE_TIMEOUT", "3s")],
+    )
+    .await;
+    let mut stream = TcpStream::connect(host(&app)).await.expect("connect");
+    assert!(health_on(&mut stream).await);
+    // Idle for longer than a head may take, shorter than the keep-alive limit.
+    tokio::time::sleep(Duration::from_millis(1_800)).await;
+    assert!(
+        health_on(&mut stream).await,
+        "closed while idle for less than the keep-alive"
+    );
+    let started = std::time::Instant::now();
+    assert!(closed_within(&mut stream, Duration::from_secs(6)).await);
+    let idle = started.elapsed();
+    assert!(
+        idle >= Duration::from_millis(2_500),
+        "closed after {idle:?} of idleness, before the keep-alive limit"
+    );
+
+    // A connection that never sends a byte gets the head's limit.
+    let mut silent = TcpStream::connect(host(&app)).await.expect("connect");
+    let started = std::time::Instant::now();
+    assert!(closed_within(&mut silent, Duration::from_secs(3)).await);
+    assert!(started.elapsed() < Duration::from_millis(2_500));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
