@@ -53,12 +53,15 @@ impl<T> Deadlines<T> {
         }
     }
 
-    fn arm(&mut self, after: Duration) {
+    /// Sets the deadline and registers this task to be woken at it: hyper may not read again
+    /// before the socket turns readable, so the timer must wake it by itself.
+    fn arm(&mut self, after: Duration, cx: &mut Context<'_>) {
         self.timer.as_mut().reset(Instant::now() + after);
+        let _ = self.timer.as_mut().poll(cx);
     }
 
     /// Follows the request heads through the bytes just read.
-    fn saw(&mut self, bytes: &[u8]) {
+    fn saw(&mut self, bytes: &[u8], cx: &mut Context<'_>) {
         if bytes.is_empty() {
             return;
         }
@@ -72,7 +75,8 @@ impl<T> Deadlines<T> {
         let mut rest = bytes;
         if self.waiting == Waiting::NextRequest {
             self.waiting = Waiting::Head { matched: 0 };
-            self.arm(self.header_timeout);
+            let header = self.header_timeout;
+            self.arm(header, cx);
         }
         if let Waiting::Head { mut matched } = self.waiting {
             while let Some((&byte, tail)) = rest.split_first() {
@@ -95,12 +99,12 @@ impl<T> Deadlines<T> {
 
     /// An answer is going out: the request was heard, and from the last byte written the
     /// connection waits for its next request.
-    fn wrote(&mut self, n: usize) {
+    fn wrote(&mut self, n: usize, cx: &mut Context<'_>) {
         if n > 0 && self.waiting != Waiting::Http2 {
             self.waiting = Waiting::NextRequest;
             self.fresh = false;
             let idle = self.idle_timeout;
-            self.arm(idle);
+            self.arm(idle, cx);
         }
     }
 
@@ -119,7 +123,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Deadlines<T> {
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let read = buf.filled()[before..].to_vec();
-                self.saw(&read);
+                self.saw(&read, cx);
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
@@ -144,7 +148,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Deadlines<T> {
     ) -> Poll<io::Result<usize>> {
         let written = Pin::new(&mut self.inner).poll_write(cx, data);
         if let Poll::Ready(Ok(n)) = written {
-            self.wrote(n);
+            self.wrote(n, cx);
         }
         written
     }
@@ -156,7 +160,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Deadlines<T> {
     ) -> Poll<io::Result<usize>> {
         let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = written {
-            self.wrote(n);
+            self.wrote(n, cx);
         }
         written
     }
