@@ -177,3 +177,42 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Deadlines<T> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fed(chunks: &[&[u8]]) -> Waiting {
+        let mut io = Deadlines::new(
+            tokio::io::empty(),
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+        );
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        for chunk in chunks {
+            io.saw(chunk, &mut cx);
+        }
+        io.waiting
+    }
+
+    #[tokio::test]
+    async fn a_head_ends_at_its_first_blank_line_across_reads() {
+        assert_eq!(
+            fed(&[b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"]),
+            Waiting::Answer
+        );
+        assert_eq!(
+            fed(&[b"GET / HTTP/1.1\r\nHost: x\r", b"\n\r", b"\n"]),
+            Waiting::Answer
+        );
+        assert_eq!(
+            fed(&[b"GET / HTTP/1.1\r\nHost: x\r\n"]),
+            Waiting::Head { matched: 2 }
+        );
+        assert_eq!(
+            fed(&[b"GET / HTTP/1.1\r\n\r\r\n"]),
+            Waiting::Head { matched: 2 }
+        );
+        assert_eq!(fed(&[b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"]), Waiting::Http2);
+    }
+}
