@@ -6,6 +6,7 @@ pub mod callbacks;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cursor;
 pub mod email;
 pub mod error;
 pub mod extract;

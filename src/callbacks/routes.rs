@@ -11,13 +11,14 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    domain::{CallbackFilter, CallbackStatus, CreditEvent, CreditEventType, Cursor},
+    domain::{CallbackFilter, CallbackStatus, CreditEvent, CreditEventType},
     service::{self, CallbackError, DEFAULT_LIMIT, MAX_LIMIT},
 };
 use crate::{
     app::AppState,
     auth::AdminAccess,
     clock,
+    cursor::Cursor,
     error::{ApiError, ErrorBody, Result},
     indication::UserHash,
     money::Money,

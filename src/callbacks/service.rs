@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    domain::{CallbackFilter, CreditEvent, Cursor},
+    domain::{CallbackFilter, CreditEvent},
     store::{CallbackOutbox, Requeue},
 };
-use crate::storage::StoreError;
+use crate::{cursor::Cursor, storage::StoreError};
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;
