@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::{Path, RawQuery, State},
     http::StatusCode,
 };
 use chrono::{DateTime, Utc};
@@ -11,13 +11,14 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    domain::{StringList, UserHash},
+    domain::{IndicatorCredit, StringList, UserHash},
     service::{self, IndicationError, MAX_USERS_PER_REQUEST},
 };
 use crate::{
     app::{AppState, with_slash_alias},
     auth::ServiceAccess,
     clock,
+    cursor::Cursor,
     email::Email,
     error::{ApiError, ErrorBody, Result},
     extract::JsonOrForm,
@@ -57,6 +58,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         routes!(register),
         routes!(record_invoice),
         routes!(statement),
+        routes!(indicated),
         routes!(indicate_emails),
         routes!(verify_emails),
     ]
@@ -353,6 +355,127 @@ async fn statement(
         acquired_credit: statement.acquired_credit,
         indicated_users: statement.indicated_users,
         referral_program: statement.program,
+    }))
+}
+
+// ---- GET /statement/{user_hash}/indicated/ -------------------------------------------------
+
+/// Where one indicated user stands towards its indicator's credit.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CreditStatus {
+    /// The user has not yet paid the target.
+    Pending,
+    /// The indicator's credit for this user was unlocked.
+    Acquired,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IndicatedBody {
+    user_hash: String,
+    #[serde(with = "clock::rfc3339_millis")]
+    #[schema(value_type = String, example = "2026-11-21T17:03:55.123Z")]
+    registered_at: DateTime<Utc>,
+    total_amount_paid: Money,
+    /// The current `target_value` of the user's program; `null` without a program.
+    target_value: Option<Money>,
+    credit_status: CreditStatus,
+    /// As unlocked once acquired; until then, what the program's target would unlock.
+    credit_amount: Option<Money>,
+    /// When a held credit is released; `null` (no holding period applies).
+    #[schema(value_type = Option<String>)]
+    release_at: Option<String>,
+    #[schema(value_type = Option<String>, example = "2026-11-22T09:00:00.000Z")]
+    acquired_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IndicatedPageBody {
+    indicated: Vec<IndicatedBody>,
+    /// Pass as `after` for the next page; `null` on the last.
+    next: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct IndicatedParams {
+    /// 1 to 500 (default 100).
+    limit: Option<usize>,
+    /// The `next` of the previous page.
+    after: Option<String>,
+}
+
+/// The users a user indicated, oldest registration first, each with its total, target and
+/// credit: why an indicator was, or was not yet, credited.
+#[utoipa::path(
+    get, path = "/statement/{user_hash}/indicated/", tag = "indication",
+    params(("user_hash" = String, Path, description = "The indicator's hash"), IndicatedParams),
+    responses(
+        (status = 200, description = "One page of indicated users", body = IndicatedPageBody),
+        (status = 401, description = "No valid token with role service or admin", body = ErrorBody),
+        (status = 404, description = "`User not found`", body = ErrorBody),
+        (status = 422, description = "A bad `limit` or cursor", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn indicated(
+    _: ServiceAccess,
+    State(state): State<AppState>,
+    Path(user_hash): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<IndicatedPageBody>> {
+    let bad =
+        |what: &str| ApiError::unprocessable(format!("Query parameter `{what}` is not valid"));
+    let (mut limit, mut after) = (service::DEFAULT_INDICATED_PAGE, None);
+    for (key, value) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=service::MAX_INDICATED_PAGE).contains(n))
+                    .ok_or_else(|| bad("limit"))?;
+            }
+            "after" => after = Some(Cursor::decode(&value).map_err(|_| bad("after"))?),
+            _ => {}
+        }
+    }
+    let page = service::indicated(
+        state.stores.indication.as_ref(),
+        state.stores.programs.as_ref(),
+        &path_hash(&user_hash)?,
+        limit,
+        after.as_ref(),
+    )
+    .await?;
+    let millis = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    Ok(Json(IndicatedPageBody {
+        indicated: page
+            .lines
+            .iter()
+            .map(|line| {
+                let acquired_at = match &line.user.credit {
+                    Some(IndicatorCredit::Acquired { at, .. }) => Some(millis(*at)),
+                    _ => None,
+                };
+                IndicatedBody {
+                    user_hash: line.user.hash.to_string(),
+                    registered_at: line.user.created_at,
+                    total_amount_paid: line.user.total_amount_paid,
+                    target_value: line.target_value,
+                    credit_status: if acquired_at.is_some() {
+                        CreditStatus::Acquired
+                    } else {
+                        CreditStatus::Pending
+                    },
+                    credit_amount: line.credit_amount(),
+                    release_at: None,
+                    acquired_at,
+                }
+            })
+            .collect(),
+        next: page.next.map(|cursor| cursor.encode()),
     }))
 }
 

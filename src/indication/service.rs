@@ -14,6 +14,7 @@ use super::{
     store::{IndicationStore, RegisterOutcome, UsersCreated},
 };
 use crate::{
+    cursor::Cursor,
     email::Email,
     money::Money,
     programs::{Program, ProgramId, ProgramStore},
@@ -219,6 +220,79 @@ pub async fn statement(
         indicated_users: indicated.len(),
         program: user.program_id.and_then(|id| programs.get(&id).cloned()),
     })
+}
+
+/// One indicated user as the indicator's statement explains it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndicatedLine {
+    pub user: User,
+    /// The current `target_value` of the user's program (`None` without a program).
+    pub target_value: Option<Money>,
+}
+
+impl IndicatedLine {
+    /// The credit this user brings its indicator: as acquired, or else the program's target.
+    pub fn credit_amount(&self) -> Option<Money> {
+        self.user.acquired_amount().or(self.target_value)
+    }
+}
+
+/// A page of an indicator's indicated users, oldest registration first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndicatedPage {
+    pub lines: Vec<IndicatedLine>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<Cursor>,
+}
+
+pub const DEFAULT_INDICATED_PAGE: usize = 100;
+pub const MAX_INDICATED_PAGE: usize = 500;
+
+/// The users `hash` indicated, oldest registration first, `limit` of them after `after`.
+pub async fn indicated(
+    users: &dyn IndicationStore,
+    programs: &dyn ProgramStore,
+    hash: &UserHash,
+    limit: usize,
+    after: Option<&Cursor>,
+) -> Result<IndicatedPage> {
+    users
+        .user(hash)
+        .await?
+        .ok_or(IndicationError::UserNotFound)?;
+    let mut indicated = users.indicated_by(hash).await?;
+    indicated.sort_by(|a, b| (a.created_at, a.hash.as_str()).cmp(&(b.created_at, b.hash.as_str())));
+    let targets: HashMap<ProgramId, Money> = programs
+        .list()
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p.target_value))
+        .collect();
+    let after_cursor = |user: &User| match after {
+        Some(cursor) => {
+            (user.created_at, user.hash.as_str()) > (cursor.created_at, cursor.id.as_str())
+        }
+        None => true,
+    };
+    let mut lines: Vec<IndicatedLine> = indicated
+        .into_iter()
+        .filter(after_cursor)
+        .take(limit.saturating_add(1))
+        .map(|user| IndicatedLine {
+            target_value: user.program_id.and_then(|id| targets.get(&id).copied()),
+            user,
+        })
+        .collect();
+    let next = if lines.len() > limit {
+        lines.truncate(limit);
+        lines.last().map(|line| Cursor {
+            created_at: line.user.created_at,
+            id: line.user.hash.to_string(),
+        })
+    } else {
+        None
+    };
+    Ok(IndicatedPage { lines, next })
 }
 
 /// The fate of each address of an e-mail indication, in the order given.

@@ -31,6 +31,7 @@ contract_tests!(
     statement_sums_pending_and_acquired_credit,
     statement_sums_decimals_exactly,
     statement_of_unknown_user_is_404,
+    indicated_list_explains_each_credit_page_by_page,
     email_indication_saves_normalised_new_addresses,
     email_indication_needs_a_known_indicator,
     email_lists_are_capped_at_100,
@@ -755,4 +756,85 @@ async fn program_with_users_cannot_be_deleted(app: TestApp) {
         app.delete(&format!("/program/{unused_id}/")).await.status(),
         StatusCode::NO_CONTENT
     );
+}
+
+async fn indicated_list_explains_each_credit_page_by_page(app: TestApp) {
+    app.create_program("P", json!(10), json!("100.00")).await;
+    app.create_users(&["ana"]).await;
+    for user in ["bo", "cy", "dee"] {
+        assert_eq!(
+            app.register("ana", user).await.status(),
+            StatusCode::CREATED
+        );
+        // Distinct registration times, so the order is the registration order.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(app.invoice("bo", json!(150)).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.invoice("cy", json!("50.5")).await.status(),
+        StatusCode::OK
+    );
+
+    let first = expect_json(
+        app.get("/statement/ana/indicated/?limit=2").await,
+        StatusCode::OK,
+    )
+    .await;
+    let lines = first["indicated"].as_array().expect("indicated");
+    let hashes: Vec<&str> = lines
+        .iter()
+        .map(|l| l["user_hash"].as_str().expect("hash"))
+        .collect();
+    assert_eq!(hashes, ["bo", "cy"]);
+    let bo = &lines[0];
+    assert_eq!(bo["credit_status"], "acquired");
+    assert_eq!(bo["total_amount_paid"].to_string(), "150");
+    assert_eq!(bo["target_value"].to_string(), "100.00");
+    assert_eq!(bo["credit_amount"].to_string(), "100.00");
+    assert!(bo["acquired_at"].as_str().is_some());
+    assert!(bo["registered_at"].as_str().is_some());
+    let cy = &lines[1];
+    assert_eq!(cy["credit_status"], "pending");
+    assert_eq!(cy["total_amount_paid"].to_string(), "50.5");
+    assert_eq!(cy["acquired_at"], Value::Null);
+    assert_eq!(cy["release_at"], Value::Null);
+    let next = first["next"].as_str().expect("a next page");
+
+    let second = expect_json(
+        app.get(&format!("/statement/ana/indicated?limit=2&after={next}"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(second["indicated"][0]["user_hash"], "dee");
+    assert_eq!(second["indicated"].as_array().map(Vec::len), Some(1));
+    assert_eq!(second["next"], Value::Null);
+
+    // The lines add up to the statement.
+    let statement = expect_json(app.get("/statement/ana/").await, StatusCode::OK).await;
+    assert_eq!(statement["acquired_credit"].to_string(), "100.00");
+    assert_eq!(statement["potencial_credit"].to_string(), "200.00");
+
+    expect_error(
+        app.get("/statement/nobody/indicated/").await,
+        StatusCode::NOT_FOUND,
+        "User not found",
+    )
+    .await;
+    for query in ["limit=0", "limit=501", "limit=x", "after=garbage"] {
+        let response = app.get(&format!("/statement/ana/indicated/?{query}")).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{query}"
+        );
+    }
+    let end_user = app
+        .client
+        .get(app.url("/statement/ana/indicated/"))
+        .header("Authorization", format!("Bearer {}", app.token("ana", &[])))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(end_user.status(), StatusCode::UNAUTHORIZED);
 }

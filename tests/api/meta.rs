@@ -27,6 +27,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/register/"),
     ("PUT", "/invoice/user/{user_hash}/"),
     ("GET", "/statement/{user_hash}/"),
+    ("GET", "/statement/{user_hash}/indicated/"),
     ("POST", "/emailindication/"),
     ("POST", "/emailverification/"),
     ("GET", "/api/referrer/{encodeEmail}/referral-code"),
