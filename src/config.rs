@@ -246,13 +246,11 @@ impl Config {
                 data_dir: data_dir.clone(),
             },
             Some(url) if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") => {
-                let timeout = match non_empty(raw.database_timeout) {
-                    Some(value) => parse_duration("DATABASE_TIMEOUT", &value)?,
-                    None => DEFAULT_DATABASE_TIMEOUT,
-                };
-                if timeout.is_zero() {
-                    return Err(ConfigError::new("DATABASE_TIMEOUT", "must be above 0"));
-                }
+                let timeout = positive_duration(
+                    "DATABASE_TIMEOUT",
+                    non_empty(raw.database_timeout),
+                    DEFAULT_DATABASE_TIMEOUT,
+                )?;
                 StorageConfig::Mongo { url, timeout }
             }
             Some(_) => {
@@ -321,6 +319,22 @@ impl Config {
             )?,
         })
     }
+}
+
+/// A duration above zero, or `default` when the variable is unset.
+fn positive_duration(
+    variable: &'static str,
+    value: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let duration = match value {
+        Some(value) => parse_duration(variable, &value)?,
+        None => default,
+    };
+    if duration.is_zero() {
+        return Err(ConfigError::new(variable, "must be above 0"));
+    }
+    Ok(duration)
 }
 
 fn parse_count<T>(
@@ -394,20 +408,16 @@ fn parse_http(
                 })
         })
         .collect::<Result<_, _>>()?;
-    let header_read_timeout = match header_read_timeout {
-        Some(value) => parse_duration("HEADER_READ_TIMEOUT", &value)?,
-        None => DEFAULT_HEADER_READ_TIMEOUT,
-    };
-    if header_read_timeout.is_zero() {
-        return Err(ConfigError::new("HEADER_READ_TIMEOUT", "must be above 0"));
-    }
-    let keep_alive_timeout = match keep_alive_timeout {
-        Some(value) => parse_duration("KEEP_ALIVE_TIMEOUT", &value)?,
-        None => DEFAULT_KEEP_ALIVE_TIMEOUT,
-    };
-    if keep_alive_timeout.is_zero() {
-        return Err(ConfigError::new("KEEP_ALIVE_TIMEOUT", "must be above 0"));
-    }
+    let header_read_timeout = positive_duration(
+        "HEADER_READ_TIMEOUT",
+        header_read_timeout,
+        DEFAULT_HEADER_READ_TIMEOUT,
+    )?;
+    let keep_alive_timeout = positive_duration(
+        "KEEP_ALIVE_TIMEOUT",
+        keep_alive_timeout,
+        DEFAULT_KEEP_ALIVE_TIMEOUT,
+    )?;
     Ok(HttpConfig {
         rate_limit_account: parse_count(
             "RATE_LIMIT_ACCOUNT",
@@ -525,13 +535,7 @@ fn parse_callbacks(
                 format!("{e} (a Standard Webhooks secret: `whsec_` + base64)"),
             )
         })?;
-    let timeout = match timeout {
-        Some(value) => parse_duration("CALLBACK_TIMEOUT", &value)?,
-        None => DEFAULT_CALLBACK_TIMEOUT,
-    };
-    if timeout.is_zero() {
-        return Err(ConfigError::new("CALLBACK_TIMEOUT", "must be above 0"));
-    }
+    let timeout = positive_duration("CALLBACK_TIMEOUT", timeout, DEFAULT_CALLBACK_TIMEOUT)?;
     let schedule = match schedule {
         Some(value) => RetrySchedule::new(
             value
