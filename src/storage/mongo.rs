@@ -38,6 +38,8 @@ impl MongoStore {
         })?;
         options.server_selection_timeout = Some(timeout);
         options.connect_timeout = Some(timeout);
+        // A server that stops answering on open connections is noticed at the next heartbeat.
+        options.heartbeat_freq = Some(timeout);
         options.app_name = Some("referral-api".to_owned());
         make_durable(&mut options);
         let db_name = options

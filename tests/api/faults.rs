@@ -2,24 +2,35 @@
 //! without a restart. MongoDB is reached through a proxy the test can cut and restore.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::{net::TcpListener, sync::Notify, task::JoinSet};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::Notify,
+    task::JoinSet,
+};
 
 use crate::helpers::{Backend, TestApp, fresh_mongo_url};
 
-/// A TCP proxy to the test MongoDB server. While cut, open connections are dropped and new
-/// ones are closed at once, as with a server that died.
+/// What the proxy does with traffic.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Forward,
+    /// As a dead server: open connections are dropped, new ones closed at once.
+    Cut,
+    /// As a hung server: connections stay open and nothing is answered.
+    Frozen,
+}
+
+/// A TCP proxy to the test MongoDB server, which the test can cut or freeze.
 struct Proxy {
     address: String,
-    up: Arc<AtomicBool>,
+    mode: Arc<std::sync::Mutex<Mode>>,
     cut: Arc<Notify>,
 }
 
@@ -27,51 +38,77 @@ impl Proxy {
     async fn start(upstream: String) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("addr").to_string();
-        let up = Arc::new(AtomicBool::new(true));
+        let mode = Arc::new(std::sync::Mutex::new(Mode::Forward));
         let cut = Arc::new(Notify::new());
-        let (up_flag, cut_signal) = (up.clone(), cut.clone());
+        let (mode_now, cut_signal) = (mode.clone(), cut.clone());
         tokio::spawn(async move {
             let mut connections = JoinSet::new();
+            let mut held = Vec::new();
             loop {
                 tokio::select! {
                     accepted = listener.accept() => {
-                        let Ok((mut client, _)) = accepted else { continue };
-                        if !up_flag.load(Ordering::SeqCst) {
-                            continue; // dropped: closed at once
-                        }
-                        let upstream = upstream.clone();
-                        connections.spawn(async move {
-                            if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
-                                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        let Ok((client, _)) = accepted else { continue };
+                        let current = *mode_now.lock().expect("mode");
+                        match current {
+                            Mode::Cut => continue, // dropped: closed at once
+                            Mode::Frozen => held.push(client),
+                            Mode::Forward => {
+                                let (upstream, mode) = (upstream.clone(), mode_now.clone());
+                                connections.spawn(forward(client, upstream, mode));
                             }
-                        });
+                        }
                     }
-                    () = cut_signal.notified() => connections.abort_all(),
+                    () = cut_signal.notified() => {
+                        connections.abort_all();
+                        held.clear();
+                    }
                 }
             }
         });
-        Self { address, up, cut }
+        Self { address, mode, cut }
     }
 
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        self.cut.notify_one();
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
+    fn set(&self, mode: Mode) {
+        *self.mode.lock().expect("mode") = mode;
+        if mode == Mode::Cut {
+            self.cut.notify_one();
+        }
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_store_that_stops_answering_gives_fast_503s_and_recovers() {
+/// Copies both ways while the proxy forwards; swallows everything while it is frozen.
+async fn forward(mut client: TcpStream, upstream: String, mode: Arc<std::sync::Mutex<Mode>>) {
+    let Ok(mut server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    let (mut client_in, mut client_out) = client.split();
+    let (mut server_in, mut server_out) = server.split();
+    let (mut up, mut down) = ([0u8; 16 * 1024], [0u8; 16 * 1024]);
+    loop {
+        let frozen = || *mode.lock().expect("mode") == Mode::Frozen;
+        tokio::select! {
+            read = client_in.read(&mut up) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) if !frozen() => if server_out.write_all(&up[..n]).await.is_err() { return },
+                Ok(_) => {}
+            },
+            read = server_in.read(&mut down) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) if !frozen() => if client_out.write_all(&down[..n]).await.is_err() { return },
+                Ok(_) => {}
+            },
+        }
+    }
+}
+
+/// An app on MongoDB through a proxy, with DATABASE_TIMEOUT=1s.
+async fn app_behind_proxy() -> (TestApp, Proxy) {
     let direct = fresh_mongo_url();
     let scheme_end = direct.find("://").map_or(0, |i| i + 3);
     let hosts_end = direct[scheme_end..]
         .find('/')
         .map_or(direct.len(), |i| scheme_end + i);
-    let upstream = direct[scheme_end..hosts_end].to_owned();
-    let proxy = Proxy::start(upstream).await;
+    let proxy = Proxy::start(direct[scheme_end..hosts_end].to_owned()).await;
     // directConnection: the server may name itself by its own address, which would bypass the
     // proxy.
     let rest = &direct[hosts_end..];
@@ -85,9 +122,15 @@ async fn a_store_that_stops_answering_gives_fast_503s_and_recovers() {
         &[("DATABASE_URL", url.as_str()), ("DATABASE_TIMEOUT", "1s")],
     )
     .await;
+    (app, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_stops_answering_gives_fast_503s_and_recovers() {
+    let (app, proxy) = app_behind_proxy().await;
     app.create_program("P", json!(1), json!(2)).await;
 
-    proxy.cut();
+    proxy.set(Mode::Cut);
     // The proxy task drops the open connections as soon as it runs.
     tokio::time::sleep(Duration::from_millis(100)).await;
     for path in ["/program/", "/statement/ana/"] {
@@ -119,7 +162,7 @@ async fn a_store_that_stops_answering_gives_fast_503s_and_recovers() {
         .expect("health");
     assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
 
-    proxy.restore();
+    proxy.set(Mode::Forward);
     let mut recovered = false;
     for _ in 0..100 {
         let response = app.get("/program/").await;
@@ -143,5 +186,36 @@ async fn a_store_that_stops_answering_gives_fast_503s_and_recovers() {
     assert_eq!(
         app.create_users_response(&["bo"]).await.status(),
         StatusCode::CREATED
+    );
+}
+
+/// A server that keeps its connections open and answers nothing: the driver's heartbeat (every
+/// DATABASE_TIMEOUT) notices, and requests get a 503 in a few timeouts, never a hang or a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_hangs_gives_503s_within_a_few_timeouts() {
+    let (app, proxy) = app_behind_proxy().await;
+    app.create_program("P", json!(1), json!(2)).await;
+    proxy.set(Mode::Frozen);
+    let started = Instant::now();
+    let response = app.get("/program/").await;
+    let took = started.elapsed();
+    assert_eq!(
+        response.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "after {took:?}"
+    );
+    assert!(took < Duration::from_secs(6), "answered after {took:?}");
+    proxy.set(Mode::Forward);
+    let mut recovered = false;
+    for _ in 0..100 {
+        if app.get("/program/").await.status() == StatusCode::OK {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        recovered,
+        "the service did not recover once the store answered again"
     );
 }
