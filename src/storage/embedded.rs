@@ -2,7 +2,13 @@
 //! commit, so a crash leaves either the whole write or none of it. Records are JSON values keyed
 //! by their identifier; a capability's tables are declared beside its store implementation.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
 use serde::{Serialize, de::DeserializeOwned};
@@ -14,9 +20,42 @@ pub const DATABASE_FILE: &str = "referral.redb";
 /// A table of JSON records keyed by a string.
 pub(crate) type JsonTable = TableDefinition<'static, &'static str, &'static [u8]>;
 
+/// Written and removed by a health check after a disk failure, to see that writes fit again.
+const HEALTH_PROBE: JsonTable = TableDefinition::new("health_probe");
+/// As much as a large request writes.
+const PROBE_BYTES: usize = 256 * 1024;
+
+/// The open database, or none while it is being reopened after a disk failure.
+type Slot = Arc<RwLock<Option<Arc<Database>>>>;
+
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    db: Slot,
+    path: PathBuf,
+    /// Set when a write failed for want of a working disk; the next write or health check then
+    /// reopens the file first (redb refuses all work after an I/O error until reopened).
+    failing: Arc<AtomicBool>,
+}
+
+fn unavailable(detail: impl Into<String>) -> StoreError {
+    StoreError::Unavailable(detail.into())
+}
+
+/// Opens (or creates) the file and every table.
+fn open_file(path: &Path) -> Result<Database, StoreError> {
+    let db = Database::create(path).map_err(|e| {
+        let hint = match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                " (is another referral-api process using this DATA_DIR?)"
+            }
+            _ => "",
+        };
+        unavailable(format!("cannot open {}: {e}{hint}", path.display()))
+    })?;
+    let txn = db.begin_write().map_err(backend)?;
+    create_tables(&txn)?;
+    txn.commit().map_err(backend)?;
+    Ok(db)
 }
 
 impl EmbeddedStore {
@@ -26,28 +65,50 @@ impl EmbeddedStore {
         let data_dir = data_dir.to_owned();
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&data_dir).map_err(|e| {
-                StoreError::Unavailable(format!(
+                unavailable(format!(
                     "cannot create DATA_DIR {}: {e}",
                     data_dir.display()
                 ))
             })?;
             let path = data_dir.join(DATABASE_FILE);
-            let db = Database::create(&path).map_err(|e| {
-                let hint = match e {
-                    redb::DatabaseError::DatabaseAlreadyOpen => {
-                        " (is another referral-api process using this DATA_DIR?)"
-                    }
-                    _ => "",
-                };
-                StoreError::Unavailable(format!("cannot open {}: {e}{hint}", path.display()))
-            })?;
-            let txn = db.begin_write().map_err(backend)?;
-            create_tables(&txn)?;
-            txn.commit().map_err(backend)?;
-            Ok(Self { db: Arc::new(db) })
+            let db = open_file(&path)?;
+            Ok(Self {
+                db: Arc::new(RwLock::new(Some(Arc::new(db)))),
+                path,
+                failing: Arc::new(AtomicBool::new(false)),
+            })
         })
         .await
         .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+
+    /// The open database, on a blocking thread.
+    fn current(slot: &Slot) -> Result<Arc<Database>, StoreError> {
+        slot.read()
+            .map_err(|_| unavailable("store lock poisoned"))?
+            .clone()
+            .ok_or_else(|| unavailable("the store is being reopened"))
+    }
+
+    /// Closes and reopens the file, once no operation holds it. Nothing acknowledged is lost:
+    /// every acknowledged write was committed, and redb's commits are durable.
+    fn reopen(slot: &Slot, path: &Path) -> Result<(), StoreError> {
+        let mut guard = slot
+            .write()
+            .map_err(|_| unavailable("store lock poisoned"))?;
+        if let Some(db) = guard.take() {
+            match Arc::try_unwrap(db) {
+                Ok(db) => drop(db),
+                Err(still_used) => {
+                    *guard = Some(still_used);
+                    return Err(unavailable("the store is busy; reopening later"));
+                }
+            }
+        }
+        let db = open_file(path)?;
+        *guard = Some(Arc::new(db));
+        tracing::info!(path = %path.display(), "embedded store reopened");
+        Ok(())
     }
 
     /// Runs a read on a blocking thread, over one consistent snapshot.
@@ -56,8 +117,9 @@ impl EmbeddedStore {
         T: Send + 'static,
         F: FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
     {
-        let db = self.db.clone();
+        let slot = self.db.clone();
         tokio::task::spawn_blocking(move || {
+            let db = Self::current(&slot)?;
             let txn = db.begin_read().map_err(backend)?;
             f(&txn)
         })
@@ -66,18 +128,36 @@ impl EmbeddedStore {
     }
 
     /// Runs a write on a blocking thread and commits it when `f` succeeds. redb admits one
-    /// writer at a time, so every check made inside `f` still holds at commit.
+    /// writer at a time, so every check made inside `f` still holds at commit. After a disk
+    /// failure the file is reopened first.
     pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     {
-        let db = self.db.clone();
+        let (slot, path, failing) = (self.db.clone(), self.path.clone(), self.failing.clone());
         tokio::task::spawn_blocking(move || {
-            let txn = db.begin_write().map_err(backend)?;
-            let value = f(&txn)?;
-            txn.commit().map_err(backend)?;
-            Ok(value)
+            if failing.load(Ordering::SeqCst) {
+                Self::reopen(&slot, &path)?;
+            }
+            let db = Self::current(&slot)?;
+            let result = db
+                .begin_write()
+                .map_err(backend)
+                .and_then(|txn| {
+                    let value = f(&txn)?;
+                    txn.commit().map_err(backend)?;
+                    Ok(value)
+                });
+            match &result {
+                Ok(_) => failing.store(false, Ordering::SeqCst),
+                Err(StoreError::Unavailable(detail)) => {
+                    tracing::warn!(error = %detail, "embedded store write failed; it will be reopened");
+                    failing.store(true, Ordering::SeqCst);
+                }
+                Err(_) => {}
+            }
+            result
         })
         .await
         .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
@@ -122,8 +202,29 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
 
 #[async_trait::async_trait]
 impl StoreHealth for EmbeddedStore {
+    /// Healthy when the file reads, and — after a write failed for want of a working disk —
+    /// when a write the size of a large request commits again.
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|_| Ok(())).await
+        self.read(|_| Ok(())).await?;
+        if self.failing.load(Ordering::SeqCst) {
+            self.write(|txn| {
+                let mut probe = txn.open_table(HEALTH_PROBE).map_err(backend)?;
+                probe
+                    .insert("probe", vec![0u8; PROBE_BYTES].as_slice())
+                    .map_err(backend)?;
+                Ok(())
+            })
+            .await?;
+            self.write(|txn| {
+                txn.open_table(HEALTH_PROBE)
+                    .map_err(backend)?
+                    .remove("probe")
+                    .map_err(backend)?;
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
     }
 }
 

@@ -20,3 +20,126 @@ async fn a_restart_keeps_programs_and_the_generated_key() {
     let stored = expect_json(app.get(&format!("/program/{id}/")).await, StatusCode::OK).await;
     assert_eq!(stored, program);
 }
+
+/// A tmpfs of a few MiB that the test fills; unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `Err(reason)` where this machine does not let the test mount one (not root, no tmpfs).
+    fn mount() -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if mounted.status.success() {
+            Ok(Self { dir })
+        } else {
+            Err(String::from_utf8_lossy(&mounted.stderr).trim().to_owned())
+        }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.path().join("filler");
+        let mut file = std::fs::File::create(&path).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while file
+            .write_all(&chunk)
+            .and_then(|()| file.sync_all())
+            .is_ok()
+        {}
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// With `DATA_DIR` on a full disk, writes answer 503 and `/health` 503; once there is room
+/// again, writes succeed without a restart, and everything acknowledged before is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_gives_503s_and_writes_come_back_once_there_is_room() {
+    let disk = match SmallDisk::mount() {
+        Ok(disk) => disk,
+        Err(reason) => {
+            eprintln!("skipped: cannot mount a small tmpfs here ({reason})");
+            return;
+        }
+    };
+    let data_dir = disk.path().display().to_string();
+    let app = TestApp::spawn_with(Backend::Embedded, &[("DATA_DIR", data_dir.as_str())]).await;
+    let mut acknowledged: Vec<String> = Vec::new();
+    app.create_users(&["before-the-disk-filled"]).await;
+    acknowledged.push("before-the-disk-filled".into());
+
+    let filler = disk.fill();
+    let mut refused = false;
+    for batch in 0..50 {
+        let hashes: Vec<String> = (0..500).map(|i| format!("b{batch}-{i}")).collect();
+        let refs: Vec<&str> = hashes.iter().map(String::as_str).collect();
+        let response = app.create_users_response(&refs).await;
+        match response.status() {
+            StatusCode::CREATED => acknowledged.extend(hashes),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(response.headers().contains_key("retry-after"));
+                refused = true;
+                break;
+            }
+            other => panic!(
+                "a full disk answered {other}: {}",
+                response.text().await.unwrap_or_default()
+            ),
+        }
+    }
+    assert!(refused, "the disk never filled up");
+    let health = app
+        .client
+        .get(app.url("/health"))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    std::fs::remove_file(filler).expect("room again");
+    let mut written = false;
+    for _ in 0..50 {
+        let response = app.create_users_response(&["after-the-disk-emptied"]).await;
+        if response.status() == StatusCode::CREATED {
+            written = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(written, "writes did not come back without a restart");
+    let health = app
+        .client
+        .get(app.url("/health"))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(health.status(), StatusCode::OK);
+    acknowledged.push("after-the-disk-emptied".into());
+    for hash in acknowledged.iter().step_by(97).chain(acknowledged.last()) {
+        let response = app.get(&format!("/statement/{hash}/")).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{hash} was acknowledged, then lost"
+        );
+    }
+}
