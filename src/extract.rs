@@ -221,3 +221,46 @@ impl Field {
         }
     }
 }
+
+/// A query parameter that cannot be used: 422 naming it.
+pub fn bad_query(parameter: &str) -> ApiError {
+    ApiError::unprocessable(format!("Query parameter `{parameter}` is not valid"))
+}
+
+/// The `limit` and `after` of a paginated list's query string.
+pub struct Page {
+    pub limit: usize,
+    pub after: Option<crate::cursor::Cursor>,
+    max: usize,
+}
+
+impl Page {
+    /// `limit` defaults to `default` and may be 1 to `max`.
+    pub fn new(default: usize, max: usize) -> Self {
+        Self {
+            limit: default,
+            after: None,
+            max,
+        }
+    }
+
+    /// Takes `limit` or `after` from a query pair (`Ok(true)`); other keys are left to the
+    /// caller (`Ok(false)`).
+    pub fn take(&mut self, key: &str, value: &str) -> Result<bool, ApiError> {
+        match key {
+            "limit" => {
+                self.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=self.max).contains(n))
+                    .ok_or_else(|| bad_query("limit"))?;
+            }
+            "after" => {
+                self.after =
+                    Some(crate::cursor::Cursor::decode(value).map_err(|_| bad_query("after"))?);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}

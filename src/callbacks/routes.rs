@@ -18,8 +18,8 @@ use crate::{
     app::AppState,
     auth::AdminAccess,
     clock,
-    cursor::Cursor,
     error::{ApiError, ErrorBody, Result},
+    extract::{Page, bad_query},
     indication::UserHash,
     money::Money,
     sentences::{CALLBACK_ALREADY_DELIVERED, CALLBACK_NOT_FOUND},
@@ -131,29 +131,23 @@ pub struct ListParams {
 }
 
 fn parse_filter(query: Option<&str>) -> Result<CallbackFilter> {
-    let mut filter = CallbackFilter {
-        limit: DEFAULT_LIMIT,
-        ..CallbackFilter::default()
-    };
-    let bad =
-        |what: &str| ApiError::unprocessable(format!("Query parameter `{what}` is not valid"));
+    let mut filter = CallbackFilter::default();
+    let mut page = Page::new(DEFAULT_LIMIT, MAX_LIMIT);
     for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if page.take(&key, &value)? {
+            continue;
+        }
         match key.as_ref() {
-            "status" => filter.status = Some(value.parse().map_err(|_| bad("status"))?),
+            "status" => filter.status = Some(value.parse().map_err(|_| bad_query("status"))?),
             "user_hash" => {
-                filter.user_hash = Some(UserHash::parse(&value).ok_or_else(|| bad("user_hash"))?)
+                filter.user_hash =
+                    Some(UserHash::parse(&value).ok_or_else(|| bad_query("user_hash"))?)
             }
-            "limit" => {
-                filter.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| bad("limit"))?
-            }
-            "after" => filter.after = Some(Cursor::decode(&value).map_err(|_| bad("after"))?),
             _ => {}
         }
     }
+    filter.limit = page.limit;
+    filter.after = page.after;
     Ok(filter)
 }
 

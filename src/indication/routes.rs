@@ -18,10 +18,9 @@ use crate::{
     app::{AppState, with_slash_alias},
     auth::ServiceAccess,
     clock,
-    cursor::Cursor,
     email::Email,
     error::{ApiError, ErrorBody, Result},
-    extract::JsonOrForm,
+    extract::{JsonOrForm, Page},
     money::Money,
     programs::Program,
     sentences,
@@ -425,28 +424,16 @@ async fn indicated(
     Path(user_hash): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<IndicatedPageBody>> {
-    let bad =
-        |what: &str| ApiError::unprocessable(format!("Query parameter `{what}` is not valid"));
-    let (mut limit, mut after) = (service::DEFAULT_INDICATED_PAGE, None);
+    let mut params = Page::new(service::DEFAULT_INDICATED_PAGE, service::MAX_INDICATED_PAGE);
     for (key, value) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
-        match key.as_ref() {
-            "limit" => {
-                limit = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=service::MAX_INDICATED_PAGE).contains(n))
-                    .ok_or_else(|| bad("limit"))?;
-            }
-            "after" => after = Some(Cursor::decode(&value).map_err(|_| bad("after"))?),
-            _ => {}
-        }
+        params.take(&key, &value)?;
     }
     let page = service::indicated(
         state.stores.indication.as_ref(),
         state.stores.programs.as_ref(),
         &path_hash(&user_hash)?,
-        limit,
-        after.as_ref(),
+        params.limit,
+        params.after.as_ref(),
     )
     .await?;
     let millis = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
