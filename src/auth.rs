@@ -57,6 +57,10 @@ pub struct Claims {
     pub aud: Option<String>,
 }
 
+/// The outcome of verifying a request's token (`None`: no valid token).
+#[derive(Clone)]
+struct Verified(Option<Caller>);
+
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -205,7 +209,22 @@ impl Authenticator {
         )?)
     }
 
-    pub fn caller_from_headers(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    /// The request's caller, verified once per request: the first look (a middleware or an
+    /// extractor) keeps the outcome in the request's extensions for the next.
+    pub fn caller_of(
+        &self,
+        headers: &HeaderMap,
+        extensions: &mut axum::http::Extensions,
+    ) -> Result<Caller, ApiError> {
+        if let Some(Verified(known)) = extensions.get::<Verified>() {
+            return known.clone().ok_or(ApiError::Unauthorized);
+        }
+        let caller = self.caller_from_headers(headers);
+        extensions.insert(Verified(caller.as_ref().ok().cloned()));
+        caller
+    }
+
+    fn caller_from_headers(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         let value = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -287,7 +306,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Arc::<Authenticator>::from_ref(state).caller_from_headers(&parts.headers)
+        Arc::<Authenticator>::from_ref(state).caller_of(&parts.headers, &mut parts.extensions)
     }
 }
 
@@ -307,7 +326,7 @@ where
         if auth.legacy_routes == LegacyRoutesAuth::None {
             return Ok(Self);
         }
-        auth.caller_from_headers(&parts.headers)?
+        auth.caller_of(&parts.headers, &mut parts.extensions)?
             .require(&[Role::Service, Role::Admin])?;
         Ok(Self)
     }

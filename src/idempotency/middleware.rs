@@ -92,12 +92,12 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
     else {
         return ApiError::BadRequest(IDEMPOTENCY_KEY_NOT_VALID.to_owned()).into_response();
     };
+    let (mut parts, body) = request.into_parts();
     let scope = state
         .auth
-        .caller_from_headers(request.headers())
+        .caller_of(&parts.headers, &mut parts.extensions)
         .map(|caller| caller.sub)
         .unwrap_or_default();
-    let (parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, BODY_LIMIT).await else {
         return ApiError::PayloadTooLarge.into_response();
     };

@@ -119,7 +119,12 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
     if !limited {
         return next.run(request).await;
     }
-    let caller = state.auth.caller_from_headers(request.headers()).ok();
+    let (mut parts, body) = request.into_parts();
+    let caller = state
+        .auth
+        .caller_of(&parts.headers, &mut parts.extensions)
+        .ok();
+    let request = Request::from_parts(parts, body);
     if caller.as_ref().is_some_and(|c| c.is_privileged()) {
         return next.run(request).await;
     }
