@@ -41,6 +41,13 @@ impl Money {
     pub fn checked_add(self, other: Money) -> Option<Money> {
         self.0.checked_add(other.0).map(Money)
     }
+
+    /// The difference; `None` when it would be negative.
+    pub fn checked_sub(self, other: Money) -> Option<Money> {
+        self.0
+            .checked_sub(other.0)
+            .and_then(|value| Money::new(value).ok())
+    }
 }
 
 impl FromStr for Money {

@@ -25,6 +25,9 @@ pub const IDEMPOTENCY_KEY_NOT_VALID: &str =
 pub const PROGRAM_ID_NOT_FOUND: &str = "ID not found";
 pub const PROGRAM_HAS_USERS: &str = "Program has users";
 pub const PROGRAM_NAME_REQUIRED: &str = "Field `name` is required and must not be empty";
+pub const PROGRAM_BAD_HOLD_DAYS: &str = "Field `hold_days` must be a whole number from 0 to 365";
+pub const PROGRAM_BAD_CREDIT_CAP: &str =
+    "Field `max_credits_per_indicator` must be a whole number of at least 1, or null";
 
 // ---- indication ---------------------------------------------------------------------------
 

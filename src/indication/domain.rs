@@ -11,7 +11,7 @@ use crate::{
     callbacks::{CreditEvent, CreditEventType},
     email::Email,
     money::Money,
-    programs::{Program, ProgramId},
+    programs::{Program, ProgramId, domain::CreditCap},
 };
 
 pub const MAX_HASH_CHARS: usize = 128;
@@ -49,10 +49,58 @@ impl fmt::Display for UserHash {
 /// Where an indicated user stands towards the credit of its indicator.
 #[derive(Clone, Debug, PartialEq)]
 pub enum IndicatorCredit {
-    /// The indicated user has not yet paid the program's `target_value`.
+    /// The indicated user has not yet paid the program's `target_value` (or a held credit was
+    /// sent back when its total dropped).
     Pending,
+    /// Crossed in a program with a holding period: acquired at `release_at` if the total is
+    /// still at or above `amount` then.
+    Held {
+        amount: Money,
+        held_at: DateTime<Utc>,
+        release_at: DateTime<Utc>,
+    },
     /// Unlocked once, for this amount; never again, never revoked.
     Acquired { amount: Money, at: DateTime<Utc> },
+    /// Crossed while the indicator held its program's cap of credits: final, worth nothing.
+    Capped { at: DateTime<Utc> },
+}
+
+/// The name of a credit state, as the API and the stores spell it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CreditStatus {
+    /// A user without an indicator: there is no credit.
+    None,
+    Pending,
+    Held,
+    Acquired,
+    Capped,
+}
+
+impl IndicatorCredit {
+    pub fn status(&self) -> CreditStatus {
+        match self {
+            Self::Pending => CreditStatus::Pending,
+            Self::Held { .. } => CreditStatus::Held,
+            Self::Acquired { .. } => CreditStatus::Acquired,
+            Self::Capped { .. } => CreditStatus::Capped,
+        }
+    }
+
+    /// What the credit is worth in its state: the held or acquired amount, 0 when capped,
+    /// nothing yet while pending.
+    pub fn amount(&self) -> Option<Money> {
+        match self {
+            Self::Pending => None,
+            Self::Held { amount, .. } | Self::Acquired { amount, .. } => Some(*amount),
+            Self::Capped { .. } => Some(Money::ZERO),
+        }
+    }
+
+    /// Whether the credit counts toward the indicator's cap (`held` or `acquired`).
+    pub fn counts_toward_cap(&self) -> bool {
+        matches!(self, Self::Held { .. } | Self::Acquired { .. })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -85,6 +133,12 @@ impl User {
             _ => None,
         }
     }
+
+    pub fn credit_status(&self) -> CreditStatus {
+        self.credit
+            .as_ref()
+            .map_or(CreditStatus::None, IndicatorCredit::status)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -95,6 +149,12 @@ pub enum LedgerOperation {
     SignupCredit,
     PotencialCredit,
     AcquiredCredit,
+    /// A crossing in a program with a holding period: the credit is held (amount: the credit).
+    CreditHeld,
+    /// A held credit sent back to pending by a total below it (amount: the credit).
+    CreditCancelled,
+    /// A crossing beyond the indicator's cap (amount 0).
+    CreditCapped,
 }
 
 /// One line of the ledger. `user_indicated` is a user hash, or the e-mail address of an
@@ -162,42 +222,155 @@ impl Registration {
     }
 }
 
-/// What crossing the threshold writes, together with the "credited" mark, in one conditional
-/// step: the `acquired_credit` entry and the event crediting the **indicator**.
+/// A program's terms for one indicated user's credit, at one moment: what an invoice or a
+/// release is judged by. The decision is taken from the credit as stored, inside the store's
+/// atomic step, so that concurrent calls decide on the same state.
 #[derive(Clone, Debug)]
-pub struct Unlock {
-    pub amount: Money,
-    pub ledger: LedgerEntry,
-    pub event: CreditEvent,
+pub struct CreditTerms {
+    pub indicated: UserHash,
+    pub indicator: UserHash,
+    pub program_id: ProgramId,
+    pub program_name: String,
+    pub target: Money,
+    pub hold: Option<chrono::Duration>,
+    pub cap: Option<CreditCap>,
+    pub at: DateTime<Utc>,
 }
 
-impl Unlock {
-    pub fn new(
-        indicated: &User,
-        indicator: &UserHash,
-        program: &Program,
-        at: DateTime<Utc>,
-    ) -> Self {
-        Self {
-            amount: program.target_value,
-            ledger: LedgerEntry {
-                operation: LedgerOperation::AcquiredCredit,
-                user_indicator: Some(indicator.to_string()),
-                user_indicated: indicated.hash.to_string(),
-                program_id: Some(program.id),
-                amount: program.target_value,
-                created_at: at,
-            },
-            event: CreditEvent::new(
-                CreditEventType::AcquiredCredit,
-                indicator.clone(),
-                program.target_value,
-                program.name.as_str().to_owned(),
-                indicator.clone(),
-                at,
-            ),
+/// One move of a credit: the state it reaches, the ledger entry that records it and, when the
+/// indicator is paid, the event for the billing service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CreditStep {
+    pub credit: IndicatorCredit,
+    pub ledger: LedgerEntry,
+    pub event: Option<CreditEvent>,
+}
+
+impl CreditStep {
+    /// +1 for a step that takes a place under the cap, -1 for one that frees it, else 0.
+    pub fn cap_delta(&self, from: &IndicatorCredit) -> i64 {
+        i64::from(self.credit.counts_toward_cap()) - i64::from(from.counts_toward_cap())
+    }
+}
+
+impl CreditTerms {
+    /// The terms of `program` for the credit `user` brings its indicator; `None` for a user
+    /// without an indicator.
+    pub fn new(user: &User, program: &Program, at: DateTime<Utc>) -> Option<Self> {
+        Some(Self {
+            indicated: user.hash.clone(),
+            indicator: user.indicator.clone()?,
+            program_id: program.id,
+            program_name: program.name.as_str().to_owned(),
+            target: program.target_value,
+            hold: program.hold_days.duration(),
+            cap: program.max_credits_per_indicator,
+            at,
+        })
+    }
+
+    fn entry(&self, operation: LedgerOperation, amount: Money) -> LedgerEntry {
+        LedgerEntry {
+            operation,
+            user_indicator: Some(self.indicator.to_string()),
+            user_indicated: self.indicated.to_string(),
+            program_id: Some(self.program_id),
+            amount,
+            created_at: self.at,
         }
     }
+
+    fn acquire(&self, amount: Money) -> CreditStep {
+        CreditStep {
+            credit: IndicatorCredit::Acquired {
+                amount,
+                at: self.at,
+            },
+            ledger: self.entry(LedgerOperation::AcquiredCredit, amount),
+            event: Some(CreditEvent::new(
+                CreditEventType::AcquiredCredit,
+                self.indicator.clone(),
+                amount,
+                self.program_name.clone(),
+                self.indicator.clone(),
+                self.at,
+            )),
+        }
+    }
+
+    fn cancel(&self, amount: Money) -> CreditStep {
+        CreditStep {
+            credit: IndicatorCredit::Pending,
+            ledger: self.entry(LedgerOperation::CreditCancelled, amount),
+            event: None,
+        }
+    }
+
+    /// The step a running total of `total` takes the credit through, if any: a pending credit
+    /// whose total reaches the target is acquired, or held with a holding period; a held credit
+    /// whose total drops below its amount goes back to pending. Every other state stays.
+    pub fn on_payment(&self, credit: &IndicatorCredit, total: Money) -> Option<CreditStep> {
+        match credit {
+            IndicatorCredit::Pending if total >= self.target => Some(match self.hold {
+                None => self.acquire(self.target),
+                Some(hold) => CreditStep {
+                    credit: IndicatorCredit::Held {
+                        amount: self.target,
+                        held_at: self.at,
+                        release_at: self.at + hold,
+                    },
+                    ledger: self.entry(LedgerOperation::CreditHeld, self.target),
+                    event: None,
+                },
+            }),
+            IndicatorCredit::Held { amount, .. } if total < *amount => Some(self.cancel(*amount)),
+            _ => None,
+        }
+    }
+
+    /// The step of a held credit once its `release_at` has come: acquired when the total is
+    /// still at or above its amount, else back to pending. `None` when not held or not due.
+    pub fn on_release(&self, credit: &IndicatorCredit, total: Money) -> Option<CreditStep> {
+        match credit {
+            IndicatorCredit::Held {
+                amount, release_at, ..
+            } if *release_at <= self.at => Some(if total >= *amount {
+                self.acquire(*amount)
+            } else {
+                self.cancel(*amount)
+            }),
+            _ => None,
+        }
+    }
+
+    /// What a step that would take a place under the cap becomes when the indicator's credits
+    /// already fill it: `capped`, final, with a `credit_capped` entry of amount 0 and no event.
+    pub fn capped(&self) -> CreditStep {
+        CreditStep {
+            credit: IndicatorCredit::Capped { at: self.at },
+            ledger: self.entry(LedgerOperation::CreditCapped, Money::ZERO),
+            event: None,
+        }
+    }
+
+    /// The key of the indicator's count of places under the cap in this program.
+    pub fn cap_key(&self) -> String {
+        format!("{}:{}", self.program_id, self.indicator)
+    }
+}
+
+/// A program's figures: how many users and credits in each state, and the money in each.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProgramFigures {
+    pub users: u64,
+    pub indicated_users: u64,
+    pub pending: u64,
+    pub held: u64,
+    pub acquired: u64,
+    pub capped: u64,
+    pub signup_credit_total: Money,
+    pub held_credit_total: Money,
+    pub acquired_credit_total: Money,
 }
 
 /// The outcome of recording a payment total.
@@ -205,8 +378,8 @@ impl Unlock {
 pub struct Payment {
     /// The user after the write, `None` if it does not exist.
     pub user: Option<User>,
-    /// Whether this call is the one that unlocked the indicator's credit.
-    pub credited_now: bool,
+    /// The step this call took the credit through, if any.
+    pub step: Option<CreditStep>,
 }
 
 /// An e-mail indication and its `indication` ledger entry, saved together.

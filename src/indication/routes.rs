@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    domain::{IndicatorCredit, StringList, UserHash},
+    domain::{CreditStatus, IndicatorCredit, StringList, UserHash},
     service::{self, IndicationError, MAX_USERS_PER_REQUEST},
 };
 use crate::{
@@ -43,6 +43,7 @@ impl From<IndicationError> for ApiError {
             }
             E::ProgramNotFound => Self::not_found(sentences::PROGRAM_NOT_FOUND),
             E::NoProgram => Self::not_found(sentences::NO_PROGRAM),
+            E::ProgramIdNotFound => Self::not_found(sentences::PROGRAM_ID_NOT_FOUND),
             E::AlreadyRegistered => Self::Conflict(sentences::ALREADY_REGISTERED.to_owned()),
             E::UserNotFound => Self::not_found(sentences::USER_NOT_FOUND),
             E::Overflow => Self::Internal(err.to_string()),
@@ -58,6 +59,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         routes!(record_invoice),
         routes!(statement),
         routes!(indicated),
+        routes!(program_stats),
         routes!(indicate_emails),
         routes!(verify_emails),
     ]
@@ -263,8 +265,14 @@ pub struct InvoiceInput {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvoiceBody {
     /// The indicator's credit for this user: `target_value` once the threshold has been reached
-    /// (by this call or before), else 0.
+    /// (by this call or before) and the credit acquired, else 0.
     acquired_credit: Money,
+    /// `none` for a user without an indicator; else `pending`, `held`, `acquired` or `capped`.
+    credit_status: CreditStatus,
+    /// Only while `held`: when the credit is released, if the total is still at or above it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "2026-11-29T09:00:00.000Z")]
+    release_at: Option<String>,
 }
 
 /// Record the running total a user has paid.
@@ -273,7 +281,13 @@ pub struct InvoiceBody {
 /// indicator is credited in one conditional step: the "credited" mark, an `acquired_credit`
 /// ledger entry (amount `target_value`) and a queued `acquired_credit` callback for the
 /// **indicator**. Exactly one credit per indicated user, however many and however concurrent
-/// the calls; a later lower total revokes nothing.
+/// the calls; a later lower total revokes nothing once acquired.
+///
+/// In a program with `hold_days` > 0 the crossing makes the credit `held` (ledger
+/// `credit_held`, no callback) until `release_at`; a total below the credit while held sends it
+/// back to `pending` (ledger `credit_cancelled`). In a program with `max_credits_per_indicator`,
+/// a crossing beyond the indicator's cap of held + acquired credits makes it `capped` for good
+/// (ledger `credit_capped`, amount 0, no callback).
 #[utoipa::path(
     put, path = "/invoice/user/{user_hash}/", tag = "indication",
     params(("user_hash" = String, Path, description = "The paying user's hash")),
@@ -300,7 +314,7 @@ async fn record_invoice(
     let total = input
         .total_amount_paid
         .ok_or_else(|| ApiError::unprocessable(sentences::TOTAL_REQUIRED))?;
-    let acquired_credit = service::record_invoice(
+    let outcome = service::record_invoice(
         state.stores.indication.as_ref(),
         state.stores.programs.as_ref(),
         &path_hash(&user_hash)?,
@@ -309,16 +323,22 @@ async fn record_invoice(
     )
     .await?;
     state.outbox_signal.wake();
-    Ok(Json(InvoiceBody { acquired_credit }))
+    Ok(Json(InvoiceBody {
+        acquired_credit: outcome.acquired_credit,
+        credit_status: outcome.credit_status,
+        release_at: outcome.release_at.map(rfc3339_millis),
+    }))
 }
 
 // ---- GET /statement/{user_hash}/ ----------------------------------------------------------
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StatementBody {
-    /// Sum of `target_value` over the indicated users that have not yet unlocked it (the seed's
+    /// Sum of `target_value` over the indicated users whose credit is pending (the seed's
     /// spelling).
     potencial_credit: Money,
+    /// Sum of the credits held, waiting for their release date.
+    held_credit: Money,
     /// Sum of the credits already unlocked.
     acquired_credit: Money,
     /// How many users this user indicated.
@@ -351,6 +371,7 @@ async fn statement(
     .await?;
     Ok(Json(StatementBody {
         potencial_credit: statement.potencial_credit,
+        held_credit: statement.held_credit,
         acquired_credit: statement.acquired_credit,
         indicated_users: statement.indicated_users,
         referral_program: statement.program,
@@ -358,16 +379,6 @@ async fn statement(
 }
 
 // ---- GET /statement/{user_hash}/indicated/ -------------------------------------------------
-
-/// Where one indicated user stands towards its indicator's credit.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CreditStatus {
-    /// The user has not yet paid the target.
-    Pending,
-    /// The indicator's credit for this user was unlocked.
-    Acquired,
-}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IndicatedBody {
@@ -379,10 +390,11 @@ pub struct IndicatedBody {
     /// The current `target_value` of the user's program; `null` without a program.
     target_value: Option<Money>,
     credit_status: CreditStatus,
-    /// As unlocked once acquired; until then, what the program's target would unlock.
+    /// As held or acquired (0 when capped); while pending, what the program's target would
+    /// unlock.
     credit_amount: Option<Money>,
-    /// When a held credit is released; `null` (no holding period applies).
-    #[schema(value_type = Option<String>)]
+    /// While held: when the credit is released; else `null`.
+    #[schema(value_type = Option<String>, example = "2026-11-29T09:00:00.000Z")]
     release_at: Option<String>,
     #[schema(value_type = Option<String>, example = "2026-11-22T09:00:00.000Z")]
     acquired_at: Option<String>,
@@ -436,33 +448,99 @@ async fn indicated(
         params.after.as_ref(),
     )
     .await?;
-    let millis = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     Ok(Json(IndicatedPageBody {
         indicated: page
             .lines
             .iter()
             .map(|line| {
-                let acquired_at = match &line.user.credit {
-                    Some(IndicatorCredit::Acquired { at, .. }) => Some(millis(*at)),
-                    _ => None,
+                let (release_at, acquired_at) = match &line.user.credit {
+                    Some(IndicatorCredit::Held { release_at, .. }) => (Some(*release_at), None),
+                    Some(IndicatorCredit::Acquired { at, .. }) => (None, Some(*at)),
+                    _ => (None, None),
                 };
                 IndicatedBody {
                     user_hash: line.user.hash.to_string(),
                     registered_at: line.user.created_at,
                     total_amount_paid: line.user.total_amount_paid,
                     target_value: line.target_value,
-                    credit_status: if acquired_at.is_some() {
-                        CreditStatus::Acquired
-                    } else {
-                        CreditStatus::Pending
-                    },
+                    credit_status: line.user.credit_status(),
                     credit_amount: line.credit_amount(),
-                    release_at: None,
-                    acquired_at,
+                    release_at: release_at.map(rfc3339_millis),
+                    acquired_at: acquired_at.map(rfc3339_millis),
                 }
             })
             .collect(),
         next: page.next.map(|cursor| cursor.encode()),
+    }))
+}
+
+/// A time as the API writes it: RFC 3339 in UTC, to the millisecond.
+fn rfc3339_millis(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+// ---- GET /program/{id}/stats/ --------------------------------------------------------------
+
+/// How many indicated users' credits are in each state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreditCounts {
+    pending: u64,
+    held: u64,
+    acquired: u64,
+    capped: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProgramStatsBody {
+    /// Users in the program, imported or indicated.
+    users: u64,
+    /// Users registered in the program by an indicator.
+    indicated_users: u64,
+    credits: CreditCounts,
+    /// What the indicated users received at signup (the `signup_credit` ledger entries).
+    signup_credit_total: Money,
+    /// Credits held now, waiting for their release.
+    held_credit_total: Money,
+    /// Credits acquired (the `acquired_credit` ledger entries).
+    acquired_credit_total: Money,
+}
+
+/// A program's figures: users, credits per state and exact money totals, consistent with the
+/// ledger. Cheap to read: kept current by each write on the embedded store; one aggregation
+/// over the program's users (index `program_id, credit.status`) on MongoDB.
+#[utoipa::path(
+    get, path = "/program/{id}/stats/", tag = "programs",
+    params(("id" = String, Path, description = "Program id (24 hex characters)")),
+    responses(
+        (status = 200, description = "The program's figures", body = ProgramStatsBody),
+        (status = 401, description = "No valid token with role service or admin", body = ErrorBody),
+        (status = 404, description = "`ID not found`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn program_stats(
+    _: ServiceAccess,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ProgramStatsBody>> {
+    let figures = service::program_figures(
+        state.stores.indication.as_ref(),
+        state.stores.programs.as_ref(),
+        &id,
+    )
+    .await?;
+    Ok(Json(ProgramStatsBody {
+        users: figures.users,
+        indicated_users: figures.indicated_users,
+        credits: CreditCounts {
+            pending: figures.pending,
+            held: figures.held,
+            acquired: figures.acquired,
+            capped: figures.capped,
+        },
+        signup_credit_total: figures.signup_credit_total,
+        held_credit_total: figures.held_credit_total,
+        acquired_credit_total: figures.acquired_credit_total,
     }))
 }
 

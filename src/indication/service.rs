@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     domain::{
-        EmailIndication, IndicatorCredit, MAX_LIST_ITEMS, Registration, StringList,
-        StringListTooLong, Unlock, User, UserHash,
+        CreditStatus, CreditTerms, EmailIndication, IndicatorCredit, MAX_LIST_ITEMS,
+        ProgramFigures, Registration, StringList, StringListTooLong, User, UserHash,
     },
     store::{IndicationStore, RegisterOutcome, UsersCreated},
 };
@@ -44,6 +44,8 @@ pub enum IndicationError {
     ProgramNotFound,
     #[error("no program exists")]
     NoProgram,
+    #[error("no program has this id")]
+    ProgramIdNotFound,
     #[error("the indicated user is already registered")]
     AlreadyRegistered,
     #[error("no such user")]
@@ -132,52 +134,94 @@ async fn registration_program(
     }
 }
 
-/// Stores a user's running total. When the user was indicated, its indicator's credit is still
-/// pending and the total reaches the program's `target_value`, the credit unlocks in the same
-/// conditional write. Returns the indicator's credit for this user (0 until unlocked).
+/// Where an indicated user's credit stands after an invoice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InvoiceOutcome {
+    /// The indicator's acquired credit for this user; 0 until acquired.
+    pub acquired_credit: Money,
+    pub credit_status: CreditStatus,
+    /// While held: when the credit is released.
+    pub release_at: Option<DateTime<Utc>>,
+}
+
+/// The terms of the user's program for its indicator's credit, at `at`.
+async fn credit_terms(
+    programs: &dyn ProgramStore,
+    user: &User,
+    at: DateTime<Utc>,
+) -> Result<Option<CreditTerms>> {
+    let (Some(_), Some(program_id)) = (&user.indicator, user.program_id) else {
+        return Ok(None);
+    };
+    Ok(programs
+        .get(program_id)
+        .await?
+        .and_then(|program| CreditTerms::new(user, &program, at)))
+}
+
+/// Stores a user's running total and moves its indicator's credit as the program's terms say:
+/// a pending credit whose total reaches `target_value` is acquired (or held, with a holding
+/// period, or capped, beyond the indicator's cap); a held one whose total drops below it goes
+/// back to pending. Each move is one conditional write with its ledger entry and event.
 pub async fn record_invoice(
     users: &dyn IndicationStore,
     programs: &dyn ProgramStore,
     hash: &UserHash,
     total: Money,
     at: DateTime<Utc>,
-) -> Result<Money> {
+) -> Result<InvoiceOutcome> {
     let user = users
         .user(hash)
         .await?
         .ok_or(IndicationError::UserNotFound)?;
-    let unlock = unlock_due(programs, &user, total, at).await?;
-    let payment = users.record_payment(hash, total, unlock).await?;
+    let terms = credit_terms(programs, &user, at).await?;
+    let payment = users.record_payment(hash, total, terms).await?;
     let user = payment.user.ok_or(IndicationError::UserNotFound)?;
-    if payment.credited_now {
-        tracing::info!(program = ?user.program_id, "indicator credit unlocked");
+    if let Some(step) = &payment.step {
+        tracing::info!(program = ?user.program_id, credit = ?step.credit.status(), "indicator credit moved");
     }
-    Ok(user.acquired_amount().unwrap_or(Money::ZERO))
+    Ok(InvoiceOutcome {
+        acquired_credit: user.acquired_amount().unwrap_or(Money::ZERO),
+        credit_status: user.credit_status(),
+        release_at: match &user.credit {
+            Some(IndicatorCredit::Held { release_at, .. }) => Some(*release_at),
+            _ => None,
+        },
+    })
 }
 
-/// The unlock this total earns, if the credit is pending and the threshold is reached.
-async fn unlock_due(
+/// How many due held credits one pass of the release worker moves at most.
+pub const RELEASE_BATCH: usize = 100;
+
+/// Moves the held credits due at `now`: acquired (with the `acquired_credit` entry and event)
+/// when the total is still at or above the credit, else back to pending. Returns how many
+/// were acquired; a credit another worker moved first is skipped.
+pub async fn release_due(
+    users: &dyn IndicationStore,
     programs: &dyn ProgramStore,
-    user: &User,
-    total: Money,
-    at: DateTime<Utc>,
-) -> Result<Option<Unlock>> {
-    let (Some(indicator), Some(IndicatorCredit::Pending), Some(program_id)) =
-        (&user.indicator, &user.credit, user.program_id)
-    else {
-        return Ok(None);
-    };
-    let Some(program) = programs.get(program_id).await? else {
-        return Ok(None);
-    };
-    Ok((total >= program.target_value).then(|| Unlock::new(user, indicator, &program, at)))
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let mut acquired = 0;
+    for user in users.due_holds(now, RELEASE_BATCH).await? {
+        let Some(terms) = credit_terms(programs, &user, now).await? else {
+            continue;
+        };
+        if let Some(step) = users.release(&user.hash, terms).await?
+            && step.event.is_some()
+        {
+            acquired += 1;
+        }
+    }
+    Ok(acquired)
 }
 
 /// What a user has earned by indicating others.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Statement {
-    /// Sum of `target_value` over the indicated users that have not yet unlocked it.
+    /// Sum of `target_value` over the indicated users whose credit is pending.
     pub potencial_credit: Money,
+    /// Sum of the credits held, waiting for their release.
+    pub held_credit: Money,
     pub acquired_credit: Money,
     pub indicated_users: usize,
     pub program: Option<Program>,
@@ -200,10 +244,11 @@ pub async fn statement(
         .map(|p| (p.id, p))
         .collect();
     let add = |sum: Money, amount: Money| sum.checked_add(amount).ok_or(IndicationError::Overflow);
-    let (mut potencial, mut acquired) = (Money::ZERO, Money::ZERO);
+    let (mut potencial, mut held, mut acquired) = (Money::ZERO, Money::ZERO, Money::ZERO);
     for other in &indicated {
         match &other.credit {
             Some(IndicatorCredit::Acquired { amount, .. }) => acquired = add(acquired, *amount)?,
+            Some(IndicatorCredit::Held { amount, .. }) => held = add(held, *amount)?,
             Some(IndicatorCredit::Pending) => {
                 let target = other
                     .program_id
@@ -211,15 +256,32 @@ pub async fn statement(
                     .map_or(Money::ZERO, |p| p.target_value);
                 potencial = add(potencial, target)?;
             }
-            None => {}
+            Some(IndicatorCredit::Capped { .. }) | None => {}
         }
     }
     Ok(Statement {
         potencial_credit: potencial,
+        held_credit: held,
         acquired_credit: acquired,
         indicated_users: indicated.len(),
         program: user.program_id.and_then(|id| programs.get(&id).cloned()),
     })
+}
+
+/// A program's users and credits per state, with the money in each.
+pub async fn program_figures(
+    users: &dyn IndicationStore,
+    programs: &dyn ProgramStore,
+    id: &str,
+) -> Result<ProgramFigures> {
+    let id: ProgramId = id
+        .parse()
+        .map_err(|_| IndicationError::ProgramIdNotFound)?;
+    programs
+        .get(id)
+        .await?
+        .ok_or(IndicationError::ProgramIdNotFound)?;
+    Ok(users.program_figures(id).await?)
 }
 
 /// One indicated user as the indicator's statement explains it.
@@ -231,9 +293,13 @@ pub struct IndicatedLine {
 }
 
 impl IndicatedLine {
-    /// The credit this user brings its indicator: as acquired, or else the program's target.
+    /// The credit this user brings its indicator: as held or acquired (0 when capped), or
+    /// else, while pending, the program's target.
     pub fn credit_amount(&self) -> Option<Money> {
-        self.user.acquired_amount().or(self.target_value)
+        match &self.user.credit {
+            Some(IndicatorCredit::Pending) | None => self.target_value,
+            Some(credit) => credit.amount(),
+        }
     }
 }
 

@@ -9,7 +9,10 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::domain::{EmailIndication, LedgerEntry, Payment, Registration, Unlock, User, UserHash};
+use super::domain::{
+    CreditStep, CreditTerms, EmailIndication, LedgerEntry, Payment, ProgramFigures, Registration,
+    User, UserHash,
+};
 use crate::{email::Email, money::Money, programs::ProgramId, storage::StoreError};
 
 /// Users asked for, split by whether this call created them.
@@ -44,15 +47,32 @@ pub trait IndicationStore: Send + Sync {
     /// Of concurrent registrations of one hash, exactly one succeeds.
     async fn register(&self, registration: Registration) -> Result<RegisterOutcome, StoreError>;
 
-    /// Stores the running total. With `unlock`, and only while the indicator's credit for this
-    /// user is still pending, marks it acquired and writes the unlock's ledger entry and event in
-    /// the same conditional step: of any number of calls, exactly one credits.
+    /// Stores the running total and, with `terms`, moves the indicator's credit for this user
+    /// as [`CreditTerms::on_payment`] decides from the credit as stored — `capped` instead when
+    /// the step would take a place under a full cap — with the step's ledger entry and event, in
+    /// one atomic step: of any number of concurrent calls, one crosses, and an indicator's
+    /// places never exceed its cap.
     async fn record_payment(
         &self,
         hash: &UserHash,
         total: Money,
-        unlock: Option<Unlock>,
+        terms: Option<CreditTerms>,
     ) -> Result<Payment, StoreError>;
+
+    /// Users whose held credit is due at `now`, earliest release first, at most `limit`.
+    async fn due_holds(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<User>, StoreError>;
+
+    /// Moves a due held credit as [`CreditTerms::on_release`] decides from the credit and total
+    /// as stored, with its ledger entry and event, in one atomic step; `None` when it is no
+    /// longer held or not due. Of any number of concurrent releases, one moves it.
+    async fn release(
+        &self,
+        hash: &UserHash,
+        terms: CreditTerms,
+    ) -> Result<Option<CreditStep>, StoreError>;
+
+    /// The program's users and credits per state, and the money in each.
+    async fn program_figures(&self, program: ProgramId) -> Result<ProgramFigures, StoreError>;
 
     /// The users this user indicated.
     async fn indicated_by(&self, indicator: &UserHash) -> Result<Vec<User>, StoreError>;

@@ -11,6 +11,67 @@ use utoipa::ToSchema;
 use crate::{clock, money::Money};
 
 pub const MAX_NAME_CHARS: usize = 200;
+/// The longest holding period a program may set.
+pub const MAX_HOLD_DAYS: u16 = 365;
+
+/// How long an indicator's credit is held after its indicated user crosses the target: 0 to
+/// 365 days, 0 (no hold) by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct HoldDays(u16);
+
+/// A holding period outside 0..=365 days.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a holding period is 0 to {MAX_HOLD_DAYS} days")]
+pub struct InvalidHoldDays;
+
+impl HoldDays {
+    pub fn new(days: u64) -> Result<Self, InvalidHoldDays> {
+        u16::try_from(days)
+            .ok()
+            .filter(|days| *days <= MAX_HOLD_DAYS)
+            .map(Self)
+            .ok_or(InvalidHoldDays)
+    }
+
+    pub fn days(self) -> u16 {
+        self.0
+    }
+
+    /// The hold as a duration, `None` for no hold.
+    pub fn duration(self) -> Option<chrono::Duration> {
+        (self.0 > 0).then(|| chrono::Duration::days(i64::from(self.0)))
+    }
+}
+
+/// The most `held` + `acquired` credits one indicator may hold in a program: at least 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CreditCap(u32);
+
+/// A cap below 1 or beyond what a count can hold.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a cap is a whole number of at least 1")]
+pub struct InvalidCreditCap;
+
+impl CreditCap {
+    pub fn new(max: u64) -> Result<Self, InvalidCreditCap> {
+        u32::try_from(max)
+            .ok()
+            .filter(|max| *max >= 1)
+            .map(Self)
+            .ok_or(InvalidCreditCap)
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+
+    /// Whether an indicator holding `count` credits may take one more.
+    pub fn admits(self, count: u64) -> bool {
+        count < u64::from(self.0)
+    }
+}
 
 /// A program identifier: 24 hexadecimal characters (a MongoDB ObjectId on both backends).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -105,6 +166,14 @@ pub struct Program {
     pub credit_value: Money,
     /// The total the indicated user must pay to unlock the indicator's credit, and that credit.
     pub target_value: Money,
+    /// Days an indicator's credit is `held` after the crossing before it is acquired (0 to
+    /// 365; 0 acquires at once).
+    #[schema(value_type = u16, maximum = 365, example = 7)]
+    pub hold_days: HoldDays,
+    /// The most `held` + `acquired` credits one indicator may hold in this program; further
+    /// crossings are `capped`. `null`: no cap.
+    #[schema(value_type = Option<u32>, minimum = 1, example = 3)]
+    pub max_credits_per_indicator: Option<CreditCap>,
     #[serde(with = "clock::rfc3339_millis")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "clock::rfc3339_millis")]
@@ -119,6 +188,8 @@ impl Program {
             name,
             credit_value,
             target_value,
+            hold_days: HoldDays::default(),
+            max_credits_per_indicator: None,
             created_at: now,
             updated_at: now,
         }
@@ -131,6 +202,9 @@ pub struct ProgramPatch {
     pub name: Option<ProgramName>,
     pub credit_value: Option<Money>,
     pub target_value: Option<Money>,
+    pub hold_days: Option<HoldDays>,
+    /// `Some(None)` removes the cap.
+    pub max_credits_per_indicator: Option<Option<CreditCap>>,
 }
 
 impl ProgramPatch {
@@ -147,6 +221,12 @@ impl ProgramPatch {
         }
         if let Some(value) = self.target_value {
             program.target_value = value;
+        }
+        if let Some(days) = self.hold_days {
+            program.hold_days = days;
+        }
+        if let Some(cap) = self.max_credits_per_indicator {
+            program.max_credits_per_indicator = cap;
         }
         program.updated_at = at;
     }

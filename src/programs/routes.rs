@@ -32,6 +32,8 @@ impl From<ProgramError> for ApiError {
             ProgramError::Name(ProgramNameError::TooLong) => Self::unprocessable(format!(
                 "Field `name` must be at most {MAX_NAME_CHARS} characters"
             )),
+            ProgramError::HoldDays(_) => Self::unprocessable(sentences::PROGRAM_BAD_HOLD_DAYS),
+            ProgramError::CreditCap(_) => Self::unprocessable(sentences::PROGRAM_BAD_CREDIT_CAP),
             ProgramError::Store(err) => err.into(),
         }
     }
@@ -51,15 +53,65 @@ pub struct ProgramInput {
     name: Option<String>,
     credit_value: Option<Money>,
     target_value: Option<Money>,
+    /// Days an indicator's credit is held before it is acquired: a whole number from 0 to 365
+    /// (default 0, no hold).
+    #[schema(value_type = Option<u16>, maximum = 365, example = 7)]
+    hold_days: Option<serde_json::Value>,
+    /// At least 1, or `null` for no cap (the default); in a form, an empty value is `null`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 1, example = 3)]
+    max_credits_per_indicator: Option<serde_json::Value>,
 }
 
-impl From<ProgramInput> for ProgramDraft {
-    fn from(input: ProgramInput) -> Self {
-        Self {
+/// Keeps a field given as `null` apart from an absent one (`Some(Value::Null)`).
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
+}
+
+/// A whole number given as a JSON number or as decimal digits (forms carry only text).
+fn whole_number(value: &serde_json::Value) -> Option<u64> {
+    match value {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(text) => {
+            let text = text.trim();
+            (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| text.parse().ok())
+                .flatten()
+        }
+        _ => None,
+    }
+}
+
+impl TryFrom<ProgramInput> for ProgramDraft {
+    type Error = ApiError;
+
+    fn try_from(input: ProgramInput) -> Result<Self> {
+        let hold_days = input
+            .hold_days
+            .map(|value| {
+                whole_number(&value)
+                    .ok_or_else(|| ApiError::unprocessable(sentences::PROGRAM_BAD_HOLD_DAYS))
+            })
+            .transpose()?;
+        let max_credits_per_indicator = input
+            .max_credits_per_indicator
+            .map(|value| match &value {
+                serde_json::Value::Null => Ok(None),
+                serde_json::Value::String(text) if text.trim().is_empty() => Ok(None),
+                other => whole_number(other)
+                    .map(Some)
+                    .ok_or_else(|| ApiError::unprocessable(sentences::PROGRAM_BAD_CREDIT_CAP)),
+            })
+            .transpose()?;
+        Ok(Self {
             name: input.name,
             credit_value: input.credit_value,
             target_value: input.target_value,
-        }
+            hold_days,
+            max_credits_per_indicator,
+        })
     }
 }
 
@@ -84,7 +136,7 @@ async fn create_program(
     State(state): State<AppState>,
     JsonOrForm(input): JsonOrForm<ProgramInput>,
 ) -> Result<(StatusCode, Json<Program>)> {
-    let program = service::create(state.stores.programs.as_ref(), input.into()).await?;
+    let program = service::create(state.stores.programs.as_ref(), input.try_into()?).await?;
     Ok((StatusCode::CREATED, Json(program)))
 }
 
@@ -150,7 +202,7 @@ async fn update_program(
     JsonOrForm(input): JsonOrForm<ProgramInput>,
 ) -> Result<Json<Program>> {
     let store = state.stores.programs.as_ref();
-    let program = service::update(store, &id, input.into(), clock::now()).await?;
+    let program = service::update(store, &id, input.try_into()?, clock::now()).await?;
     Ok(Json(program))
 }
 

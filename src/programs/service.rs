@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     domain::{
-        Deletion, InvalidProgramId, Program, ProgramId, ProgramName, ProgramNameError, ProgramPatch,
+        CreditCap, Deletion, HoldDays, InvalidCreditCap, InvalidHoldDays, InvalidProgramId,
+        Program, ProgramId, ProgramName, ProgramNameError, ProgramPatch,
     },
     store::ProgramStore,
 };
@@ -19,6 +20,10 @@ pub enum ProgramError {
     HasUsers,
     #[error("program name: {0}")]
     Name(#[from] ProgramNameError),
+    #[error(transparent)]
+    HoldDays(#[from] InvalidHoldDays),
+    #[error(transparent)]
+    CreditCap(#[from] InvalidCreditCap),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -37,6 +42,10 @@ pub struct ProgramDraft {
     pub name: Option<String>,
     pub credit_value: Option<Money>,
     pub target_value: Option<Money>,
+    /// Days, 0 to 365.
+    pub hold_days: Option<u64>,
+    /// At least 1; `Some(None)` removes the cap.
+    pub max_credits_per_indicator: Option<Option<u64>>,
 }
 
 impl ProgramDraft {
@@ -45,17 +54,25 @@ impl ProgramDraft {
             name: self.name.as_deref().map(ProgramName::parse).transpose()?,
             credit_value: self.credit_value,
             target_value: self.target_value,
+            hold_days: self.hold_days.map(HoldDays::new).transpose()?,
+            max_credits_per_indicator: self
+                .max_credits_per_indicator
+                .map(|cap| cap.map(CreditCap::new).transpose())
+                .transpose()?,
         })
     }
 }
 
 pub async fn create(store: &dyn ProgramStore, draft: ProgramDraft) -> Result<Program> {
     let name = ProgramName::parse(draft.name.as_deref().unwrap_or(""))?;
-    let program = Program::new(
+    let patch = draft.into_patch()?;
+    let mut program = Program::new(
         name,
-        draft.credit_value.unwrap_or(Money::ZERO),
-        draft.target_value.unwrap_or(Money::ZERO),
+        patch.credit_value.unwrap_or(Money::ZERO),
+        patch.target_value.unwrap_or(Money::ZERO),
     );
+    program.hold_days = patch.hold_days.unwrap_or_default();
+    program.max_credits_per_indicator = patch.max_credits_per_indicator.flatten();
     store.insert(&program).await?;
     Ok(program)
 }

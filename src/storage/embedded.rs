@@ -176,6 +176,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
         programs::PROGRAMS,
         indication::USERS,
         indication::EMAILS,
+        indication::FIGURES,
         referrals::REFERRERS,
         referrals::REFEREES,
         callbacks::CALLBACKS,
@@ -187,6 +188,8 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
         txn.open_table(index).map_err(backend)?;
     }
     txn.open_table(programs::PROGRAM_USERS).map_err(backend)?;
+    txn.open_table(indication::CAP_PLACES).map_err(backend)?;
+    txn.open_table(indication::HOLDS_DUE).map_err(backend)?;
     txn.open_table(indication::LEDGER).map_err(backend)?;
     txn.open_multimap_table(indication::INDICATED)
         .map_err(backend)?;
@@ -197,7 +200,8 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     ] {
         txn.open_table(index).map_err(backend)?;
     }
-    referrals::index_earlier_referees(txn)
+    referrals::index_earlier_referees(txn)?;
+    indication::count_earlier_credits(txn)
 }
 
 #[async_trait::async_trait]

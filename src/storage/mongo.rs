@@ -22,6 +22,8 @@ pub(crate) const REFERRERS: &str = "referrers";
 pub(crate) const REFEREES: &str = "referees";
 pub(crate) const CALLBACKS: &str = "callbacks";
 pub(crate) const IDEMPOTENCY: &str = "idempotency_keys";
+/// Each indicator's count of held + acquired credits per program (`program:indicator`).
+pub(crate) const CAP_PLACES: &str = "indicator_credits";
 
 pub struct MongoStore {
     pub(crate) db: Database,
@@ -60,6 +62,7 @@ impl MongoStore {
         })?;
         store.create_indexes().await?;
         store.count_earlier_redemptions().await?;
+        store.count_earlier_credits().await?;
         Ok(store)
     }
 
@@ -74,7 +77,19 @@ impl MongoStore {
                 plain,
             ),
             (USERS, "user_indicator", doc! { "user_indicator": 1 }, plain),
-            (USERS, "program_id", doc! { "program_id": 1 }, plain),
+            (
+                USERS,
+                "program_id_credit_status",
+                doc! { "program_id": 1, "credit.status": 1 },
+                plain,
+            ),
+            // Held credits by release time, for the release worker.
+            (
+                USERS,
+                "credit_status_release_at",
+                doc! { "credit.status": 1, "credit.release_at": 1 },
+                plain,
+            ),
             // Events still inside a user (not yet relayed to `callbacks`).
             (
                 USERS,

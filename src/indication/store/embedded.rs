@@ -6,7 +6,10 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redb::{MultimapTableDefinition, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    MultimapTableDefinition, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{IndicationStore, RegisterOutcome, UsersCreated};
@@ -14,11 +17,14 @@ use crate::{
     callbacks::store::embedded::queue,
     email::Email,
     indication::domain::{
-        EmailIndication, IndicatorCredit, LedgerEntry, LedgerOperation, Payment, Registration,
-        Unlock, User, UserHash,
+        CreditStep, CreditTerms, EmailIndication, IndicatorCredit, LedgerEntry, LedgerOperation,
+        Payment, ProgramFigures, Registration, User, UserHash,
     },
     money::Money,
-    programs::{ProgramId, store::embedded::add_program_users},
+    programs::{
+        ProgramId,
+        store::embedded::{PROGRAM_USERS, add_program_users},
+    },
     storage::{
         StoreError,
         embedded::{
@@ -37,16 +43,74 @@ pub(crate) const LEDGER: TableDefinition<u64, &[u8]> = TableDefinition::new("led
 /// Indicated e-mails by normalised address.
 pub(crate) const EMAILS: JsonTable = TableDefinition::new("indicated_emails");
 
+/// An indicator's count of `held` + `acquired` credits per program, keyed `program:indicator`.
+pub(crate) const CAP_PLACES: TableDefinition<&str, u64> = TableDefinition::new("indicator_credits");
+/// Each program's figures, kept current by every write that changes them.
+pub(crate) const FIGURES: JsonTable = TableDefinition::new("program_figures");
+/// Held credits by (release ms, indicated hash), for the release worker.
+pub(crate) const HOLDS_DUE: TableDefinition<(u64, &str), ()> = TableDefinition::new("holds_due");
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 enum CreditRecord {
     Pending,
+    Held {
+        #[serde(with = "money_text")]
+        amount: Money,
+        #[serde(rename = "held_at_ms", with = "millis")]
+        held_at: DateTime<Utc>,
+        #[serde(rename = "release_at_ms", with = "millis")]
+        release_at: DateTime<Utc>,
+    },
     Acquired {
         #[serde(with = "money_text")]
         amount: Money,
         #[serde(rename = "at_ms", with = "millis")]
         at: DateTime<Utc>,
     },
+    Capped {
+        #[serde(rename = "at_ms", with = "millis")]
+        at: DateTime<Utc>,
+    },
+}
+
+impl CreditRecord {
+    fn from_credit(credit: &IndicatorCredit) -> Self {
+        match credit {
+            IndicatorCredit::Pending => Self::Pending,
+            IndicatorCredit::Held {
+                amount,
+                held_at,
+                release_at,
+            } => Self::Held {
+                amount: *amount,
+                held_at: *held_at,
+                release_at: *release_at,
+            },
+            IndicatorCredit::Acquired { amount, at } => Self::Acquired {
+                amount: *amount,
+                at: *at,
+            },
+            IndicatorCredit::Capped { at } => Self::Capped { at: *at },
+        }
+    }
+
+    fn into_credit(self) -> IndicatorCredit {
+        match self {
+            Self::Pending => IndicatorCredit::Pending,
+            Self::Held {
+                amount,
+                held_at,
+                release_at,
+            } => IndicatorCredit::Held {
+                amount,
+                held_at,
+                release_at,
+            },
+            Self::Acquired { amount, at } => IndicatorCredit::Acquired { amount, at },
+            Self::Capped { at } => IndicatorCredit::Capped { at },
+        }
+    }
 }
 
 /// A user as stored: money as exact decimal text, times as Unix milliseconds.
@@ -71,13 +135,7 @@ impl UserRecord {
             program_id: user.program_id,
             total_amount_paid: user.total_amount_paid,
             created_at: user.created_at,
-            credit: user.credit.as_ref().map(|credit| match credit {
-                IndicatorCredit::Pending => CreditRecord::Pending,
-                IndicatorCredit::Acquired { amount, at } => CreditRecord::Acquired {
-                    amount: *amount,
-                    at: *at,
-                },
-            }),
+            credit: user.credit.as_ref().map(CreditRecord::from_credit),
         }
     }
 
@@ -88,10 +146,7 @@ impl UserRecord {
             program_id: self.program_id,
             hash: UserHash::from_stored(self.hash),
             indicator: self.indicator.map(UserHash::from_stored),
-            credit: self.credit.map(|credit| match credit {
-                CreditRecord::Pending => IndicatorCredit::Pending,
-                CreditRecord::Acquired { amount, at } => IndicatorCredit::Acquired { amount, at },
-            }),
+            credit: self.credit.map(CreditRecord::into_credit),
         }
     }
 }
@@ -139,6 +194,209 @@ struct EmailRecord {
     user_indicator: String,
     #[serde(rename = "created_at_ms", with = "millis")]
     created_at: DateTime<Utc>,
+}
+
+/// A program's figures as stored: counts per credit state and exact money totals. The user
+/// count lives in `program_users`, written with the users.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct FiguresRecord {
+    indicated_users: u64,
+    pending: u64,
+    held: u64,
+    acquired: u64,
+    capped: u64,
+    #[serde(with = "money_text")]
+    signup_credit_total: Money,
+    #[serde(with = "money_text")]
+    held_credit_total: Money,
+    #[serde(with = "money_text")]
+    acquired_credit_total: Money,
+}
+
+impl FiguresRecord {
+    /// Counts a credit in (`into`) or out of its state.
+    fn count(&mut self, credit: &IndicatorCredit, into: bool) -> Result<(), StoreError> {
+        let overflow = || StoreError::Corrupt("program figures out of range".to_owned());
+        let step = |n: &mut u64| {
+            *n = if into { n.checked_add(1) } else { n.checked_sub(1) }.ok_or_else(overflow)?;
+            Ok::<_, StoreError>(())
+        };
+        let add = |total: &mut Money, amount: Money| {
+            *total = if into {
+                total.checked_add(amount)
+            } else {
+                total.checked_sub(amount)
+            }
+            .ok_or_else(overflow)?;
+            Ok::<_, StoreError>(())
+        };
+        match credit {
+            IndicatorCredit::Pending => step(&mut self.pending),
+            IndicatorCredit::Held { amount, .. } => {
+                step(&mut self.held)?;
+                add(&mut self.held_credit_total, *amount)
+            }
+            IndicatorCredit::Acquired { amount, .. } => {
+                step(&mut self.acquired)?;
+                add(&mut self.acquired_credit_total, *amount)
+            }
+            IndicatorCredit::Capped { .. } => step(&mut self.capped),
+        }
+    }
+
+    fn into_figures(self, users: u64) -> ProgramFigures {
+        ProgramFigures {
+            users,
+            indicated_users: self.indicated_users,
+            pending: self.pending,
+            held: self.held,
+            acquired: self.acquired,
+            capped: self.capped,
+            signup_credit_total: self.signup_credit_total,
+            held_credit_total: self.held_credit_total,
+            acquired_credit_total: self.acquired_credit_total,
+        }
+    }
+}
+
+/// Changes a program's figures inside the caller's transaction.
+fn change_figures(
+    txn: &WriteTransaction,
+    program: ProgramId,
+    change: impl FnOnce(&mut FiguresRecord) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let key = program.to_string();
+    let mut table = txn.open_table(FIGURES).map_err(backend)?;
+    let mut figures: FiguresRecord = match table.get(key.as_str()).map_err(backend)? {
+        Some(bytes) => decode(bytes.value())?,
+        None => FiguresRecord::default(),
+    };
+    change(&mut figures)?;
+    let record = encode(&figures)?;
+    table
+        .insert(key.as_str(), record.as_slice())
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Takes the user's credit through `step` (or `capped`, when the step needs a place under a
+/// full cap) inside the caller's transaction: the cap count, the figures, the holds index, the
+/// ledger entry and the event. Returns the step taken.
+fn take_step(
+    txn: &WriteTransaction,
+    user: &mut User,
+    terms: &CreditTerms,
+    step: CreditStep,
+) -> Result<CreditStep, StoreError> {
+    let Some(from) = user.credit.clone() else {
+        return Err(StoreError::Backend("a credit step needs a credit".to_owned()));
+    };
+    let key = terms.cap_key();
+    let mut places = txn.open_table(CAP_PLACES).map_err(backend)?;
+    let held = places.get(key.as_str()).map_err(backend)?.map_or(0, |v| v.value());
+    let step = match step.cap_delta(&from) {
+        1 if terms.cap.is_some_and(|cap| !cap.admits(held)) => terms.capped(),
+        _ => step,
+    };
+    let places_after = match step.cap_delta(&from) {
+        1 => held.saturating_add(1),
+        -1 => held.saturating_sub(1),
+        _ => held,
+    };
+    places
+        .insert(key.as_str(), places_after)
+        .map_err(backend)?;
+    drop(places);
+    change_figures(txn, terms.program_id, |figures| {
+        figures.count(&from, false)?;
+        figures.count(&step.credit, true)
+    })?;
+    let mut holds = txn.open_table(HOLDS_DUE).map_err(backend)?;
+    if let IndicatorCredit::Held { release_at, .. } = &from {
+        holds
+            .remove((ms(*release_at), user.hash.as_str()))
+            .map_err(backend)?;
+    }
+    if let IndicatorCredit::Held { release_at, .. } = &step.credit {
+        holds
+            .insert((ms(*release_at), user.hash.as_str()), ())
+            .map_err(backend)?;
+    }
+    drop(holds);
+    append_ledger(txn, std::slice::from_ref(&step.ledger))?;
+    if let Some(event) = &step.event {
+        queue(txn, event)?;
+    }
+    user.credit = Some(step.credit.clone());
+    Ok(step)
+}
+
+/// Builds the program figures, the cap counts and the holds index from the users and the
+/// ledger stored before they existed; runs once, when no figures exist and users were
+/// indicated.
+pub(crate) fn count_earlier_credits(txn: &WriteTransaction) -> Result<(), StoreError> {
+    if !txn.open_table(FIGURES).map_err(backend)?.is_empty().map_err(backend)?
+        || txn
+            .open_multimap_table(INDICATED)
+            .map_err(backend)?
+            .is_empty()
+            .map_err(backend)?
+    {
+        return Ok(());
+    }
+    let mut figures = HashMap::<ProgramId, FiguresRecord>::new();
+    let mut places = HashMap::<String, u64>::new();
+    let mut holds = Vec::new();
+    for entry in txn.open_table(USERS).map_err(backend)?.iter().map_err(backend)? {
+        let (_, bytes) = entry.map_err(backend)?;
+        let user = decode::<UserRecord>(bytes.value())?.into_user();
+        let (Some(program), Some(indicator), Some(credit)) =
+            (user.program_id, &user.indicator, &user.credit)
+        else {
+            continue;
+        };
+        let record = figures.entry(program).or_default();
+        record.indicated_users += 1;
+        record.count(credit, true)?;
+        if credit.counts_toward_cap() {
+            *places.entry(format!("{program}:{indicator}")).or_default() += 1;
+        }
+        if let IndicatorCredit::Held { release_at, .. } = credit {
+            holds.push((ms(*release_at), user.hash.to_string()));
+        }
+    }
+    for entry in txn.open_table(LEDGER).map_err(backend)?.iter().map_err(backend)? {
+        let (_, bytes) = entry.map_err(backend)?;
+        let entry = decode::<LedgerRecord>(bytes.value())?;
+        if let (LedgerOperation::SignupCredit, Some(program)) = (entry.operation, entry.program_id)
+        {
+            let record = figures.entry(program).or_default();
+            record.signup_credit_total = record
+                .signup_credit_total
+                .checked_add(entry.amount)
+                .ok_or_else(|| StoreError::Corrupt("signup credit total".to_owned()))?;
+        }
+    }
+    for (program, record) in figures {
+        change_figures(txn, program, |stored| {
+            *stored = record;
+            Ok(())
+        })?;
+    }
+    let mut table = txn.open_table(CAP_PLACES).map_err(backend)?;
+    for (key, count) in places {
+        table.insert(key.as_str(), count).map_err(backend)?;
+    }
+    let mut table = txn.open_table(HOLDS_DUE).map_err(backend)?;
+    for (at, hash) in holds {
+        table.insert((at, hash.as_str()), ()).map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Unix milliseconds as an index key (times before 1970 sort first).
+fn ms(at: DateTime<Utc>) -> u64 {
+    u64::try_from(at.timestamp_millis()).unwrap_or(0)
 }
 
 fn read_user(
@@ -240,6 +498,15 @@ impl IndicationStore for EmbeddedStore {
                 .map_err(backend)?;
             append_ledger(txn, &registration.ledger)?;
             queue(txn, &registration.event)?;
+            let signup_credit = registration.event.amount;
+            change_figures(txn, program, |figures| {
+                figures.indicated_users = figures.indicated_users.saturating_add(1);
+                figures.signup_credit_total = figures
+                    .signup_credit_total
+                    .checked_add(signup_credit)
+                    .ok_or_else(|| StoreError::Corrupt("signup credit total".to_owned()))?;
+                figures.count(&IndicatorCredit::Pending, true)
+            })?;
             Ok(RegisterOutcome::Registered)
         })
         .await
@@ -249,7 +516,7 @@ impl IndicationStore for EmbeddedStore {
         &self,
         hash: &UserHash,
         total: Money,
-        unlock: Option<Unlock>,
+        terms: Option<CreditTerms>,
     ) -> Result<Payment, StoreError> {
         let hash = hash.clone();
         self.write(move |txn| {
@@ -258,25 +525,91 @@ impl IndicationStore for EmbeddedStore {
             else {
                 return Ok(Payment {
                     user: None,
-                    credited_now: false,
+                    step: None,
                 });
             };
             user.total_amount_paid = total;
-            let mut credited_now = false;
-            if let (Some(unlock), Some(IndicatorCredit::Pending)) = (unlock, &user.credit) {
-                user.credit = Some(IndicatorCredit::Acquired {
-                    amount: unlock.amount,
-                    at: unlock.ledger.created_at,
-                });
-                append_ledger(txn, std::slice::from_ref(&unlock.ledger))?;
-                queue(txn, &unlock.event)?;
-                credited_now = true;
-            }
+            let step = match (&terms, &user.credit) {
+                (Some(terms), Some(credit)) => match terms.on_payment(credit, total) {
+                    Some(step) => Some(take_step(txn, &mut user, terms, step)?),
+                    None => None,
+                },
+                _ => None,
+            };
             write_user(txn, &user)?;
             Ok(Payment {
                 user: Some(user),
-                credited_now,
+                step,
             })
+        })
+        .await
+    }
+
+    async fn due_holds(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<User>, StoreError> {
+        self.read(move |txn| {
+            let users = txn.open_table(USERS).map_err(backend)?;
+            let holds = txn.open_table(HOLDS_DUE).map_err(backend)?;
+            let mut due = Vec::new();
+            for entry in holds
+                .range((0, "")..=(ms(now), "\u{10FFFF}"))
+                .map_err(backend)?
+                .take(limit)
+            {
+                let (key, _) = entry.map_err(backend)?;
+                if let Some(user) = read_user(&users, key.value().1)? {
+                    due.push(user);
+                }
+            }
+            Ok(due)
+        })
+        .await
+    }
+
+    async fn release(
+        &self,
+        hash: &UserHash,
+        terms: CreditTerms,
+    ) -> Result<Option<CreditStep>, StoreError> {
+        let hash = hash.clone();
+        self.write(move |txn| {
+            let Some(mut user) =
+                read_user(&txn.open_table(USERS).map_err(backend)?, hash.as_str())?
+            else {
+                return Ok(None);
+            };
+            let Some(step) = user
+                .credit
+                .as_ref()
+                .and_then(|credit| terms.on_release(credit, user.total_amount_paid))
+            else {
+                return Ok(None);
+            };
+            let step = take_step(txn, &mut user, &terms, step)?;
+            write_user(txn, &user)?;
+            Ok(Some(step))
+        })
+        .await
+    }
+
+    async fn program_figures(&self, program: ProgramId) -> Result<ProgramFigures, StoreError> {
+        self.read(move |txn| {
+            let key = program.to_string();
+            let users = txn
+                .open_table(PROGRAM_USERS)
+                .map_err(backend)?
+                .get(key.as_str())
+                .map_err(backend)?
+                .map_or(0, |v| v.value());
+            let figures: FiguresRecord = match txn
+                .open_table(FIGURES)
+                .map_err(backend)?
+                .get(key.as_str())
+                .map_err(backend)?
+            {
+                Some(bytes) => decode(bytes.value())?,
+                None => FiguresRecord::default(),
+            };
+            Ok(figures.into_figures(users))
         })
         .await
     }

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use mongodb::{
     Collection,
@@ -19,15 +20,15 @@ use crate::{
     callbacks::store::mongo::CallbackDoc,
     email::Email,
     indication::domain::{
-        EmailIndication, IndicatorCredit, LedgerEntry, LedgerOperation, Payment, Registration,
-        Unlock, User, UserHash,
+        CreditStep, CreditTerms, EmailIndication, IndicatorCredit, LedgerEntry, LedgerOperation,
+        Payment, ProgramFigures, Registration, User, UserHash,
     },
     money::Money,
     programs::ProgramId,
     storage::{
         StoreError,
         mongo::{
-            DUPLICATE_KEY, INDICATED_EMAILS, MongoStore, USERS, from_bson_datetime,
+            CAP_PLACES, DUPLICATE_KEY, INDICATED_EMAILS, MongoStore, USERS, from_bson_datetime,
             from_decimal128, is_duplicate_key, store_error, to_bson, to_bson_datetime,
             to_decimal128,
         },
@@ -39,7 +40,9 @@ use crate::{
 #[serde(rename_all = "snake_case")]
 enum CreditState {
     Pending,
+    Held,
     Acquired,
+    Capped,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -47,6 +50,82 @@ struct CreditDoc {
     status: CreditState,
     amount: Option<Decimal128>,
     acquired_at: Option<mongodb::bson::DateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    held_at: Option<mongodb::bson::DateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    release_at: Option<mongodb::bson::DateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    capped_at: Option<mongodb::bson::DateTime>,
+}
+
+impl CreditDoc {
+    fn from_credit(credit: &IndicatorCredit) -> Result<Self, StoreError> {
+        let mut doc = Self {
+            status: CreditState::Pending,
+            amount: None,
+            acquired_at: None,
+            held_at: None,
+            release_at: None,
+            capped_at: None,
+        };
+        match credit {
+            IndicatorCredit::Pending => {}
+            IndicatorCredit::Held {
+                amount,
+                held_at,
+                release_at,
+            } => {
+                doc.status = CreditState::Held;
+                doc.amount = Some(to_decimal128(*amount)?);
+                doc.held_at = Some(to_bson_datetime(*held_at));
+                doc.release_at = Some(to_bson_datetime(*release_at));
+            }
+            IndicatorCredit::Acquired { amount, at } => {
+                doc.status = CreditState::Acquired;
+                doc.amount = Some(to_decimal128(*amount)?);
+                doc.acquired_at = Some(to_bson_datetime(*at));
+            }
+            IndicatorCredit::Capped { at } => {
+                doc.status = CreditState::Capped;
+                doc.amount = Some(to_decimal128(Money::ZERO)?);
+                doc.capped_at = Some(to_bson_datetime(*at));
+            }
+        }
+        Ok(doc)
+    }
+
+    fn into_credit(self, hash: &str) -> Result<IndicatorCredit, StoreError> {
+        let corrupt = || StoreError::Corrupt(format!("user {hash}: bad credit"));
+        Ok(match (self.status, self.amount) {
+            (CreditState::Pending, _) => IndicatorCredit::Pending,
+            (CreditState::Held, Some(amount)) => IndicatorCredit::Held {
+                amount: from_decimal128(amount)?,
+                held_at: from_bson_datetime(self.held_at.ok_or_else(corrupt)?)?,
+                release_at: from_bson_datetime(self.release_at.ok_or_else(corrupt)?)?,
+            },
+            (CreditState::Acquired, Some(amount)) => IndicatorCredit::Acquired {
+                amount: from_decimal128(amount)?,
+                at: from_bson_datetime(self.acquired_at.ok_or_else(corrupt)?)?,
+            },
+            (CreditState::Capped, _) => IndicatorCredit::Capped {
+                at: from_bson_datetime(self.capped_at.ok_or_else(corrupt)?)?,
+            },
+            (_, None) => return Err(corrupt()),
+        })
+    }
+}
+
+/// The filter that holds only while the user's credit is still `credit`: its status and, for a
+/// held credit, its release time (a credit cancelled and held again has another).
+fn credit_filter(hash: &UserHash, credit: &IndicatorCredit) -> Result<Document, StoreError> {
+    let mut filter = doc! {
+        "_id": hash.as_str(),
+        "credit.status": to_bson(&CreditDoc::from_credit(credit)?.status)?,
+    };
+    if let IndicatorCredit::Held { release_at, .. } = credit {
+        filter.insert("credit.release_at", to_bson_datetime(*release_at));
+    }
+    Ok(filter)
 }
 
 /// A user as stored. `ledger` and `callbacks` are written with the document and read only by
@@ -61,6 +140,9 @@ struct UserDoc {
     created_at: mongodb::bson::DateTime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     credit: Option<CreditDoc>,
+    /// What the indicated user received at signup, for the program figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signup_credit: Option<Decimal128>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     ledger: Vec<LedgerDoc>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -69,19 +151,7 @@ struct UserDoc {
 
 impl UserDoc {
     fn from_user(user: &User) -> Result<Self, StoreError> {
-        let credit = match &user.credit {
-            None => None,
-            Some(IndicatorCredit::Pending) => Some(CreditDoc {
-                status: CreditState::Pending,
-                amount: None,
-                acquired_at: None,
-            }),
-            Some(IndicatorCredit::Acquired { amount, at }) => Some(CreditDoc {
-                status: CreditState::Acquired,
-                amount: Some(to_decimal128(*amount)?),
-                acquired_at: Some(to_bson_datetime(*at)),
-            }),
-        };
+        let credit = user.credit.as_ref().map(CreditDoc::from_credit).transpose()?;
         Ok(Self {
             hash: user.hash.to_string(),
             user_indicator: user.indicator.as_ref().map(ToString::to_string),
@@ -89,30 +159,17 @@ impl UserDoc {
             total_amount_paid: to_decimal128(user.total_amount_paid)?,
             created_at: to_bson_datetime(user.created_at),
             credit,
+            signup_credit: None,
             ledger: Vec::new(),
             callbacks: Vec::new(),
         })
     }
 
     fn into_user(self) -> Result<User, StoreError> {
-        let credit = match self.credit {
-            None => None,
-            Some(credit) if credit.status == CreditState::Pending => Some(IndicatorCredit::Pending),
-            Some(CreditDoc {
-                amount: Some(amount),
-                acquired_at: Some(at),
-                ..
-            }) => Some(IndicatorCredit::Acquired {
-                amount: from_decimal128(amount)?,
-                at: from_bson_datetime(at)?,
-            }),
-            Some(_) => {
-                return Err(StoreError::Corrupt(format!(
-                    "user {}: bad credit",
-                    self.hash
-                )));
-            }
-        };
+        let credit = self
+            .credit
+            .map(|credit| credit.into_credit(&self.hash))
+            .transpose()?;
         Ok(User {
             hash: UserHash::from_stored(self.hash),
             indicator: self.user_indicator.map(UserHash::from_stored),
@@ -185,7 +242,203 @@ fn user_projection() -> Document {
     doc! { "ledger": 0, "callbacks": 0 }
 }
 
+/// How often a payment re-reads a credit that changed between its read and its write.
+const MAX_CREDIT_RACES: usize = 16;
+
+/// A sum from an aggregation: Decimal128, or a plain 0 when nothing was summed.
+fn money_of(value: Option<&Bson>) -> Result<Money, StoreError> {
+    match value {
+        Some(Bson::Decimal128(amount)) => from_decimal128(*amount),
+        _ => Ok(Money::ZERO),
+    }
+}
+
 impl MongoStore {
+    fn cap_places(&self) -> Collection<Document> {
+        self.db.collection(CAP_PLACES)
+    }
+
+    /// Takes one of the indicator's places under its cap (or, with no cap, counts one):
+    /// `false` when the cap is full. One conditional update moves the count only below the cap;
+    /// the first place of an indicator is an insert, and an insert that loses to another is
+    /// followed by the conditional update again.
+    async fn take_cap_place(&self, terms: &CreditTerms) -> Result<bool, StoreError> {
+        let key = terms.cap_key();
+        let filter = match terms.cap {
+            Some(cap) => doc! { "_id": &key, "count": { "$lt": i64::from(cap.get()) } },
+            None => doc! { "_id": &key },
+        };
+        let inc = doc! { "$inc": { "count": 1_i64 } };
+        let moved = |result: mongodb::results::UpdateResult| result.matched_count == 1;
+        if moved(
+            self.cap_places()
+                .update_one(filter.clone(), inc.clone())
+                .await
+                .map_err(store_error)?,
+        ) {
+            return Ok(true);
+        }
+        match self
+            .cap_places()
+            .insert_one(doc! { "_id": &key, "count": 1_i64 })
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) if is_duplicate_key(&err) => Ok(moved(
+                self.cap_places()
+                    .update_one(filter, inc)
+                    .await
+                    .map_err(store_error)?,
+            )),
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    async fn give_back_cap_place(&self, terms: &CreditTerms) -> Result<(), StoreError> {
+        self.cap_places()
+            .update_one(
+                doc! { "_id": terms.cap_key(), "count": { "$gt": 0_i64 } },
+                doc! { "$inc": { "count": -1_i64 } },
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Stores the total under `filter` alone; `None` when the filter no longer matches.
+    async fn set_total(
+        &self,
+        filter: Document,
+        total: Decimal128,
+    ) -> Result<Option<User>, StoreError> {
+        self.users()
+            .find_one_and_update(filter, doc! { "$set": { "total_amount_paid": total } })
+            .projection(user_projection())
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(store_error)?
+            .map(UserDoc::into_user)
+            .transpose()
+    }
+
+    /// Takes `user`'s credit through `step` with one conditional update under `filter` (the
+    /// state the step was decided on): the credit, the ledger entry, the event and, for a
+    /// payment, the total. A step that needs a place under the cap takes it first and becomes
+    /// `capped` when the cap is full; a place taken for an update that then misses is given
+    /// back, and a cancellation gives its place back after its update. A crash between the two
+    /// writes leaves the count one too high: an indicator credited less, never more. `None`
+    /// when the filter no longer matched: the caller reads again.
+    async fn take_step(
+        &self,
+        user: &User,
+        terms: &CreditTerms,
+        step: CreditStep,
+        total: Option<Decimal128>,
+        filter: Document,
+    ) -> Result<Option<(User, CreditStep)>, StoreError> {
+        let Some(from) = &user.credit else {
+            return Ok(None);
+        };
+        let delta = step.cap_delta(from);
+        let step = if delta > 0 && !self.take_cap_place(terms).await? {
+            terms.capped()
+        } else {
+            step
+        };
+        let mut set = doc! { "credit": to_bson(&CreditDoc::from_credit(&step.credit)?)? };
+        if let Some(total) = total {
+            set.insert("total_amount_paid", total);
+        }
+        let mut push = doc! { "ledger": LedgerDoc::to_document(&step.ledger)? };
+        if let Some(event) = &step.event {
+            push.insert("callbacks", CallbackDoc::to_document(event)?);
+        }
+        let updated = self
+            .users()
+            .find_one_and_update(filter, doc! { "$set": set, "$push": push })
+            .projection(user_projection())
+            .return_document(ReturnDocument::After)
+            .await;
+        let took_place = delta > 0 && step.credit.counts_toward_cap();
+        let updated = match updated {
+            Ok(updated) => updated,
+            Err(err) => {
+                if took_place {
+                    self.give_back_cap_place(terms).await?;
+                }
+                return Err(store_error(err));
+            }
+        };
+        let Some(doc) = updated else {
+            if took_place {
+                self.give_back_cap_place(terms).await?;
+            }
+            return Ok(None);
+        };
+        if step.cap_delta(from) < 0 {
+            self.give_back_cap_place(terms).await?;
+        }
+        Ok(Some((doc.into_user()?, step)))
+    }
+
+    /// Gives indicated users stored before the program figures existed their `signup_credit`
+    /// (from their ledger), and counts their held and acquired credits toward their
+    /// indicator's cap. The count moves before the mark, so a crash in between, or two
+    /// instances starting at once, leave it too high: an indicator credited less, never more.
+    pub(crate) async fn count_earlier_credits(&self) -> Result<(), StoreError> {
+        let statuses = [
+            CreditState::Pending,
+            CreditState::Held,
+            CreditState::Acquired,
+            CreditState::Capped,
+        ]
+        .iter()
+        .map(to_bson)
+        .collect::<Result<Vec<_>, _>>()?;
+        let earlier: Vec<UserDoc> = self
+            .users()
+            .find(doc! {
+                "credit.status": { "$in": statuses },
+                "signup_credit": { "$exists": false },
+            })
+            .projection(doc! { "callbacks": 0 })
+            .await
+            .map_err(store_error)?
+            .try_collect()
+            .await
+            .map_err(store_error)?;
+        for doc in earlier {
+            let signup = doc
+                .ledger
+                .iter()
+                .find(|entry| entry.operation == LedgerOperation::SignupCredit)
+                .map_or(to_decimal128(Money::ZERO), |entry| Ok(entry.amount))?;
+            let hash = doc.hash.clone();
+            let user = doc.into_user()?;
+            if let (Some(program), Some(indicator), Some(credit)) =
+                (user.program_id, &user.indicator, &user.credit)
+                && credit.counts_toward_cap()
+            {
+                self.cap_places()
+                    .update_one(
+                        doc! { "_id": format!("{program}:{indicator}") },
+                        doc! { "$inc": { "count": 1_i64 } },
+                    )
+                    .upsert(true)
+                    .await
+                    .map_err(store_error)?;
+            }
+            self.users()
+                .update_one(
+                    doc! { "_id": hash, "signup_credit": { "$exists": false } },
+                    doc! { "$set": { "signup_credit": signup } },
+                )
+                .await
+                .map_err(store_error)?;
+        }
+        Ok(())
+    }
+
     fn users(&self) -> Collection<UserDoc> {
         self.db.collection(USERS)
     }
@@ -307,6 +560,7 @@ impl IndicationStore for MongoStore {
             .map(LedgerDoc::from_entry)
             .collect::<Result<_, _>>()?;
         doc.callbacks = vec![CallbackDoc::from_event(&registration.event)?];
+        doc.signup_credit = Some(to_decimal128(registration.event.amount)?);
         match self.users().insert_one(doc).await {
             Ok(_) => Ok(RegisterOutcome::Registered),
             Err(err) if is_duplicate_key(&err) => {
@@ -324,56 +578,144 @@ impl IndicationStore for MongoStore {
         &self,
         hash: &UserHash,
         total: Money,
-        unlock: Option<Unlock>,
+        terms: Option<CreditTerms>,
     ) -> Result<Payment, StoreError> {
-        let total = to_decimal128(total)?;
-        if let Some(unlock) = unlock {
-            // The "credited" mark, the ledger entry and the event: one conditional write.
-            let update = doc! {
-                "$set": {
-                    "total_amount_paid": total,
-                    "credit.status": to_bson(&CreditState::Acquired)?,
-                    "credit.amount": to_decimal128(unlock.amount)?,
-                    "credit.acquired_at": to_bson_datetime(unlock.ledger.created_at),
-                },
-                "$push": {
-                    "ledger": LedgerDoc::to_document(&unlock.ledger)?,
-                    "callbacks": CallbackDoc::to_document(&unlock.event)?,
+        let total_doc = to_decimal128(total)?;
+        for _ in 0..MAX_CREDIT_RACES {
+            let Some(user) = self.user(hash).await? else {
+                return Ok(Payment {
+                    user: None,
+                    step: None,
+                });
+            };
+            let (Some(terms), Some(credit)) = (&terms, &user.credit) else {
+                let user = self
+                    .set_total(doc! { "_id": hash.as_str() }, total_doc)
+                    .await?;
+                return Ok(Payment { user, step: None });
+            };
+            let step = match terms.on_payment(credit, total) {
+                Some(step) => {
+                    self.take_step(&user, terms, step, Some(total_doc), credit_filter(hash, credit)?)
+                        .await?
+                }
+                // The total alone, while the credit is still in the state it was decided on.
+                None => match self.set_total(credit_filter(hash, credit)?, total_doc).await? {
+                    Some(user) => return Ok(Payment { user: Some(user), step: None }),
+                    None => continue,
                 },
             };
-            let credited = self
-                .users()
-                .find_one_and_update(
-                    doc! { "_id": hash.as_str(), "credit.status": to_bson(&CreditState::Pending)? },
-                    update,
-                )
-                .projection(user_projection())
-                .return_document(ReturnDocument::After)
-                .await
-                .map_err(store_error)?;
-            if let Some(doc) = credited {
+            if let Some((user, step)) = step {
                 return Ok(Payment {
-                    user: Some(doc.into_user()?),
-                    credited_now: true,
+                    user: Some(user),
+                    step: Some(step),
                 });
             }
         }
-        let user = self
+        Err(StoreError::Backend(
+            "the user's credit kept changing under this payment".to_owned(),
+        ))
+    }
+
+    async fn due_holds(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<User>, StoreError> {
+        let docs: Vec<UserDoc> = self
             .users()
-            .find_one_and_update(
-                doc! { "_id": hash.as_str() },
-                doc! { "$set": { "total_amount_paid": total } },
-            )
+            .find(doc! {
+                "credit.status": to_bson(&CreditState::Held)?,
+                "credit.release_at": { "$lte": to_bson_datetime(now) },
+            })
             .projection(user_projection())
-            .return_document(ReturnDocument::After)
+            .sort(doc! { "credit.release_at": 1 })
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
             .await
             .map_err(store_error)?
-            .map(UserDoc::into_user)
-            .transpose()?;
-        Ok(Payment {
-            user,
-            credited_now: false,
-        })
+            .try_collect()
+            .await
+            .map_err(store_error)?;
+        docs.into_iter().map(UserDoc::into_user).collect()
+    }
+
+    async fn release(
+        &self,
+        hash: &UserHash,
+        terms: CreditTerms,
+    ) -> Result<Option<CreditStep>, StoreError> {
+        let Some(user) = self.user(hash).await? else {
+            return Ok(None);
+        };
+        let Some(credit) = &user.credit else {
+            return Ok(None);
+        };
+        let Some(step) = terms.on_release(credit, user.total_amount_paid) else {
+            return Ok(None);
+        };
+        // The decision read the total too: it must not have moved either.
+        let mut filter = credit_filter(hash, credit)?;
+        filter.insert("total_amount_paid", to_decimal128(user.total_amount_paid)?);
+        Ok(self
+            .take_step(&user, &terms, step, None, filter)
+            .await?
+            .map(|(_, step)| step))
+    }
+
+    async fn program_figures(&self, program: ProgramId) -> Result<ProgramFigures, StoreError> {
+        let pipeline = [
+            doc! { "$match": { "program_id": program.object_id() } },
+            doc! { "$group": {
+                "_id": "$credit.status",
+                "users": { "$sum": 1 },
+                "amount": { "$sum": "$credit.amount" },
+                "signup": { "$sum": "$signup_credit" },
+            } },
+        ];
+        let groups: Vec<Document> = self
+            .users()
+            .aggregate(pipeline)
+            .await
+            .map_err(store_error)?
+            .try_collect()
+            .await
+            .map_err(store_error)?;
+        let mut figures = ProgramFigures::default();
+        let overflow = || StoreError::Corrupt("program figures out of range".to_owned());
+        for group in groups {
+            let users = match group.get("users") {
+                Some(Bson::Int32(n)) => u64::try_from(*n).unwrap_or(0),
+                Some(Bson::Int64(n)) => u64::try_from(*n).unwrap_or(0),
+                _ => 0,
+            };
+            let amount = money_of(group.get("amount"))?;
+            let signup = money_of(group.get("signup"))?;
+            figures.users = figures.users.checked_add(users).ok_or_else(overflow)?;
+            figures.signup_credit_total = figures
+                .signup_credit_total
+                .checked_add(signup)
+                .ok_or_else(overflow)?;
+            let status: Option<CreditState> = match group.get("_id") {
+                Some(Bson::String(_)) => group
+                    .get("_id")
+                    .cloned()
+                    .map(mongodb::bson::from_bson)
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(format!("credit status: {e}")))?,
+                _ => None,
+            };
+            let Some(status) = status else { continue };
+            figures.indicated_users += users;
+            match status {
+                CreditState::Pending => figures.pending = users,
+                CreditState::Held => {
+                    figures.held = users;
+                    figures.held_credit_total = amount;
+                }
+                CreditState::Acquired => {
+                    figures.acquired = users;
+                    figures.acquired_credit_total = amount;
+                }
+                CreditState::Capped => figures.capped = users,
+            }
+        }
+        Ok(figures)
     }
 
     async fn indicated_by(&self, indicator: &UserHash) -> Result<Vec<User>, StoreError> {

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use super::ProgramStore;
 use crate::{
     money::Money,
-    programs::domain::{Deletion, Program, ProgramId, ProgramName, ProgramPatch},
+    programs::domain::{
+        CreditCap, Deletion, HoldDays, Program, ProgramId, ProgramName, ProgramPatch,
+    },
     storage::{
         StoreError,
         embedded::{EmbeddedStore, JsonTable, backend, decode, encode, millis, money_text},
@@ -55,6 +57,10 @@ struct ProgramRecord {
     credit_value: Money,
     #[serde(with = "money_text")]
     target_value: Money,
+    #[serde(default)]
+    hold_days: u16,
+    #[serde(default)]
+    max_credits_per_indicator: Option<u32>,
     #[serde(rename = "created_at_ms", with = "millis")]
     created_at: DateTime<Utc>,
     #[serde(rename = "updated_at_ms", with = "millis")]
@@ -68,6 +74,8 @@ impl ProgramRecord {
             name: p.name.as_str().to_owned(),
             credit_value: p.credit_value,
             target_value: p.target_value,
+            hold_days: p.hold_days.days(),
+            max_credits_per_indicator: p.max_credits_per_indicator.map(CreditCap::get),
             created_at: p.created_at,
             updated_at: p.updated_at,
         }
@@ -82,6 +90,13 @@ impl ProgramRecord {
             name: ProgramName::from_stored(self.name),
             credit_value: self.credit_value,
             target_value: self.target_value,
+            hold_days: HoldDays::new(self.hold_days.into())
+                .map_err(|e| StoreError::Corrupt(format!("program {}: {e}", self.id)))?,
+            max_credits_per_indicator: self
+                .max_credits_per_indicator
+                .map(|max| CreditCap::new(max.into()))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("program {}: {e}", self.id)))?,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })

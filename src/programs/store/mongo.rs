@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::ProgramStore;
 use crate::{
-    programs::domain::{Deletion, Program, ProgramId, ProgramName, ProgramPatch},
+    programs::domain::{
+        CreditCap, Deletion, HoldDays, Program, ProgramId, ProgramName, ProgramPatch,
+    },
     storage::{
         StoreError,
         mongo::{
@@ -28,6 +30,10 @@ struct ProgramDoc {
     name: String,
     credit_value: Decimal128,
     target_value: Decimal128,
+    #[serde(default)]
+    hold_days: i32,
+    #[serde(default)]
+    max_credits_per_indicator: Option<i64>,
     created_at: mongodb::bson::DateTime,
     updated_at: mongodb::bson::DateTime,
     /// How many users belong to the program; a program is deleted only at 0.
@@ -42,6 +48,8 @@ impl ProgramDoc {
             name: p.name.as_str().to_owned(),
             credit_value: to_decimal128(p.credit_value)?,
             target_value: to_decimal128(p.target_value)?,
+            hold_days: i32::from(p.hold_days.days()),
+            max_credits_per_indicator: p.max_credits_per_indicator.map(|c| i64::from(c.get())),
             created_at: to_bson_datetime(p.created_at),
             updated_at: to_bson_datetime(p.updated_at),
             user_count: 0,
@@ -54,6 +62,19 @@ impl ProgramDoc {
             name: ProgramName::from_stored(self.name),
             credit_value: from_decimal128(self.credit_value)?,
             target_value: from_decimal128(self.target_value)?,
+            hold_days: u64::try_from(self.hold_days)
+                .ok()
+                .and_then(|days| HoldDays::new(days).ok())
+                .ok_or_else(|| StoreError::Corrupt(format!("program {}: hold_days", self.id)))?,
+            max_credits_per_indicator: self
+                .max_credits_per_indicator
+                .map(|max| {
+                    u64::try_from(max)
+                        .ok()
+                        .and_then(|max| CreditCap::new(max).ok())
+                        .ok_or_else(|| StoreError::Corrupt(format!("program {}: cap", self.id)))
+                })
+                .transpose()?,
             created_at: from_bson_datetime(self.created_at)?,
             updated_at: from_bson_datetime(self.updated_at)?,
         })
@@ -145,6 +166,15 @@ impl ProgramStore for MongoStore {
         }
         if let Some(value) = patch.target_value {
             set.insert("target_value", to_decimal128(value)?);
+        }
+        if let Some(days) = patch.hold_days {
+            set.insert("hold_days", i32::from(days.days()));
+        }
+        if let Some(cap) = patch.max_credits_per_indicator {
+            set.insert(
+                "max_credits_per_indicator",
+                cap.map(|c| i64::from(c.get())),
+            );
         }
         set.insert("updated_at", to_bson_datetime(at));
         self.programs()
