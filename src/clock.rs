@@ -31,3 +31,25 @@ impl Clock for SystemClock {
         now()
     }
 }
+
+/// The real time moved by an offset that can be advanced: background work run on it behaves
+/// as if that much time had passed (tests use it to reach release dates days away).
+#[derive(Debug, Default)]
+pub struct ShiftedClock {
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl ShiftedClock {
+    pub fn advance(&self, by: chrono::Duration) {
+        self.offset_ms
+            .fetch_add(by.num_milliseconds(), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> DateTime<Utc> {
+        now() + chrono::Duration::milliseconds(
+            self.offset_ms.load(std::sync::atomic::Ordering::SeqCst),
+        )
+    }
+}

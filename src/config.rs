@@ -37,6 +37,7 @@ struct RawEnv {
     max_concurrent_requests: Option<String>,
     header_read_timeout: Option<String>,
     keep_alive_timeout: Option<String>,
+    credit_release_interval: Option<String>,
 }
 
 /// A configuration problem, naming the variable at fault.
@@ -206,9 +207,13 @@ pub struct Config {
     pub callbacks: CallbackConfig,
     pub log_format: LogFormat,
     pub http: HttpConfig,
+    /// How often the background worker releases the held credits that are due.
+    pub credit_release_interval: Duration,
 }
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
+/// Held credits are released at most this long after they fall due.
+pub const MAX_CREDIT_RELEASE_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a request waits for MongoDB to answer before it gets a 503.
 pub const DEFAULT_DATABASE_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_DATA_DIR: &str = "./data";
@@ -317,8 +322,26 @@ impl Config {
                 non_empty(raw.header_read_timeout),
                 non_empty(raw.keep_alive_timeout),
             )?,
+            credit_release_interval: release_interval(non_empty(raw.credit_release_interval))?,
         })
     }
+}
+
+/// Above zero and at most a minute (the contract promises a release within a minute of its
+/// due time); a minute by default.
+fn release_interval(value: Option<String>) -> Result<Duration, ConfigError> {
+    let interval = positive_duration(
+        "CREDIT_RELEASE_INTERVAL",
+        value,
+        MAX_CREDIT_RELEASE_INTERVAL,
+    )?;
+    if interval > MAX_CREDIT_RELEASE_INTERVAL {
+        return Err(ConfigError::new(
+            "CREDIT_RELEASE_INTERVAL",
+            "must be at most 1m: held credits are released within a minute of their release date",
+        ));
+    }
+    Ok(interval)
 }
 
 /// A duration above zero, or `default` when the variable is unset.

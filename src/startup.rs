@@ -14,7 +14,8 @@ use crate::{
         delivery::{Endpoint, Sender},
         worker::{POLL_INTERVAL, Worker, WorkerSettings},
     },
-    clock::SystemClock,
+    clock::{Clock, SystemClock},
+    indication::release::ReleaseWorker,
     config::{CallbackConfig, Config, HttpConfig, LegacyRoutesAuth},
     ops::server,
     storage::{self, StoreError, Stores},
@@ -42,6 +43,7 @@ pub struct Application {
     stores: Stores,
     /// `None` while no callback URL is configured: events wait as `pending`.
     worker: Option<Worker>,
+    release: ReleaseWorker,
     http: HttpConfig,
 }
 
@@ -62,6 +64,13 @@ impl Application {
         warn_about_risky_settings(&config);
         let signal = OutboxSignal::default();
         let worker = callback_worker(&config.callbacks, &stores, &signal)?;
+        let release = ReleaseWorker {
+            users: stores.indication.clone(),
+            programs: stores.programs.clone(),
+            clock: Arc::new(SystemClock),
+            interval: config.credit_release_interval,
+            signal: signal.clone(),
+        };
         let router = app::router(stores.clone(), auth, signal, &config.http);
         let listener = TcpListener::bind(config.listen_addr)
             .await
@@ -79,8 +88,19 @@ impl Application {
             local_addr,
             stores,
             worker,
+            release,
             http: config.http.clone(),
         })
+    }
+
+    /// Runs the background work — credit releases and callback deliveries — on `clock`
+    /// instead of the system's, so that tests can move time.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        if let Some(worker) = &mut self.worker {
+            worker.clock = clock.clone();
+        }
+        self.release.clock = clock;
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -91,8 +111,8 @@ impl Application {
         &self.stores
     }
 
-    /// Serves, and runs the callback worker beside the server, until `shutdown` completes;
-    /// then lets requests in flight finish and the worker stop between deliveries.
+    /// Serves, and runs the callback and release workers beside the server, until `shutdown`
+    /// completes; then lets requests in flight finish and the workers stop between steps.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -118,12 +138,14 @@ impl Application {
                 }
             })
         };
+        let release = self.release.run(stop.clone());
         tokio::join!(
             async {
                 server.await;
                 stop.cancel();
             },
-            worker
+            worker,
+            release
         );
         Ok(())
     }

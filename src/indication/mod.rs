@@ -2,6 +2,7 @@
 
 pub mod domain;
 pub mod import;
+pub mod release;
 mod routes;
 pub mod service;
 pub mod store;

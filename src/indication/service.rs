@@ -193,26 +193,36 @@ pub async fn record_invoice(
 /// How many due held credits one pass of the release worker moves at most.
 pub const RELEASE_BATCH: usize = 100;
 
-/// Moves the held credits due at `now`: acquired (with the `acquired_credit` entry and event)
-/// when the total is still at or above the credit, else back to pending. Returns how many
-/// were acquired; a credit another worker moved first is skipped.
+/// What one release pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Released {
+    /// Held credits moved, either way.
+    pub moved: usize,
+    /// Of those, the ones acquired.
+    pub acquired: usize,
+}
+
+/// Moves up to [`RELEASE_BATCH`] held credits due at `now`: acquired (with the
+/// `acquired_credit` entry and event) when the total is still at or above the credit, else back
+/// to pending (`credit_cancelled`). A credit another worker moved first is skipped.
 pub async fn release_due(
     users: &dyn IndicationStore,
     programs: &dyn ProgramStore,
     now: DateTime<Utc>,
-) -> Result<usize> {
-    let mut acquired = 0;
+) -> Result<Released> {
+    let mut released = Released::default();
     for user in users.due_holds(now, RELEASE_BATCH).await? {
         let Some(terms) = credit_terms(programs, &user, now).await? else {
             continue;
         };
-        if let Some(step) = users.release(&user.hash, terms).await?
-            && step.event.is_some()
-        {
-            acquired += 1;
+        if let Some(step) = users.release(&user.hash, terms).await? {
+            released.moved += 1;
+            if step.event.is_some() {
+                released.acquired += 1;
+            }
         }
     }
-    Ok(acquired)
+    Ok(released)
 }
 
 /// What a user has earned by indicating others.

@@ -1,7 +1,7 @@
-use std::path::Path;
+use std::{path::Path, sync::Arc};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use referral_api::{config::Config, startup::Application, storage::Stores};
+use referral_api::{clock::ShiftedClock, config::Config, startup::Application, storage::Stores};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -70,6 +70,9 @@ pub struct TestApp {
     pub data_dir: TempDir,
     /// The app's own stores, to read back what HTTP does not show (ledger, outbox).
     pub stores: Stores,
+    /// The clock of the app's background work (releases, deliveries): `advance` it to reach
+    /// release dates days away.
+    pub clock: Arc<ShiftedClock>,
     vars: Vec<(String, String)>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
@@ -101,7 +104,7 @@ impl TestApp {
                 vars.push(((*name).into(), (*value).into()));
             }
         }
-        Self::start(backend, vars, data_dir, secret).await
+        Self::start(backend, vars, data_dir, secret, Arc::default()).await
     }
 
     async fn start(
@@ -109,6 +112,7 @@ impl TestApp {
         vars: Vec<(String, String)>,
         data_dir: TempDir,
         mut secret: String,
+        clock: Arc<ShiftedClock>,
     ) -> Self {
         init_test_logs();
         let config = Config::from_vars(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -118,7 +122,7 @@ impl TestApp {
         let mut attempts = 0;
         let app = loop {
             match Application::build(config.clone()).await {
-                Ok(app) => break app,
+                Ok(app) => break app.with_clock(clock.clone()),
                 Err(err) if attempts < 100 && err.to_string().contains("already open") => {
                     attempts += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -149,6 +153,7 @@ impl TestApp {
             secret,
             data_dir,
             stores,
+            clock,
             vars,
             shutdown: Some(tx),
             server: Some(server),
@@ -176,10 +181,10 @@ impl TestApp {
         let data_dir =
             std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("temp dir"));
         let vars = std::mem::take(&mut self.vars);
-        let (backend, secret) = (self.backend, self.secret.clone());
+        let (backend, secret, clock) = (self.backend, self.secret.clone(), self.clock.clone());
         // The old stores must be gone: the embedded file admits one owner at a time.
         drop(self);
-        Self::start(backend, vars, data_dir, secret).await
+        Self::start(backend, vars, data_dir, secret, clock).await
     }
 
     async fn stop(&mut self) {

@@ -28,6 +28,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/invoice/user/{user_hash}/"),
     ("GET", "/statement/{user_hash}/"),
     ("GET", "/statement/{user_hash}/indicated/"),
+    ("GET", "/program/{id}/stats/"),
     ("POST", "/emailindication/"),
     ("POST", "/emailverification/"),
     ("GET", "/api/referrer/{encodeEmail}/referral-code"),
