@@ -48,8 +48,9 @@ impl ShiftedClock {
 
 impl Clock for ShiftedClock {
     fn now(&self) -> DateTime<Utc> {
-        now() + chrono::Duration::milliseconds(
-            self.offset_ms.load(std::sync::atomic::Ordering::SeqCst),
-        )
+        now()
+            + chrono::Duration::milliseconds(
+                self.offset_ms.load(std::sync::atomic::Ordering::SeqCst),
+            )
     }
 }

@@ -15,8 +15,8 @@ use crate::{
         worker::{POLL_INTERVAL, Worker, WorkerSettings},
     },
     clock::{Clock, SystemClock},
-    indication::release::ReleaseWorker,
     config::{CallbackConfig, Config, HttpConfig, LegacyRoutesAuth},
+    indication::release::ReleaseWorker,
     ops::server,
     storage::{self, StoreError, Stores},
 };

@@ -471,3 +471,100 @@ impl StringList {
         Ok(self.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::programs::domain::{HoldDays, ProgramName};
+
+    fn money(text: &str) -> Money {
+        text.parse().expect("money")
+    }
+
+    fn terms(hold_days: u64, at: DateTime<Utc>) -> CreditTerms {
+        let mut program = Program::new(
+            ProgramName::parse("P").expect("name"),
+            money("5"),
+            money("100"),
+        );
+        program.hold_days = HoldDays::new(hold_days).expect("days");
+        let mut user = User::imported(UserHash::parse("bo").expect("hash"), None, at);
+        user.indicator = UserHash::parse("ana");
+        CreditTerms::new(&user, &program, at).expect("terms")
+    }
+
+    #[test]
+    fn a_crossing_acquires_at_once_or_is_held_for_the_period() {
+        let at = Utc::now();
+        let step = terms(0, at).on_payment(&IndicatorCredit::Pending, money("100"));
+        assert!(matches!(
+            step.map(|s| (s.credit, s.ledger.operation, s.event.is_some())),
+            Some((
+                IndicatorCredit::Acquired { .. },
+                LedgerOperation::AcquiredCredit,
+                true
+            ))
+        ));
+        let held = terms(7, at)
+            .on_payment(&IndicatorCredit::Pending, money("100"))
+            .expect("a step");
+        assert_eq!(held.ledger.operation, LedgerOperation::CreditHeld);
+        assert!(held.event.is_none());
+        assert_eq!(
+            held.credit,
+            IndicatorCredit::Held {
+                amount: money("100"),
+                held_at: at,
+                release_at: at + chrono::Duration::days(7),
+            }
+        );
+        assert!(
+            terms(7, at)
+                .on_payment(&IndicatorCredit::Pending, money("99.99"))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_held_credit_is_cancelled_below_its_amount_and_released_when_due() {
+        let at = Utc::now();
+        let held = IndicatorCredit::Held {
+            amount: money("100"),
+            held_at: at,
+            release_at: at + chrono::Duration::days(7),
+        };
+        let cancel = terms(7, at).on_payment(&held, money("50")).expect("a step");
+        assert_eq!(cancel.credit, IndicatorCredit::Pending);
+        assert_eq!(cancel.ledger.operation, LedgerOperation::CreditCancelled);
+        assert_eq!(cancel.cap_delta(&held), -1);
+        assert!(terms(7, at).on_payment(&held, money("100")).is_none());
+        // Not due yet; then due, with the total still there or not.
+        assert!(terms(7, at).on_release(&held, money("100")).is_none());
+        let later = at + chrono::Duration::days(7);
+        let release = terms(7, later)
+            .on_release(&held, money("100"))
+            .expect("due");
+        assert!(matches!(release.credit, IndicatorCredit::Acquired { .. }));
+        assert_eq!(release.cap_delta(&held), 0);
+        let below = terms(7, later).on_release(&held, money("99")).expect("due");
+        assert_eq!(below.credit, IndicatorCredit::Pending);
+        assert!(below.event.is_none());
+    }
+
+    #[test]
+    fn acquired_and_capped_credits_never_move() {
+        let at = Utc::now();
+        for credit in [
+            IndicatorCredit::Acquired {
+                amount: money("100"),
+                at,
+            },
+            IndicatorCredit::Capped { at },
+        ] {
+            for total in ["0", "100", "1000"] {
+                assert!(terms(7, at).on_payment(&credit, money(total)).is_none());
+                assert!(terms(7, at).on_release(&credit, money(total)).is_none());
+            }
+        }
+    }
+}

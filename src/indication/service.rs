@@ -284,9 +284,7 @@ pub async fn program_figures(
     programs: &dyn ProgramStore,
     id: &str,
 ) -> Result<ProgramFigures> {
-    let id: ProgramId = id
-        .parse()
-        .map_err(|_| IndicationError::ProgramIdNotFound)?;
+    let id: ProgramId = id.parse().map_err(|_| IndicationError::ProgramIdNotFound)?;
     programs
         .get(id)
         .await?

@@ -490,7 +490,10 @@ async fn fifty_concurrent_invoices_crossing_the_threshold_credit_once(app: TestA
         })
         .collect();
     for task in tasks {
-        assert_eq!(task.await.expect("task"), json!({ "acquired_credit": 100, "credit_status": "acquired" }));
+        assert_eq!(
+            task.await.expect("task"),
+            json!({ "acquired_credit": 100, "credit_status": "acquired" })
+        );
     }
     let ops = ledger_ops(&app, "rich").await;
     assert_eq!(
@@ -511,7 +514,10 @@ async fn fifty_concurrent_invoices_crossing_the_threshold_credit_once(app: TestA
 async fn invoice_of_a_user_without_indicator_credits_nobody(app: TestApp) {
     setup(&app, json!(1), json!(10)).await;
     let body = expect_json(app.invoice("indicator", json!(1000)).await, StatusCode::OK).await;
-    assert_eq!(body, json!({ "acquired_credit": 0, "credit_status": "none" }));
+    assert_eq!(
+        body,
+        json!({ "acquired_credit": 0, "credit_status": "none" })
+    );
     assert!(ledger(&app).await.is_empty());
     assert!(pending_events(&app).await.is_empty());
 }

@@ -10,6 +10,7 @@ mod auth;
 mod bodies;
 mod callbacks;
 mod code_rules;
+mod credits;
 mod embedded;
 mod faults;
 mod fuzz;

@@ -218,7 +218,12 @@ impl FiguresRecord {
     fn count(&mut self, credit: &IndicatorCredit, into: bool) -> Result<(), StoreError> {
         let overflow = || StoreError::Corrupt("program figures out of range".to_owned());
         let step = |n: &mut u64| {
-            *n = if into { n.checked_add(1) } else { n.checked_sub(1) }.ok_or_else(overflow)?;
+            *n = if into {
+                n.checked_add(1)
+            } else {
+                n.checked_sub(1)
+            }
+            .ok_or_else(overflow)?;
             Ok::<_, StoreError>(())
         };
         let add = |total: &mut Money, amount: Money| {
@@ -289,11 +294,16 @@ fn take_step(
     step: CreditStep,
 ) -> Result<CreditStep, StoreError> {
     let Some(from) = user.credit.clone() else {
-        return Err(StoreError::Backend("a credit step needs a credit".to_owned()));
+        return Err(StoreError::Backend(
+            "a credit step needs a credit".to_owned(),
+        ));
     };
     let key = terms.cap_key();
     let mut places = txn.open_table(CAP_PLACES).map_err(backend)?;
-    let held = places.get(key.as_str()).map_err(backend)?.map_or(0, |v| v.value());
+    let held = places
+        .get(key.as_str())
+        .map_err(backend)?
+        .map_or(0, |v| v.value());
     let step = match step.cap_delta(&from) {
         1 if terms.cap.is_some_and(|cap| !cap.admits(held)) => terms.capped(),
         _ => step,
@@ -303,9 +313,7 @@ fn take_step(
         -1 => held.saturating_sub(1),
         _ => held,
     };
-    places
-        .insert(key.as_str(), places_after)
-        .map_err(backend)?;
+    places.insert(key.as_str(), places_after).map_err(backend)?;
     drop(places);
     change_figures(txn, terms.program_id, |figures| {
         figures.count(&from, false)?;
@@ -335,7 +343,11 @@ fn take_step(
 /// ledger stored before they existed; runs once, when no figures exist and users were
 /// indicated.
 pub(crate) fn count_earlier_credits(txn: &WriteTransaction) -> Result<(), StoreError> {
-    if !txn.open_table(FIGURES).map_err(backend)?.is_empty().map_err(backend)?
+    if !txn
+        .open_table(FIGURES)
+        .map_err(backend)?
+        .is_empty()
+        .map_err(backend)?
         || txn
             .open_multimap_table(INDICATED)
             .map_err(backend)?
@@ -347,7 +359,12 @@ pub(crate) fn count_earlier_credits(txn: &WriteTransaction) -> Result<(), StoreE
     let mut figures = HashMap::<ProgramId, FiguresRecord>::new();
     let mut places = HashMap::<String, u64>::new();
     let mut holds = Vec::new();
-    for entry in txn.open_table(USERS).map_err(backend)?.iter().map_err(backend)? {
+    for entry in txn
+        .open_table(USERS)
+        .map_err(backend)?
+        .iter()
+        .map_err(backend)?
+    {
         let (_, bytes) = entry.map_err(backend)?;
         let user = decode::<UserRecord>(bytes.value())?.into_user();
         let (Some(program), Some(indicator), Some(credit)) =
@@ -365,7 +382,12 @@ pub(crate) fn count_earlier_credits(txn: &WriteTransaction) -> Result<(), StoreE
             holds.push((ms(*release_at), user.hash.to_string()));
         }
     }
-    for entry in txn.open_table(LEDGER).map_err(backend)?.iter().map_err(backend)? {
+    for entry in txn
+        .open_table(LEDGER)
+        .map_err(backend)?
+        .iter()
+        .map_err(backend)?
+    {
         let (_, bytes) = entry.map_err(backend)?;
         let entry = decode::<LedgerRecord>(bytes.value())?;
         if let (LedgerOperation::SignupCredit, Some(program)) = (entry.operation, entry.program_id)

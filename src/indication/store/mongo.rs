@@ -151,7 +151,11 @@ struct UserDoc {
 
 impl UserDoc {
     fn from_user(user: &User) -> Result<Self, StoreError> {
-        let credit = user.credit.as_ref().map(CreditDoc::from_credit).transpose()?;
+        let credit = user
+            .credit
+            .as_ref()
+            .map(CreditDoc::from_credit)
+            .transpose()?;
         Ok(Self {
             hash: user.hash.to_string(),
             user_indicator: user.indicator.as_ref().map(ToString::to_string),
@@ -596,12 +600,26 @@ impl IndicationStore for MongoStore {
             };
             let step = match terms.on_payment(credit, total) {
                 Some(step) => {
-                    self.take_step(&user, terms, step, Some(total_doc), credit_filter(hash, credit)?)
-                        .await?
+                    self.take_step(
+                        &user,
+                        terms,
+                        step,
+                        Some(total_doc),
+                        credit_filter(hash, credit)?,
+                    )
+                    .await?
                 }
                 // The total alone, while the credit is still in the state it was decided on.
-                None => match self.set_total(credit_filter(hash, credit)?, total_doc).await? {
-                    Some(user) => return Ok(Payment { user: Some(user), step: None }),
+                None => match self
+                    .set_total(credit_filter(hash, credit)?, total_doc)
+                    .await?
+                {
+                    Some(user) => {
+                        return Ok(Payment {
+                            user: Some(user),
+                            step: None,
+                        });
+                    }
                     None => continue,
                 },
             };

@@ -171,10 +171,7 @@ impl ProgramStore for MongoStore {
             set.insert("hold_days", i32::from(days.days()));
         }
         if let Some(cap) = patch.max_credits_per_indicator {
-            set.insert(
-                "max_credits_per_indicator",
-                cap.map(|c| i64::from(c.get())),
-            );
+            set.insert("max_credits_per_indicator", cap.map(|c| i64::from(c.get())));
         }
         set.insert("updated_at", to_bson_datetime(at));
         self.programs()
