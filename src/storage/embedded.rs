@@ -3,6 +3,7 @@
 //! by their identifier; a capability's tables are declared beside its store implementation.
 
 use std::{
+    any::Any,
     path::{Path, PathBuf},
     sync::{
         Arc, RwLock,
@@ -31,10 +32,140 @@ type Slot = Arc<RwLock<Option<Arc<Database>>>>;
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Slot,
+    /// The writer thread and its queue.
+    writer: Arc<WriterHandle>,
+    /// Commits made, each holding one batch of writes.
+    commits: Arc<std::sync::atomic::AtomicU64>,
+    /// Shared with the writer: set while writes cannot succeed.
+    failing: Arc<AtomicBool>,
+}
+
+/// A write waiting for the writer thread: re-runnable, since a batch in which another write
+/// fails is run again without it.
+struct Job {
+    run: Box<dyn Fn(&WriteTransaction) -> Result<Box<dyn Any + Send>, StoreError> + Send>,
+    reply: tokio::sync::oneshot::Sender<Result<Box<dyn Any + Send>, StoreError>>,
+}
+
+/// The queue of the writer thread, which the last store handle closes and waits for, so that
+/// the file is closed once the store is dropped.
+struct WriterHandle {
+    writes: Option<std::sync::mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        self.writes.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The most writes one commit holds.
+const MAX_BATCH: usize = 256;
+
+/// The writer thread: takes every write waiting (up to [`MAX_BATCH`]), runs them one after the
+/// other in one transaction — so each sees the writes before it, and a check made inside a write
+/// still holds at commit — commits once, and only then answers each. A write whose closure
+/// fails is answered with its error, and the others run again in a fresh transaction without
+/// it, so that its partial changes never commit and it never holds back the rest. Returns when
+/// every store handle is gone.
+struct Writer {
+    slot: Slot,
     path: PathBuf,
-    /// Set when a write failed for want of a working disk; the next write or health check then
+    /// Set when a write failed for want of a working disk; the next batch or health check then
     /// reopens the file first (redb refuses all work after an I/O error until reopened).
     failing: Arc<AtomicBool>,
+    commits: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Writer {
+    fn run(self, jobs: std::sync::mpsc::Receiver<Job>) {
+        while let Ok(first) = jobs.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch);
+        }
+    }
+
+    fn commit(&self, mut batch: Vec<Job>) {
+        loop {
+            let txn = self.begin();
+            let txn = match txn {
+                Ok(txn) => txn,
+                Err(err) => return answer_all(batch, &err),
+            };
+            let mut values = Vec::with_capacity(batch.len());
+            let mut failed = None;
+            for (index, job) in batch.iter().enumerate() {
+                match (job.run)(&txn) {
+                    Ok(value) => values.push(value),
+                    Err(err) => {
+                        failed = Some((index, err));
+                        break;
+                    }
+                }
+            }
+            if let Some((index, err)) = failed {
+                drop(txn);
+                if let StoreError::Unavailable(_) = err {
+                    // The disk failed: every write of the batch would.
+                    self.mark_failing(&err);
+                    return answer_all(batch, &err);
+                }
+                let job = batch.remove(index);
+                let _ = job.reply.send(Err(err));
+                if batch.is_empty() {
+                    return;
+                }
+                continue;
+            }
+            match txn.commit().map_err(backend) {
+                Ok(()) => {
+                    self.failing.store(false, Ordering::SeqCst);
+                    self.commits.fetch_add(1, Ordering::Relaxed);
+                    for (job, value) in batch.into_iter().zip(values) {
+                        let _ = job.reply.send(Ok(value));
+                    }
+                }
+                Err(err) => {
+                    self.mark_failing(&err);
+                    answer_all(batch, &err);
+                }
+            }
+            return;
+        }
+    }
+
+    fn begin(&self) -> Result<WriteTransaction, StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            EmbeddedStore::reopen(&self.slot, &self.path)?;
+        }
+        let db = EmbeddedStore::current(&self.slot)?;
+        db.begin_write()
+            .map_err(backend)
+            .inspect_err(|err| self.mark_failing(err))
+    }
+
+    fn mark_failing(&self, err: &StoreError) {
+        if let StoreError::Unavailable(detail) = err {
+            tracing::warn!(error = %detail, "embedded store write failed; it will be reopened");
+            self.failing.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn answer_all(batch: Vec<Job>, err: &StoreError) {
+    for job in batch {
+        let _ = job.reply.send(Err(err.clone()));
+    }
 }
 
 fn unavailable(detail: impl Into<String>) -> StoreError {
@@ -72,10 +203,28 @@ impl EmbeddedStore {
             })?;
             let path = data_dir.join(DATABASE_FILE);
             let db = open_file(&path)?;
-            Ok(Self {
-                db: Arc::new(RwLock::new(Some(Arc::new(db)))),
+            let slot: Slot = Arc::new(RwLock::new(Some(Arc::new(db))));
+            let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let failing = Arc::new(AtomicBool::new(false));
+            let (writes, jobs) = std::sync::mpsc::channel();
+            let writer = Writer {
+                slot: slot.clone(),
                 path,
-                failing: Arc::new(AtomicBool::new(false)),
+                failing: failing.clone(),
+                commits: commits.clone(),
+            };
+            let thread = std::thread::Builder::new()
+                .name("embedded-writer".to_owned())
+                .spawn(move || writer.run(jobs))
+                .map_err(|e| unavailable(format!("cannot start the writer thread: {e}")))?;
+            Ok(Self {
+                db: slot,
+                writer: Arc::new(WriterHandle {
+                    writes: Some(writes),
+                    thread: Some(thread),
+                }),
+                commits,
+                failing,
             })
         })
         .await
@@ -127,40 +276,40 @@ impl EmbeddedStore {
         .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
     }
 
-    /// Runs a write on a blocking thread and commits it when `f` succeeds. redb admits one
-    /// writer at a time, so every check made inside `f` still holds at commit. After a disk
+    /// Runs a write on the writer thread, and answers once the commit that holds it is durable
+    /// (group commit: writes waiting together share one transaction and one flush). redb admits
+    /// one writer at a time and the writes of a batch run one after the other, so every check
+    /// made inside `f` still holds at commit. `f` may run more than once — a batch in which
+    /// another write fails runs again without it — and only the last run commits. After a disk
     /// failure the file is reopened first.
     pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     {
-        let (slot, path, failing) = (self.db.clone(), self.path.clone(), self.failing.clone());
-        tokio::task::spawn_blocking(move || {
-            if failing.load(Ordering::SeqCst) {
-                Self::reopen(&slot, &path)?;
-            }
-            let db = Self::current(&slot)?;
-            let result = db
-                .begin_write()
-                .map_err(backend)
-                .and_then(|txn| {
-                    let value = f(&txn)?;
-                    txn.commit().map_err(backend)?;
-                    Ok(value)
-                });
-            match &result {
-                Ok(_) => failing.store(false, Ordering::SeqCst),
-                Err(StoreError::Unavailable(detail)) => {
-                    tracing::warn!(error = %detail, "embedded store write failed; it will be reopened");
-                    failing.store(true, Ordering::SeqCst);
-                }
-                Err(_) => {}
-            }
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job {
+            run: Box::new(move |txn| f(txn).map(|value| Box::new(value) as Box<dyn Any + Send>)),
+            reply,
+        };
+        self.writer
+            .writes
+            .as_ref()
+            .ok_or_else(|| unavailable("the writer thread has stopped"))?
+            .send(job)
+            .map_err(|_| unavailable("the writer thread has stopped"))?;
+        let value = answer
+            .await
+            .map_err(|_| unavailable("the writer thread has stopped"))??;
+        value
+            .downcast::<T>()
+            .map(|value| *value)
+            .map_err(|_| StoreError::Backend("a write answered with another type".to_owned()))
+    }
+
+    /// How many commits the store has made: fewer than its writes when they were grouped.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 }
 
@@ -331,7 +480,91 @@ pub(crate) mod opt_program_id {
 
 #[cfg(test)]
 mod tests {
+    use redb::ReadableTable;
+
     use super::*;
+
+    const NUMBERS: TableDefinition<&str, u64> = TableDefinition::new("group_commit_test");
+
+    /// Writes queued while the writer is busy share one commit; the ones whose closure fails
+    /// (after writing) leave nothing, and the others all commit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_commits_exactly_its_succeeding_writes() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = EmbeddedStore::open(dir.path()).await.expect("store");
+        let before = store.commits();
+        // Holds the writer while the others queue up behind it.
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let started = std::sync::Mutex::new(Some(started));
+        let blocker = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write(move |txn| {
+                        if let Some(started) = started.lock().ok().and_then(|mut s| s.take()) {
+                            let _ = started.send(());
+                            std::thread::sleep(std::time::Duration::from_millis(300));
+                        }
+                        txn.open_table(NUMBERS)
+                            .map_err(backend)?
+                            .insert("blocker", 0)
+                            .map_err(backend)?;
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        running.await.expect("blocker runs");
+        let writes: Vec<_> = (0..20u64)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .write(move |txn| {
+                            let key = format!("n{i:02}");
+                            txn.open_table(NUMBERS)
+                                .map_err(backend)?
+                                .insert(key.as_str(), i)
+                                .map_err(backend)?;
+                            if i % 2 == 1 {
+                                return Err(StoreError::Corrupt(format!("write {i} fails")));
+                            }
+                            Ok(i)
+                        })
+                        .await
+                })
+            })
+            .collect();
+        blocker.await.expect("task").expect("blocker commits");
+        for (i, write) in (0..20u64).zip(writes) {
+            let result = write.await.expect("task");
+            if i % 2 == 1 {
+                assert!(
+                    matches!(result, Err(StoreError::Corrupt(_))),
+                    "{i}: {result:?}"
+                );
+            } else {
+                assert_eq!(result.expect("commits"), i);
+            }
+        }
+        let stored: Vec<String> = store
+            .read(|txn| {
+                let table = txn.open_table(NUMBERS).map_err(backend)?;
+                let mut keys = Vec::new();
+                for entry in table.iter().map_err(backend)? {
+                    keys.push(entry.map_err(backend)?.0.value().to_owned());
+                }
+                Ok(keys)
+            })
+            .await
+            .expect("read");
+        let mut expected: Vec<String> = (0..20).step_by(2).map(|i| format!("n{i:02}")).collect();
+        expected.insert(0, "blocker".to_owned());
+        assert_eq!(stored, expected);
+        // The blocker's commit, then the twenty queued writes in one or two more.
+        let commits = store.commits() - before;
+        assert!(commits <= 3, "{commits} commits for 21 writes");
+    }
 
     #[test]
     fn a_failing_disk_is_unavailable_not_a_bug() {

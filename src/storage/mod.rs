@@ -16,7 +16,7 @@ use crate::{
     indication::IndicationStore, programs::ProgramStore, referrals::ReferralStore,
 };
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// The store did not answer (down, unreachable, timed out).
     #[error("store unavailable: {0}")]

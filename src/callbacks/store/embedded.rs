@@ -265,7 +265,7 @@ impl CallbackOutbox for EmbeddedStore {
             record.last_attempt_at = Some(at);
             record.lease_owner = None;
             record.lease_until = None;
-            match outcome {
+            match outcome.clone() {
                 AttemptOutcome::Delivered => {
                     record.status = CallbackStatus::Delivered;
                     record.delivered_at = Some(at);

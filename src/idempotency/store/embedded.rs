@@ -120,7 +120,7 @@ impl IdempotencyStore for EmbeddedStore {
             if let Some(mut record) = get(txn, &claim.id)?
                 && record.owner == claim.owner
             {
-                record.response = Some(response);
+                record.response = Some(response.clone());
                 put(txn, &claim.id, &record)?;
             }
             Ok(())

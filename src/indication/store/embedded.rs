@@ -466,7 +466,7 @@ impl IndicationStore for EmbeddedStore {
             let mut seen = HashSet::new();
             {
                 let users = txn.open_table(USERS).map_err(backend)?;
-                for hash in hashes.into_iter().filter(|h| seen.insert(h.clone())) {
+                for hash in hashes.iter().filter(|h| seen.insert((*h).clone())).cloned() {
                     if users.get(hash.as_str()).map_err(backend)?.is_some() {
                         outcome.existing.push(hash);
                     } else {
@@ -665,7 +665,7 @@ impl IndicationStore for EmbeddedStore {
             let mut saved = Vec::with_capacity(indications.len());
             let mut ledger = Vec::new();
             let mut emails = txn.open_table(EMAILS).map_err(backend)?;
-            for indication in indications {
+            for indication in &indications {
                 let address = indication.email.as_str();
                 if emails.get(address).map_err(backend)?.is_some() {
                     saved.push(false);
@@ -677,7 +677,7 @@ impl IndicationStore for EmbeddedStore {
                     created_at: indication.ledger.created_at,
                 })?;
                 emails.insert(address, record.as_slice()).map_err(backend)?;
-                ledger.push(indication.ledger);
+                ledger.push(indication.ledger.clone());
                 saved.push(true);
             }
             drop(emails);

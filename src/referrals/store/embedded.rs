@@ -295,7 +295,7 @@ impl ReferralStore for EmbeddedStore {
                 .insert(user_id.as_str(), email.as_str())
                 .map_err(backend)?;
             drop(users);
-            referrer.user_id = Some(user_id);
+            referrer.user_id = Some(user_id.clone());
             write_referrer(txn, &referrer)?;
             Ok(Some(referrer))
         })
@@ -428,7 +428,7 @@ mod tests {
                 let mut index = txn.open_table(REFEREES_BY_CODE).map_err(backend)?;
                 index.retain(|_, ()| false).map_err(backend)?;
                 drop(index);
-                let mut old = referrer;
+                let mut old = referrer.clone();
                 old.redemptions = 0;
                 write_referrer(txn, &old)
             })
