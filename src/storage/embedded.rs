@@ -43,9 +43,12 @@ pub struct EmbeddedStore {
 /// A write waiting for the writer thread: re-runnable, since a batch in which another write
 /// fails is run again without it.
 struct Job {
-    run: Box<dyn Fn(&WriteTransaction) -> Result<Box<dyn Any + Send>, StoreError> + Send>,
-    reply: tokio::sync::oneshot::Sender<Result<Box<dyn Any + Send>, StoreError>>,
+    run: Box<dyn Fn(&WriteTransaction) -> Written + Send>,
+    reply: tokio::sync::oneshot::Sender<Written>,
 }
+
+/// What a write's closure returned, its type erased on the way through the writer thread.
+type Written = Result<Box<dyn Any + Send>, StoreError>;
 
 /// The queue of the writer thread, which the last store handle closes and waits for, so that
 /// the file is closed once the store is dropped.
