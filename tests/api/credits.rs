@@ -186,7 +186,7 @@ async fn programs_take_a_hold_and_a_cap_and_refuse_bad_ones(app: TestApp) {
 
 async fn a_crossing_with_a_hold_is_held_without_a_callback(app: TestApp) {
     program_with(&app, json!({ "hold_days": 7 }), &["bo"]).await;
-    let before = Utc::now();
+    let before = referral_api::clock::now(); // to the millisecond, as stored
     let body = invoice(&app, "bo", json!(150)).await;
     assert_eq!(body["acquired_credit"], json!(0));
     assert_eq!(body["credit_status"], "held");
