@@ -42,6 +42,11 @@ impl Money {
         self.0.checked_add(other.0).map(Money)
     }
 
+    /// `count` times the amount; `None` on overflow.
+    pub fn checked_times(self, count: u64) -> Option<Money> {
+        self.0.checked_mul(Decimal::from(count)).map(Money)
+    }
+
     /// The difference; `None` when it would be negative.
     pub fn checked_sub(self, other: Money) -> Option<Money> {
         self.0

@@ -373,6 +373,28 @@ pub struct ProgramFigures {
     pub acquired_credit_total: Money,
 }
 
+impl ProgramFigures {
+    /// Adds `other`'s counts and money; `None` on overflow.
+    pub fn add(&mut self, other: &ProgramFigures) -> Option<()> {
+        self.users = self.users.checked_add(other.users)?;
+        self.indicated_users = self.indicated_users.checked_add(other.indicated_users)?;
+        self.pending = self.pending.checked_add(other.pending)?;
+        self.held = self.held.checked_add(other.held)?;
+        self.acquired = self.acquired.checked_add(other.acquired)?;
+        self.capped = self.capped.checked_add(other.capped)?;
+        self.signup_credit_total = self
+            .signup_credit_total
+            .checked_add(other.signup_credit_total)?;
+        self.held_credit_total = self
+            .held_credit_total
+            .checked_add(other.held_credit_total)?;
+        self.acquired_credit_total = self
+            .acquired_credit_total
+            .checked_add(other.acquired_credit_total)?;
+        Some(())
+    }
+}
+
 /// The outcome of recording a payment total.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Payment {

@@ -237,6 +237,8 @@ pub struct Statement {
     pub program: Option<Program>,
 }
 
+/// Sums what `hash` earned from the figures kept per program of its indicated users: one read
+/// per program, however many users it indicated.
 pub async fn statement(
     users: &dyn IndicationStore,
     programs: &dyn ProgramStore,
@@ -246,35 +248,42 @@ pub async fn statement(
         .user(hash)
         .await?
         .ok_or(IndicationError::UserNotFound)?;
-    let indicated = users.indicated_by(hash).await?;
-    let programs: HashMap<ProgramId, Program> = programs
-        .list()
-        .await?
-        .into_iter()
-        .map(|p| (p.id, p))
-        .collect();
-    let add = |sum: Money, amount: Money| sum.checked_add(amount).ok_or(IndicationError::Overflow);
+    let overflow = || IndicationError::Overflow;
     let (mut potencial, mut held, mut acquired) = (Money::ZERO, Money::ZERO, Money::ZERO);
-    for other in &indicated {
-        match &other.credit {
-            Some(IndicatorCredit::Acquired { amount, .. }) => acquired = add(acquired, *amount)?,
-            Some(IndicatorCredit::Held { amount, .. }) => held = add(held, *amount)?,
-            Some(IndicatorCredit::Pending) => {
-                let target = other
-                    .program_id
-                    .and_then(|id| programs.get(&id))
-                    .map_or(Money::ZERO, |p| p.target_value);
-                potencial = add(potencial, target)?;
+    let mut indicated = 0u64;
+    for (program, figures) in users.indicated_figures(hash).await? {
+        indicated = indicated
+            .checked_add(figures.indicated_users)
+            .ok_or_else(overflow)?;
+        held = held
+            .checked_add(figures.held_credit_total)
+            .ok_or_else(overflow)?;
+        acquired = acquired
+            .checked_add(figures.acquired_credit_total)
+            .ok_or_else(overflow)?;
+        if figures.pending > 0
+            && let Some(program) = match program {
+                Some(id) => programs.get(id).await?,
+                None => None,
             }
-            Some(IndicatorCredit::Capped { .. }) | None => {}
+        {
+            let pending = program
+                .target_value
+                .checked_times(figures.pending)
+                .ok_or_else(overflow)?;
+            potencial = potencial.checked_add(pending).ok_or_else(overflow)?;
         }
     }
+    let program = match user.program_id {
+        Some(id) => programs.get(id).await?,
+        None => None,
+    };
     Ok(Statement {
         potencial_credit: potencial,
         held_credit: held,
         acquired_credit: acquired,
-        indicated_users: indicated.len(),
-        program: user.program_id.and_then(|id| programs.get(&id).cloned()),
+        indicated_users: usize::try_from(indicated).unwrap_or(usize::MAX),
+        program,
     })
 }
 

@@ -74,6 +74,13 @@ pub trait IndicationStore: Send + Sync {
     /// The program's users and credits per state, and the money in each.
     async fn program_figures(&self, program: ProgramId) -> Result<ProgramFigures, StoreError>;
 
+    /// The credits of the users `indicator` indicated, per program and state (`users` is 0):
+    /// what a statement sums, without reading each indicated user.
+    async fn indicated_figures(
+        &self,
+        indicator: &UserHash,
+    ) -> Result<Vec<(Option<ProgramId>, ProgramFigures)>, StoreError>;
+
     /// The users this user indicated.
     async fn indicated_by(&self, indicator: &UserHash) -> Result<Vec<User>, StoreError>;
 

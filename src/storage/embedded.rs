@@ -340,6 +340,8 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(programs::PROGRAM_USERS).map_err(backend)?;
     txn.open_table(indication::CAP_PLACES).map_err(backend)?;
     txn.open_table(indication::HOLDS_DUE).map_err(backend)?;
+    txn.open_table(indication::INDICATED_FIGURES)
+        .map_err(backend)?;
     txn.open_table(indication::LEDGER).map_err(backend)?;
     txn.open_multimap_table(indication::INDICATED)
         .map_err(backend)?;

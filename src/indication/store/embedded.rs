@@ -47,6 +47,10 @@ pub(crate) const EMAILS: JsonTable = TableDefinition::new("indicated_emails");
 pub(crate) const CAP_PLACES: TableDefinition<&str, u64> = TableDefinition::new("indicator_credits");
 /// Each program's figures, kept current by every write that changes them.
 pub(crate) const FIGURES: JsonTable = TableDefinition::new("program_figures");
+/// The figures of each indicator's indicated users, by (indicator, program id), kept current
+/// like the program figures: what a statement sums.
+pub(crate) const INDICATED_FIGURES: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("indicated_figures");
 /// Held credits by (release ms, indicated hash), for the release worker.
 pub(crate) const HOLDS_DUE: TableDefinition<(u64, &str), ()> = TableDefinition::new("holds_due");
 
@@ -264,11 +268,13 @@ impl FiguresRecord {
     }
 }
 
-/// Changes a program's figures inside the caller's transaction.
+/// Changes, inside the caller's transaction, the figures of a program and those of the
+/// indicator's users in it.
 fn change_figures(
     txn: &WriteTransaction,
     program: ProgramId,
-    change: impl FnOnce(&mut FiguresRecord) -> Result<(), StoreError>,
+    indicator: &UserHash,
+    change: impl Fn(&mut FiguresRecord) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let key = program.to_string();
     let mut table = txn.open_table(FIGURES).map_err(backend)?;
@@ -281,6 +287,15 @@ fn change_figures(
     table
         .insert(key.as_str(), record.as_slice())
         .map_err(backend)?;
+    let mut table = txn.open_table(INDICATED_FIGURES).map_err(backend)?;
+    let key = (indicator.as_str(), key.as_str());
+    let mut figures: FiguresRecord = match table.get(key).map_err(backend)? {
+        Some(bytes) => decode(bytes.value())?,
+        None => FiguresRecord::default(),
+    };
+    change(&mut figures)?;
+    let record = encode(&figures)?;
+    table.insert(key, record.as_slice()).map_err(backend)?;
     Ok(())
 }
 
@@ -315,7 +330,7 @@ fn take_step(
     };
     places.insert(key.as_str(), places_after).map_err(backend)?;
     drop(places);
-    change_figures(txn, terms.program_id, |figures| {
+    change_figures(txn, terms.program_id, &terms.indicator, |figures| {
         figures.count(&from, false)?;
         figures.count(&step.credit, true)
     })?;
@@ -339,12 +354,12 @@ fn take_step(
     Ok(step)
 }
 
-/// Builds the program figures, the cap counts and the holds index from the users and the
-/// ledger stored before they existed; runs once, when no figures exist and users were
-/// indicated.
+/// Builds the program and indicator figures, the cap counts and the holds index from the
+/// users and the ledger stored before they existed; runs once, when no indicator figures exist
+/// and users were indicated.
 pub(crate) fn count_earlier_credits(txn: &WriteTransaction) -> Result<(), StoreError> {
     if !txn
-        .open_table(FIGURES)
+        .open_table(INDICATED_FIGURES)
         .map_err(backend)?
         .is_empty()
         .map_err(backend)?
@@ -357,6 +372,7 @@ pub(crate) fn count_earlier_credits(txn: &WriteTransaction) -> Result<(), StoreE
         return Ok(());
     }
     let mut figures = HashMap::<ProgramId, FiguresRecord>::new();
+    let mut by_indicator = HashMap::<(String, ProgramId), FiguresRecord>::new();
     let mut places = HashMap::<String, u64>::new();
     let mut holds = Vec::new();
     for entry in txn
@@ -372,9 +388,15 @@ pub(crate) fn count_earlier_credits(txn: &WriteTransaction) -> Result<(), StoreE
         else {
             continue;
         };
-        let record = figures.entry(program).or_default();
-        record.indicated_users += 1;
-        record.count(credit, true)?;
+        for record in [
+            figures.entry(program).or_default(),
+            by_indicator
+                .entry((indicator.to_string(), program))
+                .or_default(),
+        ] {
+            record.indicated_users += 1;
+            record.count(credit, true)?;
+        }
         if credit.counts_toward_cap() {
             *places.entry(format!("{program}:{indicator}")).or_default() += 1;
         }
@@ -390,20 +412,39 @@ pub(crate) fn count_earlier_credits(txn: &WriteTransaction) -> Result<(), StoreE
     {
         let (_, bytes) = entry.map_err(backend)?;
         let entry = decode::<LedgerRecord>(bytes.value())?;
-        if let (LedgerOperation::SignupCredit, Some(program)) = (entry.operation, entry.program_id)
+        if let (LedgerOperation::SignupCredit, Some(program), Some(indicator)) =
+            (entry.operation, entry.program_id, &entry.user_indicator)
         {
-            let record = figures.entry(program).or_default();
-            record.signup_credit_total = record
-                .signup_credit_total
-                .checked_add(entry.amount)
-                .ok_or_else(|| StoreError::Corrupt("signup credit total".to_owned()))?;
+            for record in [
+                figures.entry(program).or_default(),
+                by_indicator
+                    .entry((indicator.clone(), program))
+                    .or_default(),
+            ] {
+                record.signup_credit_total =
+                    record
+                        .signup_credit_total
+                        .checked_add(entry.amount)
+                        .ok_or_else(|| StoreError::Corrupt("signup credit total".to_owned()))?;
+            }
         }
     }
+    let mut table = txn.open_table(FIGURES).map_err(backend)?;
     for (program, record) in figures {
-        change_figures(txn, program, |stored| {
-            *stored = record;
-            Ok(())
-        })?;
+        let record = encode(&record)?;
+        table
+            .insert(program.to_string().as_str(), record.as_slice())
+            .map_err(backend)?;
+    }
+    let mut table = txn.open_table(INDICATED_FIGURES).map_err(backend)?;
+    for ((indicator, program), record) in by_indicator {
+        let record = encode(&record)?;
+        table
+            .insert(
+                (indicator.as_str(), program.to_string().as_str()),
+                record.as_slice(),
+            )
+            .map_err(backend)?;
     }
     let mut table = txn.open_table(CAP_PLACES).map_err(backend)?;
     for (key, count) in places {
@@ -521,7 +562,7 @@ impl IndicationStore for EmbeddedStore {
             append_ledger(txn, &registration.ledger)?;
             queue(txn, &registration.event)?;
             let signup_credit = registration.event.amount;
-            change_figures(txn, program, |figures| {
+            change_figures(txn, program, indicator, |figures| {
                 figures.indicated_users = figures.indicated_users.saturating_add(1);
                 figures.signup_credit_total = figures
                     .signup_credit_total
@@ -609,6 +650,29 @@ impl IndicationStore for EmbeddedStore {
             let step = take_step(txn, &mut user, &terms, step)?;
             write_user(txn, &user)?;
             Ok(Some(step))
+        })
+        .await
+    }
+
+    async fn indicated_figures(
+        &self,
+        indicator: &UserHash,
+    ) -> Result<Vec<(Option<ProgramId>, ProgramFigures)>, StoreError> {
+        let indicator = indicator.clone();
+        self.read(move |txn| {
+            let table = txn.open_table(INDICATED_FIGURES).map_err(backend)?;
+            let mut found = Vec::new();
+            // Program ids are lower-case hex: every one sorts before "g".
+            for entry in table
+                .range((indicator.as_str(), "")..(indicator.as_str(), "g"))
+                .map_err(backend)?
+            {
+                let (key, bytes) = entry.map_err(backend)?;
+                let program = key.value().1.parse().ok();
+                let record: FiguresRecord = decode(bytes.value())?;
+                found.push((program, record.into_figures(0)));
+            }
+            Ok(found)
         })
         .await
     }

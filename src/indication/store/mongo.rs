@@ -257,7 +257,81 @@ fn money_of(value: Option<&Bson>) -> Result<Money, StoreError> {
     }
 }
 
+fn figures_overflow() -> StoreError {
+    StoreError::Corrupt("figures out of range".to_owned())
+}
+
 impl MongoStore {
+    /// The figures of the users matching `filter`, per program: one aggregation grouping them
+    /// by program and credit state, counting them and summing their credits and signup credits.
+    async fn credit_figures(
+        &self,
+        filter: Document,
+    ) -> Result<Vec<(Option<ProgramId>, ProgramFigures)>, StoreError> {
+        let pipeline = [
+            doc! { "$match": filter },
+            doc! { "$group": {
+                "_id": { "program": "$program_id", "status": "$credit.status" },
+                "users": { "$sum": 1 },
+                "amount": { "$sum": "$credit.amount" },
+                "signup": { "$sum": "$signup_credit" },
+            } },
+        ];
+        let groups: Vec<Document> = self
+            .users()
+            .aggregate(pipeline)
+            .await
+            .map_err(store_error)?
+            .try_collect()
+            .await
+            .map_err(store_error)?;
+        let mut by_program: Vec<(Option<ProgramId>, ProgramFigures)> = Vec::new();
+        for group in groups {
+            let id = group.get_document("_id").ok();
+            let program = id
+                .and_then(|id| id.get_object_id("program").ok())
+                .map(ProgramId::from_object_id);
+            let status: Option<CreditState> = match id.and_then(|id| id.get("status")) {
+                Some(status @ Bson::String(_)) => Some(
+                    mongodb::bson::from_bson(status.clone())
+                        .map_err(|e| StoreError::Corrupt(format!("credit status: {e}")))?,
+                ),
+                _ => None,
+            };
+            let users = match group.get("users") {
+                Some(Bson::Int32(n)) => u64::try_from(*n).unwrap_or(0),
+                Some(Bson::Int64(n)) => u64::try_from(*n).unwrap_or(0),
+                _ => 0,
+            };
+            let amount = money_of(group.get("amount"))?;
+            let mut figures = ProgramFigures {
+                users,
+                signup_credit_total: money_of(group.get("signup"))?,
+                ..ProgramFigures::default()
+            };
+            if let Some(status) = status {
+                figures.indicated_users = users;
+                match status {
+                    CreditState::Pending => figures.pending = users,
+                    CreditState::Held => {
+                        figures.held = users;
+                        figures.held_credit_total = amount;
+                    }
+                    CreditState::Acquired => {
+                        figures.acquired = users;
+                        figures.acquired_credit_total = amount;
+                    }
+                    CreditState::Capped => figures.capped = users,
+                }
+            }
+            match by_program.iter_mut().find(|(p, _)| *p == program) {
+                Some((_, total)) => total.add(&figures).ok_or_else(figures_overflow)?,
+                None => by_program.push((program, figures)),
+            }
+        }
+        Ok(by_program)
+    }
+
     fn cap_places(&self) -> Collection<Document> {
         self.db.collection(CAP_PLACES)
     }
@@ -677,63 +751,22 @@ impl IndicationStore for MongoStore {
     }
 
     async fn program_figures(&self, program: ProgramId) -> Result<ProgramFigures, StoreError> {
-        let pipeline = [
-            doc! { "$match": { "program_id": program.object_id() } },
-            doc! { "$group": {
-                "_id": "$credit.status",
-                "users": { "$sum": 1 },
-                "amount": { "$sum": "$credit.amount" },
-                "signup": { "$sum": "$signup_credit" },
-            } },
-        ];
-        let groups: Vec<Document> = self
-            .users()
-            .aggregate(pipeline)
-            .await
-            .map_err(store_error)?
-            .try_collect()
-            .await
-            .map_err(store_error)?;
+        let groups = self
+            .credit_figures(doc! { "program_id": program.object_id() })
+            .await?;
         let mut figures = ProgramFigures::default();
-        let overflow = || StoreError::Corrupt("program figures out of range".to_owned());
-        for group in groups {
-            let users = match group.get("users") {
-                Some(Bson::Int32(n)) => u64::try_from(*n).unwrap_or(0),
-                Some(Bson::Int64(n)) => u64::try_from(*n).unwrap_or(0),
-                _ => 0,
-            };
-            let amount = money_of(group.get("amount"))?;
-            let signup = money_of(group.get("signup"))?;
-            figures.users = figures.users.checked_add(users).ok_or_else(overflow)?;
-            figures.signup_credit_total = figures
-                .signup_credit_total
-                .checked_add(signup)
-                .ok_or_else(overflow)?;
-            let status: Option<CreditState> = match group.get("_id") {
-                Some(Bson::String(_)) => group
-                    .get("_id")
-                    .cloned()
-                    .map(mongodb::bson::from_bson)
-                    .transpose()
-                    .map_err(|e| StoreError::Corrupt(format!("credit status: {e}")))?,
-                _ => None,
-            };
-            let Some(status) = status else { continue };
-            figures.indicated_users += users;
-            match status {
-                CreditState::Pending => figures.pending = users,
-                CreditState::Held => {
-                    figures.held = users;
-                    figures.held_credit_total = amount;
-                }
-                CreditState::Acquired => {
-                    figures.acquired = users;
-                    figures.acquired_credit_total = amount;
-                }
-                CreditState::Capped => figures.capped = users,
-            }
+        for (_, group) in groups {
+            figures.add(&group).ok_or_else(figures_overflow)?;
         }
         Ok(figures)
+    }
+
+    async fn indicated_figures(
+        &self,
+        indicator: &UserHash,
+    ) -> Result<Vec<(Option<ProgramId>, ProgramFigures)>, StoreError> {
+        self.credit_figures(doc! { "user_indicator": indicator.as_str() })
+            .await
     }
 
     async fn indicated_by(&self, indicator: &UserHash) -> Result<Vec<User>, StoreError> {
