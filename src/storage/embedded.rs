@@ -23,6 +23,9 @@ pub(crate) type JsonTable = TableDefinition<'static, &'static str, &'static [u8]
 
 /// Written and removed by a health check after a disk failure, to see that writes fit again.
 const HEALTH_PROBE: JsonTable = TableDefinition::new("health_probe");
+/// redb's page cache (its default is 1 GiB, which the process's memory would grow into as the
+/// file grows). Hot pages — the tables' upper levels, recent users — fit well within this.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// As much as a large request writes.
 const PROBE_BYTES: usize = 256 * 1024;
 
@@ -177,15 +180,18 @@ fn unavailable(detail: impl Into<String>) -> StoreError {
 
 /// Opens (or creates) the file and every table.
 fn open_file(path: &Path) -> Result<Database, StoreError> {
-    let db = Database::create(path).map_err(|e| {
-        let hint = match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                " (is another referral-api process using this DATA_DIR?)"
-            }
-            _ => "",
-        };
-        unavailable(format!("cannot open {}: {e}{hint}", path.display()))
-    })?;
+    let db = Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+        .map_err(|e| {
+            let hint = match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    " (is another referral-api process using this DATA_DIR?)"
+                }
+                _ => "",
+            };
+            unavailable(format!("cannot open {}: {e}{hint}", path.display()))
+        })?;
     let txn = db.begin_write().map_err(backend)?;
     create_tables(&txn)?;
     txn.commit().map_err(backend)?;
