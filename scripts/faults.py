@@ -8,6 +8,10 @@ when the service does not recover by itself.
   kill-database  the MongoDB-compatible server (persistent storage) SIGKILLed during a mixed
                  write load and started again: failures are 503s within the database timeout,
                  the service recovers without a restart, every acknowledged write is there.
+  disk-full      the embedded store's disk (a small tmpfs) filled during a mixed write load,
+                 then freed: 503s while full, writes succeed again without a restart, every
+                 acknowledged write is there (skipped, with the reason, where no tmpfs can be
+                 mounted).
   steady-load    a mixed load at a fixed rate on each backend with a local billing receiver:
                  no 5xx, nothing acknowledged missing, every credit event delivered (at least
                  once, counted once per webhook-id).
@@ -280,6 +284,59 @@ def kill_service(args, work):
     return lost == 0 and bad_statuses(ledger, allowed=(0,)) == 0
 
 
+def disk_full(args, work):
+    disk = os.path.join(work, "small-disk")
+    os.makedirs(disk, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", disk],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        print(f"disk-full: skipped, cannot mount a small tmpfs here ({mounted.stderr.strip()})")
+        return True
+    try:
+        env = base_env(os.path.join(disk, "data"), free_port())
+        service = Service(args.binary, env, os.path.join(work, "disk-full.log"))
+        service.start()
+        token = service.token()
+        setup(service.port, token)
+        ledger = Ledger()
+        load = Load(service, token, ledger, "f")
+        load.start()
+        time.sleep(args.seconds)
+        filler = os.path.join(disk, "filler")
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * (1 << 20))
+                    f.flush()
+            except OSError:
+                pass
+        full_at = ledger.statuses.get(503, 0)
+        time.sleep(args.seconds)
+        refused = ledger.statuses.get(503, 0) - full_at
+        health, _, _ = request(service.port, "GET", "/health")
+        os.remove(filler)
+        freed = time.monotonic()
+        acked_before = ledger.acked
+        recovered = None
+        while time.monotonic() - freed < 30:
+            time.sleep(0.2)
+            if ledger.acked > acked_before + 10:
+                recovered = time.monotonic() - freed
+                break
+        time.sleep(args.seconds)
+        load.stop()
+        lost = verify("disk-full (embedded, 16 MiB tmpfs filled, then freed)", service.port,
+                      token, ledger)
+        print(f"  while full: {refused} answers 503, /health {health}; writes succeeded again "
+              + (f"{recovered:.1f} s after the space came back" if recovered is not None
+                 else "never"))
+        service.stop()
+        return (lost == 0 and refused > 0 and health == 503 and recovered is not None
+                and bad_statuses(ledger, allowed=(503,)) == 0)
+    finally:
+        subprocess.run(["umount", "-l", disk], capture_output=True)
+
+
 def bad_statuses(ledger, allowed):
     """Counts answers that are neither success nor an expected failure."""
     bad = {s: n for s, n in ledger.statuses.items() if s not in (200, 201, 404, *allowed)}
@@ -431,7 +488,7 @@ def main():
     parser.add_argument("--steady-seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=20.0, help="requests a second per writer")
     parser.add_argument("drills", nargs="*",
-                        default=["kill-service", "kill-database", "steady-load"])
+                        default=["kill-service", "kill-database", "disk-full", "steady-load"])
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="referral-faults-")
     results = {}
@@ -441,6 +498,8 @@ def main():
                 results[drill] = kill_service(args, work)
             elif drill == "kill-database":
                 results[drill] = kill_database(args, work)
+            elif drill == "disk-full":
+                results[drill] = disk_full(args, work)
             elif drill == "steady-load":
                 results["steady-load embedded"] = steady_load(args, work, "embedded")
                 results["steady-load mongo"] = steady_load(args, work, "mongo")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fault drills against the release binary (see scripts/faults.py): the service SIGKILLed under a
 # write load on the embedded store (three times), the MongoDB-compatible server SIGKILLed under
-# a write load and started again, and a steady mixed load with a local billing receiver on each
-# backend. Each prints sent / acknowledged / found / lost; the script fails if anything
+# a write load and started again, the embedded store's disk (a small tmpfs, where one can be
+# mounted) filled under a write load and freed, and a steady mixed load with a local billing
+# receiver on each backend. Each prints sent / acknowledged / found / lost; the script fails if anything
 # acknowledged is lost.
 #
 #   scripts/faults.sh            the full drills (a 60-second steady load per backend)
