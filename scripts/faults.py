@@ -70,7 +70,25 @@ def request(port, method, path, body=None, token=None, timeout=10):
         conn.close()
 
 
-class Service:
+class Process:
+    """A child process the drills start, kill and stop."""
+
+    process = None
+
+    def kill9(self):
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+
+class Service(Process):
     def __init__(self, binary, env, log_path):
         self.binary, self.env, self.log_path = binary, env, log_path
         self.port = int(env["LISTEN_ADDR"].rsplit(":", 1)[1])
@@ -93,18 +111,6 @@ class Service:
                 return time.monotonic()
             time.sleep(0.05)
         sys.exit(f"service not healthy within {seconds} s; see {self.log_path}")
-
-    def kill9(self):
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill9()
 
     def token(self):
         out = subprocess.run(
@@ -345,7 +351,7 @@ def bad_statuses(ledger, allowed):
     return sum(bad.values())
 
 
-class Database:
+class Database(Process):
     def __init__(self, server, path, port, log_path):
         self.server, self.path, self.port, self.log_path = server, path, port, log_path
         self.process = None
@@ -364,15 +370,6 @@ class Database:
             except OSError:
                 time.sleep(0.1)
         sys.exit(f"database did not start; see {self.log_path}")
-
-    def kill9(self):
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait()
 
 
 def kill_database(args, work):
