@@ -614,7 +614,7 @@ impl IndicationStore for EmbeddedStore {
             let holds = txn.open_table(HOLDS_DUE).map_err(backend)?;
             let mut due = Vec::new();
             for entry in holds
-                .range((0, "")..=(ms(now), "\u{10FFFF}"))
+                .range((0, "")..(ms(now).saturating_add(1), ""))
                 .map_err(backend)?
                 .take(limit)
             {

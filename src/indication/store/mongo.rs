@@ -438,15 +438,9 @@ impl MongoStore {
             .return_document(ReturnDocument::After)
             .await;
         let took_place = delta > 0 && step.credit.counts_toward_cap();
-        let updated = match updated {
-            Ok(updated) => updated,
-            Err(err) => {
-                if took_place {
-                    self.give_back_cap_place(terms).await?;
-                }
-                return Err(store_error(err));
-            }
-        };
+        // An error leaves the outcome unknown (the update may have applied and its answer been
+        // lost): the place is kept, so the count errs high — credited less, never more.
+        let updated = updated.map_err(store_error)?;
         let Some(doc) = updated else {
             if took_place {
                 self.give_back_cap_place(terms).await?;
