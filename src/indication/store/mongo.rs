@@ -639,10 +639,9 @@ impl IndicationStore for MongoStore {
                 self.add_program_users(program, -1).await?;
                 Ok(RegisterOutcome::AlreadyRegistered)
             }
-            Err(err) => {
-                self.add_program_users(program, -1).await?;
-                Err(store_error(err))
-            }
+            // The insert may have applied and its answer been lost: the count stays, erring
+            // high (the program cannot be deleted), never low.
+            Err(err) => Err(store_error(err)),
         }
     }
 
