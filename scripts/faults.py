@@ -8,7 +8,7 @@ when the service does not recover by itself.
   kill-database  the MongoDB-compatible server (persistent storage) SIGKILLed during a mixed
                  write load and started again: failures are 503s within the database timeout,
                  the service recovers without a restart, every acknowledged write is there.
-  disk-full      the embedded store's disk (a small tmpfs) filled during a mixed write load,
+  disk-full      the embedded store's disk (a 256 MiB tmpfs) filled during a mixed write load,
                  then freed: 503s while full, writes succeed again without a restart, every
                  acknowledged write is there (skipped, with the reason, where no tmpfs can be
                  mounted).
@@ -293,7 +293,7 @@ def kill_service(args, work):
 def disk_full(args, work):
     disk = os.path.join(work, "small-disk")
     os.makedirs(disk, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", disk],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", disk],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
         print(f"disk-full: skipped, cannot mount a small tmpfs here ({mounted.stderr.strip()})")
@@ -331,7 +331,8 @@ def disk_full(args, work):
                 break
         time.sleep(args.seconds)
         load.stop()
-        lost = verify("disk-full (embedded, 16 MiB tmpfs filled, then freed)", service.port,
+        service.wait_healthy(30)
+        lost = verify("disk-full (embedded, 256 MiB tmpfs filled, then freed)", service.port,
                       token, ledger)
         print(f"  while full: {refused} answers 503, /health {health}; writes succeeded again "
               + (f"{recovered:.1f} s after the space came back" if recovered is not None
