@@ -107,13 +107,7 @@ async fn a_full_disk_gives_503s_and_writes_come_back_once_there_is_room() {
         }
     }
     assert!(refused, "the disk never filled up");
-    let health = app
-        .client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .expect("health");
-    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(app.health().await, StatusCode::SERVICE_UNAVAILABLE);
 
     std::fs::remove_file(filler).expect("room again");
     let mut written = false;
@@ -126,13 +120,7 @@ async fn a_full_disk_gives_503s_and_writes_come_back_once_there_is_room() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(written, "writes did not come back without a restart");
-    let health = app
-        .client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .expect("health");
-    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(app.health().await, StatusCode::OK);
     acknowledged.push("after-the-disk-emptied".into());
     for hash in acknowledged.iter().step_by(97).chain(acknowledged.last()) {
         let response = app.get(&format!("/statement/{hash}/")).await;

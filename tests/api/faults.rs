@@ -154,13 +154,7 @@ async fn a_store_that_stops_answering_gives_fast_503s_and_recovers() {
     }
     let write = app.create_users_response(&["bo"]).await;
     assert_eq!(write.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let health = app
-        .client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .expect("health");
-    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(app.health().await, StatusCode::SERVICE_UNAVAILABLE);
 
     proxy.set(Mode::Forward);
     let mut recovered = false;
@@ -176,13 +170,7 @@ async fn a_store_that_stops_answering_gives_fast_503s_and_recovers() {
         recovered,
         "the service did not recover once the store answered again"
     );
-    let health = app
-        .client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .expect("health");
-    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(app.health().await, StatusCode::OK);
     assert_eq!(
         app.create_users_response(&["bo"]).await.status(),
         StatusCode::CREATED

@@ -222,6 +222,16 @@ impl TestApp {
         .expect("sign token")
     }
 
+    /// The status of `GET /health`, asked without a token.
+    pub async fn health(&self) -> StatusCode {
+        self.client
+            .get(self.url("/health"))
+            .send()
+            .await
+            .expect("health")
+            .status()
+    }
+
     pub fn service_token(&self) -> String {
         self.token("billing", &["service"])
     }
