@@ -254,12 +254,24 @@ impl EmbeddedStore {
         let mut guard = slot
             .write()
             .map_err(|_| unavailable("store lock poisoned"))?;
-        if let Some(db) = guard.take() {
-            match Arc::try_unwrap(db) {
-                Ok(db) => drop(db),
-                Err(still_used) => {
-                    *guard = Some(still_used);
-                    return Err(unavailable("the store is busy; reopening later"));
+        if let Some(mut db) = guard.take() {
+            // Taken out of the slot, so no new read starts on it; reads already running finish
+            // within moments. Steady reads would otherwise keep it shared for good.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            loop {
+                match Arc::try_unwrap(db) {
+                    Ok(db) => {
+                        drop(db);
+                        break;
+                    }
+                    Err(still_used) if std::time::Instant::now() < deadline => {
+                        db = still_used;
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Err(still_used) => {
+                        *guard = Some(still_used);
+                        return Err(unavailable("the store is busy; reopening later"));
+                    }
                 }
             }
         }
