@@ -61,7 +61,7 @@ impl ConfigError {
 #[derive(Clone, PartialEq, Eq)]
 pub enum StorageConfig {
     /// MongoDB through the official driver; the URL may hold credentials, so it is never printed.
-    /// `timeout` bounds finding a server that answers: past it, requests get a 503.
+    /// `timeout` bounds finding a server and every call to it: past it, requests get a 503.
     Mongo { url: String, timeout: Duration },
     /// The embedded store in this directory.
     Embedded { data_dir: PathBuf },

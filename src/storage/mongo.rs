@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use futures_util::FutureExt;
+
 use mongodb::{
     Client, Database, IndexModel,
     bson::{Decimal128, doc},
@@ -27,8 +29,8 @@ pub(crate) const CAP_PLACES: &str = "indicator_credits";
 
 pub struct MongoStore {
     pub(crate) db: Database,
-    /// `DATABASE_TIMEOUT`: server selection, connection and health checks give up after it.
-    timeout: Duration,
+    /// `DATABASE_TIMEOUT`: server selection, connection, and every operation give up after it.
+    pub(crate) timeout: Duration,
 }
 
 impl MongoStore {
@@ -154,8 +156,8 @@ impl MongoStore {
             self.db
                 .collection::<mongodb::bson::Document>(collection)
                 .create_index(IndexModel::builder().keys(keys).options(options).build())
-                .await
-                .map_err(store_error)?;
+                .within(self.timeout)
+                .await?;
         }
         Ok(())
     }
@@ -197,12 +199,50 @@ pub(crate) const DUPLICATE_KEY: i32 = 11000;
 #[async_trait::async_trait]
 impl StoreHealth for MongoStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        match tokio::time::timeout(self.timeout, self.db.run_command(doc! { "ping": 1 })).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(store_error(e)),
-            Err(_) => Err(StoreError::Unavailable("ping timed out".to_owned())),
-        }
+        self.db
+            .run_command(doc! { "ping": 1 })
+            .within(self.timeout)
+            .await
+            .map(drop)
     }
+}
+
+/// Every driver call is bounded by `DATABASE_TIMEOUT`. The driver has no socket timeout: a
+/// server that stops answering on an open connection would hold a request until the next
+/// heartbeat noticed. Past the deadline the operation is dropped (the driver closes its
+/// connection) and its outcome is unknown, which every caller already allows for, as for an
+/// I/O error.
+pub(crate) trait Deadline<T>: IntoFuture<Output = Result<T, MongoError>> + Sized {
+    /// The answer, or `Unavailable` once `limit` has passed; driver errors mapped.
+    fn within(self, limit: Duration) -> Bounded<Self::IntoFuture, Result<T, StoreError>> {
+        let settle: fn(_) -> _ = |answer| match answer {
+            Ok(result) => Result::map_err(result, store_error),
+            Err(_) => Err(did_not_answer()),
+        };
+        tokio::time::timeout(limit, self.into_future()).map(settle)
+    }
+
+    /// The server's answer as it is, for callers that look into its error (a duplicate key),
+    /// or `Unavailable` once `limit` has passed.
+    fn answered_within(
+        self,
+        limit: Duration,
+    ) -> Bounded<Self::IntoFuture, Result<Result<T, MongoError>, StoreError>> {
+        let settle: fn(_) -> _ = |answer: Result<_, _>| answer.map_err(|_| did_not_answer());
+        tokio::time::timeout(limit, self.into_future()).map(settle)
+    }
+}
+
+impl<T, F: IntoFuture<Output = Result<T, MongoError>>> Deadline<T> for F {}
+
+/// A driver call under its deadline, mapped to its answer.
+pub(crate) type Bounded<F, A> = futures_util::future::Map<
+    tokio::time::Timeout<F>,
+    fn(Result<<F as std::future::Future>::Output, tokio::time::error::Elapsed>) -> A,
+>;
+
+fn did_not_answer() -> StoreError {
+    StoreError::Unavailable("MongoDB did not answer within DATABASE_TIMEOUT".to_owned())
 }
 
 /// Maps a driver error; selection and I/O failures mean the server is unavailable.

@@ -28,8 +28,8 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            CALLBACKS, MongoStore, USERS, from_bson_datetime, from_decimal128, is_duplicate_key,
-            store_error, to_bson, to_bson_datetime, to_decimal128,
+            CALLBACKS, Deadline, MongoStore, USERS, from_bson_datetime, from_decimal128,
+            is_duplicate_key, store_error, to_bson, to_bson_datetime, to_decimal128,
         },
     },
 };
@@ -163,16 +163,21 @@ impl MongoStore {
                 .find(doc! { "callbacks.id": { "$exists": true } })
                 .projection(doc! { "callbacks": 1 })
                 .limit(RELAY_BATCH)
-                .await
-                .map_err(store_error)?
+                .within(self.timeout)
+                .await?
                 .try_collect()
-                .await
-                .map_err(store_error)?;
+                .within(self.timeout)
+                .await?;
             let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= RELAY_BATCH;
             for holder in batch {
                 for event in holder.callbacks {
                     let id = event.id.clone();
-                    match self.outbox().insert_one(OutboxDoc::from(event)).await {
+                    match self
+                        .outbox()
+                        .insert_one(OutboxDoc::from(event))
+                        .answered_within(self.timeout)
+                        .await?
+                    {
                         Ok(_) => relayed += 1,
                         Err(err) if is_duplicate_key(&err) => {}
                         Err(err) => return Err(store_error(err)),
@@ -182,8 +187,8 @@ impl MongoStore {
                             doc! { "_id": &holder.user },
                             doc! { "$pull": { "callbacks": { "id": &id } } },
                         )
-                        .await
-                        .map_err(store_error)?;
+                        .within(self.timeout)
+                        .await?;
                 }
             }
             if !full {
@@ -223,11 +228,11 @@ impl CallbackOutbox for MongoStore {
             .find(query)
             .sort(doc! { "created_at": 1, "_id": 1 })
             .limit(i64::try_from(filter.limit).unwrap_or(i64::MAX))
-            .await
-            .map_err(store_error)?
+            .within(self.timeout)
+            .await?
             .try_collect()
-            .await
-            .map_err(store_error)?;
+            .within(self.timeout)
+            .await?;
         docs.into_iter().map(OutboxDoc::into_event).collect()
     }
 
@@ -235,8 +240,8 @@ impl CallbackOutbox for MongoStore {
         self.relay_callbacks().await?;
         self.outbox()
             .find_one(doc! { "_id": id })
-            .await
-            .map_err(store_error)?
+            .within(self.timeout)
+            .await?
             .map(OutboxDoc::into_event)
             .transpose()
     }
@@ -245,8 +250,8 @@ impl CallbackOutbox for MongoStore {
         self.relay_callbacks().await?;
         self.outbox()
             .count_documents(doc! { "status": status_bson(CallbackStatus::Pending)? })
+            .within(self.timeout)
             .await
-            .map_err(store_error)
     }
 
     async fn claim_due(
@@ -272,8 +277,8 @@ impl CallbackOutbox for MongoStore {
                 )
                 .sort(doc! { "due_at": 1 })
                 .return_document(ReturnDocument::After)
-                .await
-                .map_err(store_error)?;
+                .within(self.timeout)
+                .await?;
             match doc {
                 Some(doc) => claimed.push(doc.into_event()?),
                 None => break,
@@ -316,8 +321,8 @@ impl CallbackOutbox for MongoStore {
                 doc! { "_id": id, "lease_owner": owner },
                 doc! { "$set": set, "$inc": { "attempts": 1 } },
             )
-            .await
-            .map_err(store_error)?;
+            .within(self.timeout)
+            .await?;
         Ok(result.matched_count == 1)
     }
 
@@ -335,27 +340,34 @@ impl CallbackOutbox for MongoStore {
                 doc! { "$set": { "status": pending.clone(), "next_attempt_at": now, "due_at": now } },
             )
             .return_document(ReturnDocument::After)
-            .await
-            .map_err(store_error)?;
+            .within(self.timeout)
+            .await?;
         let updated = match unclaimed {
             Some(doc) => Some(doc),
-            None => self
-                .outbox()
-                .find_one_and_update(
-                    doc! { "_id": id, "status": not_delivered },
-                    doc! { "$set": { "status": pending, "next_attempt_at": now } },
-                )
-                .return_document(ReturnDocument::After)
-                .await
-                .map_err(store_error)?,
+            None => {
+                self.outbox()
+                    .find_one_and_update(
+                        doc! { "_id": id, "status": not_delivered },
+                        doc! { "$set": { "status": pending, "next_attempt_at": now } },
+                    )
+                    .return_document(ReturnDocument::After)
+                    .within(self.timeout)
+                    .await?
+            }
         };
         if let Some(doc) = updated {
             return Ok(Requeue::Queued(doc.into_event()?));
         }
-        Ok(match self.outbox().find_one(doc! { "_id": id }).await {
-            Ok(Some(_)) => Requeue::AlreadyDelivered,
-            Ok(None) => Requeue::NotFound,
-            Err(err) => return Err(store_error(err)),
-        })
+        Ok(
+            match self
+                .outbox()
+                .find_one(doc! { "_id": id })
+                .within(self.timeout)
+                .await?
+            {
+                Some(_) => Requeue::AlreadyDelivered,
+                None => Requeue::NotFound,
+            },
+        )
     }
 }

@@ -12,8 +12,8 @@ use super::{Begun, Claim, Held, IdempotencyStore, StoredResponse};
 use crate::storage::{
     StoreError,
     mongo::{
-        IDEMPOTENCY, MongoStore, from_bson_datetime, is_duplicate_key, store_error, to_bson,
-        to_bson_datetime,
+        Deadline, IDEMPOTENCY, MongoStore, from_bson_datetime, is_duplicate_key, store_error,
+        to_bson, to_bson_datetime,
     },
 };
 
@@ -55,7 +55,12 @@ impl MongoStore {
 impl IdempotencyStore for MongoStore {
     async fn begin(&self, claim: &Claim, now: DateTime<Utc>) -> Result<Begun, StoreError> {
         for _ in 0..ATTEMPTS {
-            match self.idempotency().insert_one(RecordDoc::new(claim)).await {
+            match self
+                .idempotency()
+                .insert_one(RecordDoc::new(claim))
+                .answered_within(self.timeout)
+                .await?
+            {
                 Ok(_) => return Ok(Begun::Started),
                 Err(err) if is_duplicate_key(&err) => {}
                 Err(err) => return Err(store_error(err)),
@@ -63,8 +68,8 @@ impl IdempotencyStore for MongoStore {
             let Some(found) = self
                 .idempotency()
                 .find_one(doc! { "_id": &claim.id })
-                .await
-                .map_err(store_error)?
+                .within(self.timeout)
+                .await?
             else {
                 continue;
             };
@@ -84,8 +89,8 @@ impl IdempotencyStore for MongoStore {
                     doc! { "_id": &claim.id, "owner": &owner },
                     RecordDoc::new(claim),
                 )
-                .await
-                .map_err(store_error)?;
+                .within(self.timeout)
+                .await?;
             if taken.matched_count == 1 {
                 return Ok(Begun::Started);
             }
@@ -99,16 +104,16 @@ impl IdempotencyStore for MongoStore {
                 doc! { "_id": &claim.id, "owner": &claim.owner },
                 doc! { "$set": { "response": to_bson(response)? } },
             )
-            .await
-            .map_err(store_error)?;
+            .within(self.timeout)
+            .await?;
         Ok(())
     }
 
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
         self.idempotency()
             .delete_one(doc! { "_id": &claim.id, "owner": &claim.owner, "response": null })
-            .await
-            .map_err(store_error)?;
+            .within(self.timeout)
+            .await?;
         Ok(())
     }
 }

@@ -28,9 +28,9 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            CAP_PLACES, DUPLICATE_KEY, INDICATED_EMAILS, MongoStore, USERS, from_bson_datetime,
-            from_decimal128, is_duplicate_key, store_error, to_bson, to_bson_datetime,
-            to_decimal128,
+            CAP_PLACES, DUPLICATE_KEY, Deadline, INDICATED_EMAILS, MongoStore, USERS,
+            from_bson_datetime, from_decimal128, is_duplicate_key, store_error, to_bson,
+            to_bson_datetime, to_decimal128,
         },
     },
 };
@@ -280,11 +280,11 @@ impl MongoStore {
         let groups: Vec<Document> = self
             .users()
             .aggregate(pipeline)
-            .await
-            .map_err(store_error)?
+            .within(self.timeout)
+            .await?
             .try_collect()
-            .await
-            .map_err(store_error)?;
+            .within(self.timeout)
+            .await?;
         let mut by_program: Vec<(Option<ProgramId>, ProgramFigures)> = Vec::new();
         for group in groups {
             let id = group.get_document("_id").ok();
@@ -351,22 +351,23 @@ impl MongoStore {
         if moved(
             self.cap_places()
                 .update_one(filter.clone(), inc.clone())
-                .await
-                .map_err(store_error)?,
+                .within(self.timeout)
+                .await?,
         ) {
             return Ok(true);
         }
         match self
             .cap_places()
             .insert_one(doc! { "_id": &key, "count": 1_i64 })
-            .await
+            .answered_within(self.timeout)
+            .await?
         {
             Ok(_) => Ok(true),
             Err(err) if is_duplicate_key(&err) => Ok(moved(
                 self.cap_places()
                     .update_one(filter, inc)
-                    .await
-                    .map_err(store_error)?,
+                    .within(self.timeout)
+                    .await?,
             )),
             Err(err) => Err(store_error(err)),
         }
@@ -378,8 +379,8 @@ impl MongoStore {
                 doc! { "_id": terms.cap_key(), "count": { "$gt": 0_i64 } },
                 doc! { "$inc": { "count": -1_i64 } },
             )
-            .await
-            .map_err(store_error)?;
+            .within(self.timeout)
+            .await?;
         Ok(())
     }
 
@@ -393,8 +394,8 @@ impl MongoStore {
             .find_one_and_update(filter, doc! { "$set": { "total_amount_paid": total } })
             .projection(user_projection())
             .return_document(ReturnDocument::After)
-            .await
-            .map_err(store_error)?
+            .within(self.timeout)
+            .await?
             .map(UserDoc::into_user)
             .transpose()
     }
@@ -436,11 +437,12 @@ impl MongoStore {
             .find_one_and_update(filter, doc! { "$set": set, "$push": push })
             .projection(user_projection())
             .return_document(ReturnDocument::After)
+            .within(self.timeout)
             .await;
         let took_place = delta > 0 && step.credit.counts_toward_cap();
         // An error leaves the outcome unknown (the update may have applied and its answer been
         // lost): the place is kept, so the count errs high — credited less, never more.
-        let updated = updated.map_err(store_error)?;
+        let updated = updated?;
         let Some(doc) = updated else {
             if took_place {
                 self.give_back_cap_place(terms).await?;
@@ -474,11 +476,11 @@ impl MongoStore {
                 "signup_credit": { "$exists": false },
             })
             .projection(doc! { "callbacks": 0 })
-            .await
-            .map_err(store_error)?
+            .within(self.timeout)
+            .await?
             .try_collect()
-            .await
-            .map_err(store_error)?;
+            .within(self.timeout)
+            .await?;
         for doc in earlier {
             let signup = doc
                 .ledger
@@ -497,16 +499,16 @@ impl MongoStore {
                         doc! { "$inc": { "count": 1_i64 } },
                     )
                     .upsert(true)
-                    .await
-                    .map_err(store_error)?;
+                    .within(self.timeout)
+                    .await?;
             }
             self.users()
                 .update_one(
                     doc! { "_id": hash, "signup_credit": { "$exists": false } },
                     doc! { "$set": { "signup_credit": signup } },
                 )
-                .await
-                .map_err(store_error)?;
+                .within(self.timeout)
+                .await?;
         }
         Ok(())
     }
@@ -523,8 +525,8 @@ impl MongoStore {
         self.users()
             .find_one(filter)
             .projection(user_projection())
-            .await
-            .map_err(store_error)?
+            .within(self.timeout)
+            .await?
             .map(UserDoc::into_user)
             .transpose()
     }
@@ -536,11 +538,11 @@ impl MongoStore {
             .collection::<Document>(USERS)
             .find(doc! { "_id": { "$in": ids } })
             .projection(doc! { "_id": 1 })
-            .await
-            .map_err(store_error)?
+            .within(self.timeout)
+            .await?
             .try_collect()
-            .await
-            .map_err(store_error)?;
+            .within(self.timeout)
+            .await?;
         Ok(docs
             .iter()
             .filter_map(|d| d.get_str("_id").ok().map(str::to_owned))
@@ -583,7 +585,13 @@ impl IndicationStore for MongoStore {
             .map(|hash| UserDoc::from_user(&User::imported(hash.clone(), program, at)))
             .collect::<Result<Vec<_>, _>>()?;
         let mut raced = HashSet::new();
-        if let Err(err) = self.users().insert_many(docs).ordered(false).await {
+        if let Err(err) = self
+            .users()
+            .insert_many(docs)
+            .ordered(false)
+            .answered_within(self.timeout)
+            .await?
+        {
             let ErrorKind::InsertMany(failure) = &*err.kind else {
                 return Err(store_error(err));
             };
@@ -633,7 +641,12 @@ impl IndicationStore for MongoStore {
             .collect::<Result<_, _>>()?;
         doc.callbacks = vec![CallbackDoc::from_event(&registration.event)?];
         doc.signup_credit = Some(to_decimal128(registration.event.amount)?);
-        match self.users().insert_one(doc).await {
+        match self
+            .users()
+            .insert_one(doc)
+            .answered_within(self.timeout)
+            .await?
+        {
             Ok(_) => Ok(RegisterOutcome::Registered),
             Err(err) if is_duplicate_key(&err) => {
                 self.add_program_users(program, -1).await?;
@@ -712,11 +725,11 @@ impl IndicationStore for MongoStore {
             .projection(user_projection())
             .sort(doc! { "credit.release_at": 1 })
             .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .await
-            .map_err(store_error)?
+            .within(self.timeout)
+            .await?
             .try_collect()
-            .await
-            .map_err(store_error)?;
+            .within(self.timeout)
+            .await?;
         docs.into_iter().map(UserDoc::into_user).collect()
     }
 
@@ -768,11 +781,11 @@ impl IndicationStore for MongoStore {
             .find(doc! { "user_indicator": indicator.as_str() })
             .projection(user_projection())
             .sort(doc! { "created_at": 1, "_id": 1 })
-            .await
-            .map_err(store_error)?
+            .within(self.timeout)
+            .await?
             .try_collect()
-            .await
-            .map_err(store_error)?;
+            .within(self.timeout)
+            .await?;
         docs.into_iter().map(UserDoc::into_user).collect()
     }
 
@@ -796,7 +809,13 @@ impl IndicationStore for MongoStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         let mut saved = vec![true; docs.len()];
         // Unordered: every address is tried; the ones already indicated fail on `_id`.
-        if let Err(err) = self.emails().insert_many(docs).ordered(false).await {
+        if let Err(err) = self
+            .emails()
+            .insert_many(docs)
+            .ordered(false)
+            .answered_within(self.timeout)
+            .await?
+        {
             let ErrorKind::InsertMany(failure) = &*err.kind else {
                 return Err(store_error(err));
             };
@@ -824,11 +843,11 @@ impl IndicationStore for MongoStore {
             .emails()
             .find(doc! { "_id": { "$in": ids } })
             .projection(doc! { "ledger": 0 })
-            .await
-            .map_err(store_error)?
+            .within(self.timeout)
+            .await?
             .try_collect()
-            .await
-            .map_err(store_error)?;
+            .within(self.timeout)
+            .await?;
         Ok(docs
             .into_iter()
             .map(|d| {
@@ -848,11 +867,11 @@ impl IndicationStore for MongoStore {
                 .collection::<LedgerOnly>(collection)
                 .find(doc! { "ledger.0": { "$exists": true } })
                 .projection(doc! { "ledger": 1 })
-                .await
-                .map_err(store_error)?
+                .within(self.timeout)
+                .await?
                 .try_collect()
-                .await
-                .map_err(store_error)?;
+                .within(self.timeout)
+                .await?;
             for doc in docs {
                 for entry in doc.ledger {
                     entries.push(entry.into_entry()?);

@@ -16,8 +16,8 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            MongoStore, PROGRAMS, from_bson_datetime, from_decimal128, store_error,
-            to_bson_datetime, to_decimal128,
+            Deadline, MongoStore, PROGRAMS, from_bson_datetime, from_decimal128, to_bson_datetime,
+            to_decimal128,
         },
     },
 };
@@ -100,8 +100,8 @@ impl MongoStore {
                 doc! { "_id": id.object_id() },
                 doc! { "$inc": { "user_count": delta } },
             )
-            .await
-            .map_err(store_error)?;
+            .within(self.timeout)
+            .await?;
         Ok(result.matched_count == 1)
     }
 }
@@ -111,8 +111,8 @@ impl ProgramStore for MongoStore {
     async fn insert(&self, program: &Program) -> Result<(), StoreError> {
         self.programs()
             .insert_one(ProgramDoc::from_program(program)?)
-            .await
-            .map_err(store_error)?;
+            .within(self.timeout)
+            .await?;
         Ok(())
     }
 
@@ -121,19 +121,19 @@ impl ProgramStore for MongoStore {
             .programs()
             .find(doc! {})
             .sort(doc! { "created_at": 1, "_id": 1 })
-            .await
-            .map_err(store_error)?
+            .within(self.timeout)
+            .await?
             .try_collect()
-            .await
-            .map_err(store_error)?;
+            .within(self.timeout)
+            .await?;
         docs.into_iter().map(ProgramDoc::into_program).collect()
     }
 
     async fn get(&self, id: ProgramId) -> Result<Option<Program>, StoreError> {
         self.programs()
             .find_one(doc! { "_id": id.object_id() })
-            .await
-            .map_err(store_error)?
+            .within(self.timeout)
+            .await?
             .map(ProgramDoc::into_program)
             .transpose()
     }
@@ -142,8 +142,8 @@ impl ProgramStore for MongoStore {
         self.programs()
             .find_one(doc! {})
             .sort(doc! { "created_at": 1, "_id": 1 })
-            .await
-            .map_err(store_error)?
+            .within(self.timeout)
+            .await?
             .map(ProgramDoc::into_program)
             .transpose()
     }
@@ -177,8 +177,8 @@ impl ProgramStore for MongoStore {
         self.programs()
             .find_one_and_update(doc! { "_id": id.object_id() }, doc! { "$set": set })
             .return_document(ReturnDocument::After)
-            .await
-            .map_err(store_error)?
+            .within(self.timeout)
+            .await?
             .map(ProgramDoc::into_program)
             .transpose()
     }
@@ -188,8 +188,8 @@ impl ProgramStore for MongoStore {
         let result = self
             .programs()
             .delete_one(doc! { "_id": id.object_id(), "user_count": { "$lte": 0 } })
-            .await
-            .map_err(store_error)?;
+            .within(self.timeout)
+            .await?;
         if result.deleted_count == 1 {
             return Ok(Deletion::Deleted);
         }

@@ -29,8 +29,8 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            MongoStore, REFEREES, REFERRERS, from_bson_datetime, is_duplicate_key, store_error,
-            to_bson_datetime,
+            Deadline, MongoStore, REFEREES, REFERRERS, from_bson_datetime, is_duplicate_key,
+            store_error, to_bson_datetime,
         },
     },
 };
@@ -139,11 +139,11 @@ impl MongoStore {
             .collection::<Document>(REFERRERS)
             .find(doc! { "redemptions": { "$exists": false } })
             .projection(doc! { "code_key": 1 })
-            .await
-            .map_err(store_error)?
+            .within(self.timeout)
+            .await?
             .try_collect()
-            .await
-            .map_err(store_error)?;
+            .within(self.timeout)
+            .await?;
         for referrer in uncounted {
             let (Some(id), Ok(key)) = (referrer.get("_id"), referrer.get_str("code_key")) else {
                 continue;
@@ -151,15 +151,15 @@ impl MongoStore {
             let count = self
                 .referees()
                 .count_documents(doc! { "code_key": key })
-                .await
-                .map_err(store_error)?;
+                .within(self.timeout)
+                .await?;
             self.referrers()
                 .update_one(
                     doc! { "_id": id, "redemptions": { "$exists": false } },
                     doc! { "$set": { "redemptions": count_to_bson(count) } },
                 )
-                .await
-                .map_err(store_error)?;
+                .within(self.timeout)
+                .await?;
         }
         Ok(())
     }
@@ -171,16 +171,16 @@ impl MongoStore {
                 doc! { "_id": email.as_str() },
                 doc! { "$inc": { "redemptions": by } },
             )
-            .await
-            .map_err(store_error)?;
+            .within(self.timeout)
+            .await?;
         Ok(())
     }
 
     async fn find_referrer(&self, filter: Document) -> Result<Option<Referrer>, StoreError> {
         self.referrers()
             .find_one(filter)
-            .await
-            .map_err(store_error)?
+            .within(self.timeout)
+            .await?
             .map(ReferrerDoc::into_referrer)
             .transpose()
     }
@@ -207,7 +207,8 @@ impl ReferralStore for MongoStore {
         match self
             .referrers()
             .insert_one(ReferrerDoc::from_referrer(referrer))
-            .await
+            .answered_within(self.timeout)
+            .await?
         {
             Ok(_) => Ok(Ok(())),
             // Which unique key was taken is read back rather than parsed from the server's
@@ -241,7 +242,8 @@ impl ReferralStore for MongoStore {
                 doc! { "$set": { "user_id": user_id } },
             )
             .return_document(ReturnDocument::After)
-            .await;
+            .answered_within(self.timeout)
+            .await?;
         match linked {
             Ok(Some(doc)) => doc.into_referrer().map(Some),
             // Already linked, or the user id belongs to another referrer: as it is.
@@ -254,8 +256,8 @@ impl ReferralStore for MongoStore {
     async fn referee(&self, account_id: &AccountId) -> Result<Option<Referee>, StoreError> {
         self.referees()
             .find_one(doc! { "_id": account_id.as_str() })
-            .await
-            .map_err(store_error)?
+            .within(self.timeout)
+            .await?
             .map(RefereeDoc::into_referee)
             .transpose()
     }
@@ -282,8 +284,8 @@ impl ReferralStore for MongoStore {
             let moved = self
                 .referrers()
                 .update_one(filter, doc! { "$inc": { "redemptions": 1 } })
-                .await
-                .map_err(store_error)?;
+                .within(self.timeout)
+                .await?;
             if moved.matched_count == 1 {
                 counted = Some(referrer.email);
                 break;
@@ -301,13 +303,18 @@ impl ReferralStore for MongoStore {
             redeemed_at: to_bson_datetime(referee.redeemed_at),
             via: referee.via,
         };
-        match self.referees().insert_one(doc).await {
+        match self
+            .referees()
+            .insert_one(doc)
+            .answered_within(self.timeout)
+            .await?
+        {
             Ok(_) => Ok(Redeemed::Stored),
-            Err(err) => {
+            // The insert may have applied and its answer been lost: the count stays, erring
+            // high (the code allows one redemption less), never low.
+            Err(err) if !is_duplicate_key(&err) => Err(store_error(err)),
+            Err(_) => {
                 self.count_redemption(&referrer_email, -1).await?;
-                if !is_duplicate_key(&err) {
-                    return Err(store_error(err));
-                }
                 match self.referee(&referee.account_id).await? {
                     Some(held) => Ok(Redeemed::Held(held)),
                     None => Err(StoreError::Backend(
@@ -359,8 +366,8 @@ impl ReferralStore for MongoStore {
         self.referrers()
             .find_one_and_update(filter, update)
             .return_document(ReturnDocument::After)
-            .await
-            .map_err(store_error)?
+            .within(self.timeout)
+            .await?
             .map(ReferrerDoc::into_referrer)
             .transpose()
     }
@@ -375,11 +382,11 @@ impl ReferralStore for MongoStore {
             .find(doc! { "code_key": code.key() })
             .sort(doc! { "redeemed_at": -1, "_id": -1 })
             .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .await
-            .map_err(store_error)?
+            .within(self.timeout)
+            .await?
             .try_collect()
-            .await
-            .map_err(store_error)?;
+            .within(self.timeout)
+            .await?;
         docs.into_iter().map(RefereeDoc::into_referee).collect()
     }
 }
