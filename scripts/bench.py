@@ -228,6 +228,8 @@ def bench_backend(args, backend, work):
     program, email, code = prepare(service.port, token, admin)
     rows = []
     for name, method, path, body, role in routes(program, email, code):
+        if args.only and name != "GET /" and not re.search(args.only, name):
+            continue
         bearer = {"service": token, "admin": admin}.get(role)
         script = lua_for(work, f"{backend}-{name}", method, path, body, bearer)
         target = path if body is None else "/"
@@ -268,6 +270,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--output")
+    parser.add_argument("--only", help="a regular expression: run the floor and the routes "
+                        "whose name it matches")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="referral-bench-")
     backends = ["embedded"] + (["mongodb"] if args.mongodb_url else [])

@@ -7,6 +7,7 @@
 #   scripts/bench.sh                                  embedded store
 #   BENCH_MONGODB_URL=mongodb://host:port scripts/bench.sh   and MongoDB (a database per run)
 #   BENCH_SECONDS=10 scripts/bench.sh                 longer rows (default 5 s)
+#   scripts/bench.sh --only register                  the floor and the matching routes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,4 +23,4 @@ args=(--binary target/release/referral-api --seconds "${BENCH_SECONDS:-5}" --out
 if [ -n "${BENCH_MONGODB_URL:-}" ]; then
   args+=(--mongodb-url "$BENCH_MONGODB_URL")
 fi
-python3 scripts/bench.py "${args[@]}"
+python3 scripts/bench.py "${args[@]}" "$@"

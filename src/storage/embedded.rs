@@ -39,8 +39,24 @@ pub struct EmbeddedStore {
     writer: Arc<WriterHandle>,
     /// Commits made, each holding one batch of writes.
     commits: Arc<std::sync::atomic::AtomicU64>,
-    /// Shared with the writer: set while writes cannot succeed.
-    failing: Arc<AtomicBool>,
+    /// Shared with the writer: what the last writes said of the disk.
+    disk: Arc<DiskState>,
+}
+
+/// What the writes have found out about the disk.
+#[derive(Default)]
+struct DiskState {
+    /// Set when a write failed for want of a working disk; the next batch or health check then
+    /// reopens the file first (redb refuses all work after an I/O error until reopened).
+    /// Cleared by the next commit.
+    failing: AtomicBool,
+    /// Set with `failing`, cleared only by a health check whose probe write (the size of a large
+    /// request) commits: a nearly full disk can let small writes through, which clear `failing`,
+    /// while most writes still fail.
+    probe_due: AtomicBool,
+    /// Set while a read's disk failure has queued an empty write to have the writer reopen the
+    /// file: requests whose first step is a read would otherwise never reach the writer.
+    reopen_queued: AtomicBool,
 }
 
 /// A write waiting for the writer thread: re-runnable, since a batch in which another write
@@ -81,9 +97,7 @@ const MAX_BATCH: usize = 256;
 struct Writer {
     slot: Slot,
     path: PathBuf,
-    /// Set when a write failed for want of a working disk; the next batch or health check then
-    /// reopens the file first (redb refuses all work after an I/O error until reopened).
-    failing: Arc<AtomicBool>,
+    disk: Arc<DiskState>,
     commits: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -135,7 +149,7 @@ impl Writer {
             }
             match txn.commit().map_err(backend) {
                 Ok(()) => {
-                    self.failing.store(false, Ordering::SeqCst);
+                    self.disk.failing.store(false, Ordering::SeqCst);
                     self.commits.fetch_add(1, Ordering::Relaxed);
                     for (job, value) in batch.into_iter().zip(values) {
                         let _ = job.reply.send(Ok(value));
@@ -151,8 +165,10 @@ impl Writer {
     }
 
     fn begin(&self) -> Result<WriteTransaction, StoreError> {
-        if self.failing.load(Ordering::SeqCst) {
-            EmbeddedStore::reopen(&self.slot, &self.path)?;
+        if self.disk.failing.load(Ordering::SeqCst) {
+            let reopened = EmbeddedStore::reopen(&self.slot, &self.path);
+            self.disk.reopen_queued.store(false, Ordering::SeqCst);
+            reopened?;
         }
         let db = EmbeddedStore::current(&self.slot)?;
         db.begin_write()
@@ -163,7 +179,8 @@ impl Writer {
     fn mark_failing(&self, err: &StoreError) {
         if let StoreError::Unavailable(detail) = err {
             tracing::warn!(error = %detail, "embedded store write failed; it will be reopened");
-            self.failing.store(true, Ordering::SeqCst);
+            self.disk.failing.store(true, Ordering::SeqCst);
+            self.disk.probe_due.store(true, Ordering::SeqCst);
         }
     }
 }
@@ -214,12 +231,12 @@ impl EmbeddedStore {
             let db = open_file(&path)?;
             let slot: Slot = Arc::new(RwLock::new(Some(Arc::new(db))));
             let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let failing = Arc::new(AtomicBool::new(false));
+            let disk = Arc::new(DiskState::default());
             let (writes, jobs) = std::sync::mpsc::channel();
             let writer = Writer {
                 slot: slot.clone(),
                 path,
-                failing: failing.clone(),
+                disk: disk.clone(),
                 commits: commits.clone(),
             };
             let thread = std::thread::Builder::new()
@@ -233,7 +250,7 @@ impl EmbeddedStore {
                     thread: Some(thread),
                 }),
                 commits,
-                failing,
+                disk,
             })
         })
         .await
@@ -291,8 +308,30 @@ impl EmbeddedStore {
         F: FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
     {
         let db = Self::current(&self.db)?;
-        let txn = db.begin_read().map_err(backend)?;
-        f(&txn)
+        let read = db.begin_read().map_err(backend).and_then(|txn| f(&txn));
+        if let Err(StoreError::Unavailable(detail)) = &read {
+            self.read_failed(detail);
+        }
+        read
+    }
+
+    /// A read met the disk failing (redb refuses every read too after an I/O error, until the
+    /// file is reopened): the writer is told to reopen it, by an empty write, once.
+    fn read_failed(&self, detail: &str) {
+        self.disk.failing.store(true, Ordering::SeqCst);
+        self.disk.probe_due.store(true, Ordering::SeqCst);
+        if self.disk.reopen_queued.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tracing::warn!(error = %detail, "embedded store read failed; it will be reopened");
+        let (reply, _) = tokio::sync::oneshot::channel();
+        let job = Job {
+            run: Box::new(|_| Ok(Box::new(()) as Box<dyn Any + Send>)),
+            reply,
+        };
+        if let Some(writes) = &self.writer.writes {
+            let _ = writes.send(job);
+        }
     }
 
     /// Runs a write on the writer thread, and answers once the commit that holds it is durable
@@ -377,28 +416,38 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
 #[async_trait::async_trait]
 impl StoreHealth for EmbeddedStore {
     /// Healthy when the file reads, and — after a write failed for want of a working disk —
-    /// when a write the size of a large request commits again.
+    /// once a write the size of a large request commits again.
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|_| Ok(())).await?;
-        if self.failing.load(Ordering::SeqCst) {
-            self.write(|txn| {
-                let mut probe = txn.open_table(HEALTH_PROBE).map_err(backend)?;
-                probe
-                    .insert("probe", vec![0u8; PROBE_BYTES].as_slice())
-                    .map_err(backend)?;
-                Ok(())
-            })
-            .await?;
-            self.write(|txn| {
-                txn.open_table(HEALTH_PROBE)
-                    .map_err(backend)?
-                    .remove("probe")
-                    .map_err(backend)?;
-                Ok(())
-            })
-            .await?;
+        // Taken before the probe: a failure during it sets the flag again.
+        if self.disk.probe_due.swap(false, Ordering::SeqCst) {
+            self.probe()
+                .await
+                .inspect_err(|_| self.disk.probe_due.store(true, Ordering::SeqCst))?;
         }
         Ok(())
+    }
+}
+
+impl EmbeddedStore {
+    /// Writes and removes a record the size of a large request.
+    async fn probe(&self) -> Result<(), StoreError> {
+        self.write(|txn| {
+            let mut probe = txn.open_table(HEALTH_PROBE).map_err(backend)?;
+            probe
+                .insert("probe", vec![0u8; PROBE_BYTES].as_slice())
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await?;
+        self.write(|txn| {
+            txn.open_table(HEALTH_PROBE)
+                .map_err(backend)?
+                .remove("probe")
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 }
 

@@ -61,6 +61,19 @@ impl SmallDisk {
     }
 }
 
+impl SmallDisk {
+    /// Gives `bytes` of the filler back.
+    fn free(&self, filler: &std::path::Path, bytes: u64) {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(filler)
+            .expect("filler");
+        let size = file.metadata().expect("filler size").len();
+        file.set_len(size.saturating_sub(bytes))
+            .expect("shrink filler");
+    }
+}
+
 impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount")
@@ -108,8 +121,33 @@ async fn a_full_disk_gives_503s_and_writes_come_back_once_there_is_room() {
     }
     assert!(refused, "the disk never filled up");
     assert_eq!(app.health().await, StatusCode::SERVICE_UNAVAILABLE);
+    // A little room: small writes fit again, and their commits clear the writer's failure;
+    // the health check still says what a large request would meet.
+    disk.free(&filler, 64 * 1024);
+    let mut small = 0;
+    for i in 0..5 {
+        let hash = format!("small-{i}");
+        if app.create_users_response(&[&hash]).await.status() == StatusCode::CREATED {
+            acknowledged.push(hash);
+            small += 1;
+        }
+    }
+    assert!(small > 0, "no small write fitted in 64 KiB");
+    assert_eq!(app.health().await, StatusCode::SERVICE_UNAVAILABLE);
 
     std::fs::remove_file(filler).expect("room again");
+    // Reads alone, with no write among them, come back.
+    let mut read = false;
+    for _ in 0..50 {
+        let response = app.get("/statement/before-the-disk-filled/").await;
+        if response.status() == StatusCode::OK {
+            read = true;
+            break;
+        }
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(read, "reads did not come back without a restart");
     let mut written = false;
     for _ in 0..50 {
         let response = app.create_users_response(&["after-the-disk-emptied"]).await;
