@@ -43,6 +43,7 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             match builder.install_recorder() {
                 Ok(handle) => {
                     describe();
+                    keep_up(handle.clone());
                     Some(handle)
                 }
                 Err(err) => {
@@ -52,6 +53,26 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The recorder keeps every histogram sample until upkeep folds it into its buckets; without
+/// it, a service nobody scrapes would grow by every request it answers. One thread for the
+/// process, as the recorder is.
+fn keep_up(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new()
+        .name("metrics-upkeep".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(err) = started {
+        tracing::warn!(error = %err, "cannot start metrics upkeep; /metrics scrapes will do it");
+    }
 }
 
 fn describe() {

@@ -1,12 +1,12 @@
 //! The MongoDB backend: one shared client, indexes created at start, a short server-selection
 //! timeout so that a missing database fails fast. Nothing here needs a replica set.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use futures_util::FutureExt;
 
 use mongodb::{
-    Client, Database, IndexModel,
+    Client, Collection, Database, IndexModel,
     bson::{Decimal128, doc},
     error::{Error as MongoError, ErrorKind},
     options::{Acknowledgment, ClientOptions, IndexOptions},
@@ -186,6 +186,51 @@ enum IndexKind {
     UniqueSparse,
     /// A TTL index: documents go once the indexed date has passed.
     Ttl,
+}
+
+/// Documents per bulk call. Each call carries `DATABASE_TIMEOUT`, so a large import is many
+/// bounded calls rather than one that a slow server cannot finish in time.
+pub(crate) const BULK_CHUNK: usize = 1_000;
+
+/// Inserts `docs` unordered, [`BULK_CHUNK`] at a time: every document is tried, and those whose
+/// `_id` (or unique key) is already taken are returned by their index in `docs`. Any other
+/// failure, a write concern error included (the outcome is then unknown), ends it with an error.
+pub(crate) async fn insert_unordered<T>(
+    collection: &Collection<T>,
+    docs: Vec<T>,
+    limit: Duration,
+) -> Result<HashSet<usize>, StoreError>
+where
+    T: serde::Serialize + Send + Sync,
+{
+    let mut taken = HashSet::new();
+    let mut docs = docs.into_iter().peekable();
+    let mut offset = 0;
+    while docs.peek().is_some() {
+        let chunk: Vec<T> = docs.by_ref().take(BULK_CHUNK).collect();
+        let len = chunk.len();
+        if let Err(err) = collection
+            .insert_many(chunk)
+            .ordered(false)
+            .answered_within(limit)
+            .await?
+        {
+            let ErrorKind::InsertMany(failure) = &*err.kind else {
+                return Err(store_error(err));
+            };
+            if failure.write_concern_error.is_some() {
+                return Err(store_error(err.clone()));
+            }
+            for write_error in failure.write_errors.iter().flatten() {
+                if write_error.code != DUPLICATE_KEY {
+                    return Err(store_error(err.clone()));
+                }
+                taken.insert(offset + write_error.index);
+            }
+        }
+        offset += len;
+    }
+    Ok(taken)
 }
 
 /// A duplicate-key violation (code 11000): the unique `_id` (or index) already holds the value.

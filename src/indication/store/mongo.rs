@@ -10,7 +10,6 @@ use futures_util::TryStreamExt;
 use mongodb::{
     Collection,
     bson::{Bson, Decimal128, Document, doc, oid::ObjectId},
-    error::ErrorKind,
     options::ReturnDocument,
 };
 use serde::{Deserialize, Serialize};
@@ -28,9 +27,9 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            CAP_PLACES, DUPLICATE_KEY, Deadline, INDICATED_EMAILS, MongoStore, USERS,
-            from_bson_datetime, from_decimal128, is_duplicate_key, store_error, to_bson,
-            to_bson_datetime, to_decimal128,
+            BULK_CHUNK, CAP_PLACES, Deadline, INDICATED_EMAILS, MongoStore, USERS,
+            from_bson_datetime, from_decimal128, insert_unordered, is_duplicate_key, store_error,
+            to_bson, to_bson_datetime, to_decimal128,
         },
     },
 };
@@ -532,21 +531,25 @@ impl MongoStore {
     }
 
     async fn existing_hashes(&self, hashes: &[UserHash]) -> Result<HashSet<String>, StoreError> {
-        let ids: Vec<&str> = hashes.iter().map(UserHash::as_str).collect();
-        let docs: Vec<Document> = self
-            .db
-            .collection::<Document>(USERS)
-            .find(doc! { "_id": { "$in": ids } })
-            .projection(doc! { "_id": 1 })
-            .within(self.timeout)
-            .await?
-            .try_collect()
-            .within(self.timeout)
-            .await?;
-        Ok(docs
-            .iter()
-            .filter_map(|d| d.get_str("_id").ok().map(str::to_owned))
-            .collect())
+        let mut existing = HashSet::new();
+        for chunk in hashes.chunks(BULK_CHUNK) {
+            let ids: Vec<&str> = chunk.iter().map(UserHash::as_str).collect();
+            let docs: Vec<Document> = self
+                .db
+                .collection::<Document>(USERS)
+                .find(doc! { "_id": { "$in": ids } })
+                .projection(doc! { "_id": 1 })
+                .within(self.timeout)
+                .await?
+                .try_collect()
+                .within(self.timeout)
+                .await?;
+            existing.extend(
+                docs.iter()
+                    .filter_map(|d| d.get_str("_id").ok().map(str::to_owned)),
+            );
+        }
+        Ok(existing)
     }
 }
 
@@ -584,24 +587,7 @@ impl IndicationStore for MongoStore {
             .iter()
             .map(|hash| UserDoc::from_user(&User::imported(hash.clone(), program, at)))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut raced = HashSet::new();
-        if let Err(err) = self
-            .users()
-            .insert_many(docs)
-            .ordered(false)
-            .answered_within(self.timeout)
-            .await?
-        {
-            let ErrorKind::InsertMany(failure) = &*err.kind else {
-                return Err(store_error(err));
-            };
-            for write_error in failure.write_errors.iter().flatten() {
-                if write_error.code != DUPLICATE_KEY {
-                    return Err(store_error(err.clone()));
-                }
-                raced.insert(write_error.index);
-            }
-        }
+        let raced = insert_unordered(&self.users(), docs, self.timeout).await?;
         if let (Some(id), false) = (program, raced.is_empty()) {
             self.add_program_users(id, -i64::try_from(raced.len()).unwrap_or(0))
                 .await?;
@@ -807,30 +793,10 @@ impl IndicationStore for MongoStore {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let mut saved = vec![true; docs.len()];
         // Unordered: every address is tried; the ones already indicated fail on `_id`.
-        if let Err(err) = self
-            .emails()
-            .insert_many(docs)
-            .ordered(false)
-            .answered_within(self.timeout)
-            .await?
-        {
-            let ErrorKind::InsertMany(failure) = &*err.kind else {
-                return Err(store_error(err));
-            };
-            if failure.write_concern_error.is_some() {
-                return Err(store_error(err.clone()));
-            }
-            for write_error in failure.write_errors.iter().flatten() {
-                if write_error.code != DUPLICATE_KEY {
-                    return Err(store_error(err.clone()));
-                }
-                if let Some(slot) = saved.get_mut(write_error.index) {
-                    *slot = false;
-                }
-            }
-        }
+        let count = docs.len();
+        let taken = insert_unordered(&self.emails(), docs, self.timeout).await?;
+        let saved = (0..count).map(|index| !taken.contains(&index)).collect();
         Ok(saved)
     }
 
