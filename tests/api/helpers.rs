@@ -97,6 +97,9 @@ impl TestApp {
         ];
         if backend == Backend::Mongo {
             vars.push(("DATABASE_URL".into(), fresh_mongo_url()));
+            // The test server answers a few hundred operations a second, shared by every test
+            // running at once: a call may queue for seconds. The fault tests set their own.
+            vars.push(("DATABASE_TIMEOUT".into(), "15s".into()));
         }
         for (name, value) in extra {
             vars.retain(|(n, _)| n != name);
