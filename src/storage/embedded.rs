@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc, RwLock,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -50,13 +50,24 @@ struct DiskState {
     /// reopens the file first (redb refuses all work after an I/O error until reopened).
     /// Cleared by the next commit.
     failing: AtomicBool,
-    /// Set with `failing`, cleared only by a health check whose probe write (the size of a large
-    /// request) commits: a nearly full disk can let small writes through, which clear `failing`,
-    /// while most writes still fail.
-    probe_due: AtomicBool,
+    /// How many operations have failed for want of a working disk (or a file that could not be
+    /// reopened).
+    failures: AtomicU64,
+    /// The failure count that the last successful health probe began after. While it is below
+    /// `failures`, every health check writes a probe the size of a large request: a nearly full
+    /// disk can let small writes through, which clear `failing`, while most writes still fail.
+    /// Each check answers by its own probe, so that two at once never take each other's word.
+    probed: AtomicU64,
     /// Set while a read's disk failure has queued an empty write to have the writer reopen the
     /// file: requests whose first step is a read would otherwise never reach the writer.
     reopen_queued: AtomicBool,
+}
+
+impl DiskState {
+    fn failed(&self) {
+        self.failing.store(true, Ordering::SeqCst);
+        self.failures.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// A write waiting for the writer thread: re-runnable, since a batch in which another write
@@ -168,6 +179,9 @@ impl Writer {
         if self.disk.failing.load(Ordering::SeqCst) {
             let reopened = EmbeddedStore::reopen(&self.slot, &self.path);
             self.disk.reopen_queued.store(false, Ordering::SeqCst);
+            if let Err(err) = &reopened {
+                tracing::warn!(error = %err, "embedded store not reopened yet; the next operation tries again");
+            }
             reopened?;
         }
         let db = EmbeddedStore::current(&self.slot)?;
@@ -179,8 +193,7 @@ impl Writer {
     fn mark_failing(&self, err: &StoreError) {
         if let StoreError::Unavailable(detail) = err {
             tracing::warn!(error = %detail, "embedded store write failed; it will be reopened");
-            self.disk.failing.store(true, Ordering::SeqCst);
-            self.disk.probe_due.store(true, Ordering::SeqCst);
+            self.disk.failed();
         }
     }
 }
@@ -307,8 +320,10 @@ impl EmbeddedStore {
         T: Send + 'static,
         F: FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
     {
-        let db = Self::current(&self.db)?;
-        let read = db.begin_read().map_err(backend).and_then(|txn| f(&txn));
+        // `db` is held until the read is done: a reopen waits for it rather than closing the
+        // file under the read.
+        let read = Self::current(&self.db)
+            .and_then(|db| db.begin_read().map_err(backend).and_then(|txn| f(&txn)));
         if let Err(StoreError::Unavailable(detail)) = &read {
             self.read_failed(detail);
         }
@@ -316,10 +331,11 @@ impl EmbeddedStore {
     }
 
     /// A read met the disk failing (redb refuses every read too after an I/O error, until the
-    /// file is reopened): the writer is told to reopen it, by an empty write, once.
+    /// file is reopened), or found the file closed because a reopen was refused: the writer is
+    /// told to (try again to) reopen it, by an empty write, once at a time. A service that is
+    /// only read would otherwise never come back.
     fn read_failed(&self, detail: &str) {
-        self.disk.failing.store(true, Ordering::SeqCst);
-        self.disk.probe_due.store(true, Ordering::SeqCst);
+        self.disk.failed();
         if self.disk.reopen_queued.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -419,11 +435,11 @@ impl StoreHealth for EmbeddedStore {
     /// once a write the size of a large request commits again.
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|_| Ok(())).await?;
-        // Taken before the probe: a failure during it sets the flag again.
-        if self.disk.probe_due.swap(false, Ordering::SeqCst) {
-            self.probe()
-                .await
-                .inspect_err(|_| self.disk.probe_due.store(true, Ordering::SeqCst))?;
+        // Read before the probe: a failure during it leaves the next check a probe of its own.
+        let failures = self.disk.failures.load(Ordering::SeqCst);
+        if self.disk.probed.load(Ordering::SeqCst) < failures {
+            self.probe().await?;
+            self.disk.probed.fetch_max(failures, Ordering::SeqCst);
         }
         Ok(())
     }
@@ -456,7 +472,10 @@ impl EmbeddedStore {
 pub(crate) fn backend(err: impl Into<redb::Error>) -> StoreError {
     let err = err.into();
     match err {
-        redb::Error::Io(_) | redb::Error::PreviousIo => StoreError::Unavailable(err.to_string()),
+        // DatabaseClosed: a read that began as a reopen took the file out of use.
+        redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed => {
+            StoreError::Unavailable(err.to_string())
+        }
         other => StoreError::Backend(other.to_string()),
     }
 }
@@ -645,6 +664,10 @@ mod tests {
         ));
         assert!(matches!(
             backend(redb::Error::PreviousIo),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            backend(redb::Error::DatabaseClosed),
             StoreError::Unavailable(_)
         ));
         assert!(matches!(
