@@ -271,12 +271,35 @@ def base_env(data_dir, port):
     return env
 
 
-def kill_service(args, work):
-    env = base_env(os.path.join(work, "data-kill"), free_port())
-    service = Service(args.binary, env, os.path.join(work, "kill-service.log"))
+def start_service(args, work, name, data_dir, **extra_env):
+    """The service on a fresh port, healthy, with its token and the drills' fixtures."""
+    env = base_env(data_dir, free_port())
+    env.update(extra_env)
+    service = Service(args.binary, env, os.path.join(work, f"{name}.log"))
     service.start()
     token = service.token()
     setup(service.port, token)
+    return service, token
+
+
+def start_load(service, token, tag, rate=None):
+    """A mixed write load on `service`, already running, and the ledger it fills."""
+    ledger = Ledger()
+    load = Load(service, token, ledger, tag, rate)
+    load.start()
+    return ledger, load
+
+
+def start_database(args, work, name):
+    """The database server on a fresh port, storing in a folder of its own."""
+    db = Database(args.database_server, os.path.join(work, name), free_port(),
+                  os.path.join(work, f"{name}.log"))
+    db.start()
+    return db
+
+
+def kill_service(args, work):
+    service, token = start_service(args, work, "kill-service", os.path.join(work, "data-kill"))
     ledger = Ledger()
     for round_ in range(3):
         load = Load(service, token, ledger, f"k{round_}")
@@ -299,14 +322,8 @@ def disk_full(args, work):
         print(f"disk-full: skipped, cannot mount a small tmpfs here ({mounted.stderr.strip()})")
         return True
     try:
-        env = base_env(os.path.join(disk, "data"), free_port())
-        service = Service(args.binary, env, os.path.join(work, "disk-full.log"))
-        service.start()
-        token = service.token()
-        setup(service.port, token)
-        ledger = Ledger()
-        load = Load(service, token, ledger, "f")
-        load.start()
+        service, token = start_service(args, work, "disk-full", os.path.join(disk, "data"))
+        ledger, load = start_load(service, token, "f")
         time.sleep(args.seconds)
         filler = os.path.join(disk, "filler")
         with open(filler, "wb") as f:
@@ -377,19 +394,11 @@ def kill_database(args, work):
     if not args.database_server:
         print("kill-database: skipped, no database server given")
         return True
-    db = Database(args.database_server, os.path.join(work, "db"), free_port(),
-                  os.path.join(work, "database.log"))
-    db.start()
-    env = base_env(os.path.join(work, "data-db"), free_port())
-    env["DATABASE_URL"] = f"mongodb://127.0.0.1:{db.port}/faults"
-    env["DATABASE_TIMEOUT"] = "1s"
-    service = Service(args.binary, env, os.path.join(work, "kill-database.log"))
-    service.start()
-    token = service.token()
-    setup(service.port, token)
-    ledger = Ledger()
-    load = Load(service, token, ledger, "d")
-    load.start()
+    db = start_database(args, work, "database")
+    service, token = start_service(
+        args, work, "kill-database", os.path.join(work, "data-db"),
+        DATABASE_URL=f"mongodb://127.0.0.1:{db.port}/faults", DATABASE_TIMEOUT="1s")
+    ledger, load = start_load(service, token, "d")
     time.sleep(args.seconds)
     db.kill9()
     down_at = time.monotonic()
@@ -436,24 +445,17 @@ def steady_load(args, work, backend):
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     Receiver.ids = {}
     db = None
-    env = base_env(os.path.join(work, f"data-steady-{backend}"), free_port())
-    env["ENDPOINT_CALLBACK_CREDIT_ON_SIGNUP"] = (
-        f"http://127.0.0.1:{receiver.server_address[1]}/credit/%s")
+    extra_env = {"ENDPOINT_CALLBACK_CREDIT_ON_SIGNUP":
+                 f"http://127.0.0.1:{receiver.server_address[1]}/credit/%s"}
     if backend == "mongo":
         if not args.database_server:
             print("steady-load mongo: skipped, no database server given")
             return True
-        db = Database(args.database_server, os.path.join(work, "db-steady"), free_port(),
-                      os.path.join(work, "database-steady.log"))
-        db.start()
-        env["DATABASE_URL"] = f"mongodb://127.0.0.1:{db.port}/steady"
-    service = Service(args.binary, env, os.path.join(work, f"steady-{backend}.log"))
-    service.start()
-    token = service.token()
-    setup(service.port, token)
-    ledger = Ledger()
-    load = Load(service, token, ledger, "s", rate=args.rate)
-    load.start()
+        db = start_database(args, work, "database-steady")
+        extra_env["DATABASE_URL"] = f"mongodb://127.0.0.1:{db.port}/steady"
+    service, token = start_service(args, work, f"steady-{backend}",
+                                   os.path.join(work, f"data-steady-{backend}"), **extra_env)
+    ledger, load = start_load(service, token, "s", rate=args.rate)
     time.sleep(args.steady_seconds)
     load.stop()
     lost = verify(f"steady-load {backend} ({args.steady_seconds} s, {WRITERS}x{args.rate}/s)",
