@@ -3,10 +3,10 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use futures_util::FutureExt;
+use futures_util::{FutureExt, TryStreamExt};
 
 use mongodb::{
-    Client, Collection, Database, IndexModel,
+    Client, Collection, Cursor, Database, IndexModel,
     bson::{Decimal128, doc},
     error::{Error as MongoError, ErrorKind},
     options::{Acknowledgment, ClientOptions, IndexOptions},
@@ -279,6 +279,30 @@ pub(crate) trait Deadline<T>: IntoFuture<Output = Result<T, MongoError>> + Sized
 }
 
 impl<T, F: IntoFuture<Output = Result<T, MongoError>>> Deadline<T> for F {}
+
+/// A query whose answer is a cursor, read to the end: the query and then the reading of its
+/// batches, each within `DATABASE_TIMEOUT`.
+pub(crate) trait Gather<T>:
+    IntoFuture<Output = Result<Cursor<T>, MongoError>> + Sized + Send
+where
+    Self::IntoFuture: Send,
+    T: serde::de::DeserializeOwned + Send + Sync + Unpin,
+{
+    fn all_within(
+        self,
+        limit: Duration,
+    ) -> impl std::future::Future<Output = Result<Vec<T>, StoreError>> + Send {
+        async move { self.within(limit).await?.try_collect().within(limit).await }
+    }
+}
+
+impl<T, F> Gather<T> for F
+where
+    F: IntoFuture<Output = Result<Cursor<T>, MongoError>> + Send,
+    F::IntoFuture: Send,
+    T: serde::de::DeserializeOwned + Send + Sync + Unpin,
+{
+}
 
 /// A driver call under its deadline, mapped to its answer.
 pub(crate) type Bounded<F, A> = futures_util::future::Map<

@@ -6,7 +6,6 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures_util::TryStreamExt;
 use mongodb::{
     Collection,
     bson::{Bson, Decimal128, Document, doc, oid::ObjectId},
@@ -27,7 +26,7 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            BULK_CHUNK, CAP_PLACES, Deadline, INDICATED_EMAILS, MongoStore, USERS,
+            BULK_CHUNK, CAP_PLACES, Deadline, Gather, INDICATED_EMAILS, MongoStore, USERS,
             from_bson_datetime, from_decimal128, insert_unordered, is_duplicate_key, store_error,
             to_bson, to_bson_datetime, to_decimal128,
         },
@@ -279,10 +278,7 @@ impl MongoStore {
         let groups: Vec<Document> = self
             .users()
             .aggregate(pipeline)
-            .within(self.timeout)
-            .await?
-            .try_collect()
-            .within(self.timeout)
+            .all_within(self.timeout)
             .await?;
         let mut by_program: Vec<(Option<ProgramId>, ProgramFigures)> = Vec::new();
         for group in groups {
@@ -475,10 +471,7 @@ impl MongoStore {
                 "signup_credit": { "$exists": false },
             })
             .projection(doc! { "callbacks": 0 })
-            .within(self.timeout)
-            .await?
-            .try_collect()
-            .within(self.timeout)
+            .all_within(self.timeout)
             .await?;
         for doc in earlier {
             let signup = doc
@@ -539,10 +532,7 @@ impl MongoStore {
                 .collection::<Document>(USERS)
                 .find(doc! { "_id": { "$in": ids } })
                 .projection(doc! { "_id": 1 })
-                .within(self.timeout)
-                .await?
-                .try_collect()
-                .within(self.timeout)
+                .all_within(self.timeout)
                 .await?;
             existing.extend(
                 docs.iter()
@@ -711,10 +701,7 @@ impl IndicationStore for MongoStore {
             .projection(user_projection())
             .sort(doc! { "credit.release_at": 1 })
             .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .within(self.timeout)
-            .await?
-            .try_collect()
-            .within(self.timeout)
+            .all_within(self.timeout)
             .await?;
         docs.into_iter().map(UserDoc::into_user).collect()
     }
@@ -767,10 +754,7 @@ impl IndicationStore for MongoStore {
             .find(doc! { "user_indicator": indicator.as_str() })
             .projection(user_projection())
             .sort(doc! { "created_at": 1, "_id": 1 })
-            .within(self.timeout)
-            .await?
-            .try_collect()
-            .within(self.timeout)
+            .all_within(self.timeout)
             .await?;
         docs.into_iter().map(UserDoc::into_user).collect()
     }
@@ -809,10 +793,7 @@ impl IndicationStore for MongoStore {
             .emails()
             .find(doc! { "_id": { "$in": ids } })
             .projection(doc! { "ledger": 0 })
-            .within(self.timeout)
-            .await?
-            .try_collect()
-            .within(self.timeout)
+            .all_within(self.timeout)
             .await?;
         Ok(docs
             .into_iter()
@@ -833,10 +814,7 @@ impl IndicationStore for MongoStore {
                 .collection::<LedgerOnly>(collection)
                 .find(doc! { "ledger.0": { "$exists": true } })
                 .projection(doc! { "ledger": 1 })
-                .within(self.timeout)
-                .await?
-                .try_collect()
-                .within(self.timeout)
+                .all_within(self.timeout)
                 .await?;
             for doc in docs {
                 for entry in doc.ledger {

@@ -1,6 +1,5 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures_util::TryStreamExt;
 use mongodb::{
     Collection,
     bson::{Decimal128, Document, doc, oid::ObjectId},
@@ -16,8 +15,8 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            Deadline, MongoStore, PROGRAMS, from_bson_datetime, from_decimal128, to_bson_datetime,
-            to_decimal128,
+            Deadline, Gather, MongoStore, PROGRAMS, from_bson_datetime, from_decimal128,
+            to_bson_datetime, to_decimal128,
         },
     },
 };
@@ -121,10 +120,7 @@ impl ProgramStore for MongoStore {
             .programs()
             .find(doc! {})
             .sort(doc! { "created_at": 1, "_id": 1 })
-            .within(self.timeout)
-            .await?
-            .try_collect()
-            .within(self.timeout)
+            .all_within(self.timeout)
             .await?;
         docs.into_iter().map(ProgramDoc::into_program).collect()
     }

@@ -17,7 +17,6 @@ use mongodb::{
 use serde::{Deserialize, Serialize};
 
 use chrono::{DateTime, Utc};
-use futures_util::TryStreamExt;
 
 use super::{Redeemed, ReferralStore, ReferrerConflict};
 use crate::{
@@ -29,8 +28,8 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            Deadline, MongoStore, REFEREES, REFERRERS, from_bson_datetime, is_duplicate_key,
-            store_error, to_bson_datetime,
+            Deadline, Gather, MongoStore, REFEREES, REFERRERS, from_bson_datetime,
+            is_duplicate_key, store_error, to_bson_datetime,
         },
     },
 };
@@ -139,10 +138,7 @@ impl MongoStore {
             .collection::<Document>(REFERRERS)
             .find(doc! { "redemptions": { "$exists": false } })
             .projection(doc! { "code_key": 1 })
-            .within(self.timeout)
-            .await?
-            .try_collect()
-            .within(self.timeout)
+            .all_within(self.timeout)
             .await?;
         for referrer in uncounted {
             let (Some(id), Ok(key)) = (referrer.get("_id"), referrer.get_str("code_key")) else {
@@ -382,10 +378,7 @@ impl ReferralStore for MongoStore {
             .find(doc! { "code_key": code.key() })
             .sort(doc! { "redeemed_at": -1, "_id": -1 })
             .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .within(self.timeout)
-            .await?
-            .try_collect()
-            .within(self.timeout)
+            .all_within(self.timeout)
             .await?;
         docs.into_iter().map(RefereeDoc::into_referee).collect()
     }
