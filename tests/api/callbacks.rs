@@ -552,3 +552,76 @@ async fn two_instances_on_one_database_never_send_an_event_twice() {
     assert_eq!(ids.len(), 30);
     assert_eq!(received.len(), 30, "an event was sent twice");
 }
+
+/// On MongoDB, events wait inside their user documents until the relay copies them to the
+/// `callbacks` collection and then removes them. A relay stopped between the two steps leaves
+/// the copies in both places: the next pass must list each event once, under its own id, and
+/// still clear the users.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_copied_but_not_yet_removed_from_their_users_are_relayed_once() {
+    use mongodb::bson::{Document, doc};
+
+    let database = fresh_mongo_url();
+    let app = TestApp::spawn_with(Backend::Mongo, &[("DATABASE_URL", database.as_str())]).await;
+    register_bo(&app).await;
+    for user in ["cy", "dee", "eve"] {
+        assert_eq!(
+            app.register("ana", user).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    // Listing relays: every event is in `callbacks` now, and no user holds one.
+    let relayed = admin_get(&app, "/admin/callbacks?limit=100").await["callbacks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(relayed.len(), 4);
+
+    let client = mongodb::Client::with_uri_str(&database)
+        .await
+        .expect("client");
+    let db = client.default_database().expect("database in the URL");
+    let users = db.collection::<Document>("users");
+    let copies: Vec<Document> = {
+        use futures_util::TryStreamExt;
+        db.collection::<Document>("callbacks")
+            .find(doc! {})
+            .await
+            .expect("find")
+            .try_collect()
+            .await
+            .expect("copies")
+    };
+    assert_eq!(copies.len(), 4);
+    // Put each copy back where it was written, as the relay leaves it between its steps.
+    for copy in &copies {
+        let mut event = copy.clone();
+        let id = event.remove("_id").expect("id");
+        event.insert("id", id);
+        let holder = event.get_str("user_hash").expect("user_hash").to_owned();
+        let put = users
+            .update_one(
+                doc! { "_id": &holder },
+                doc! { "$push": { "callbacks": event } },
+            )
+            .await
+            .expect("push");
+        assert_eq!(put.matched_count, 1, "no user {holder}");
+    }
+
+    let listed = admin_get(&app, "/admin/callbacks?limit=100").await["callbacks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let ids: Vec<&str> = listed.iter().filter_map(|c| c["id"].as_str()).collect();
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), 4, "{listed:?}");
+    assert_eq!(unique.len(), 4, "an event listed twice: {ids:?}");
+    let before: HashSet<&str> = relayed.iter().filter_map(|c| c["id"].as_str()).collect();
+    assert_eq!(unique, before);
+    let still_held = users
+        .count_documents(doc! { "callbacks.id": { "$exists": true } })
+        .await
+        .expect("count");
+    assert_eq!(still_held, 0, "the relay left events in their users");
+}

@@ -1,17 +1,17 @@
 //! On MongoDB, a credit event is first written inside the user document whose change caused it
 //! (its `callbacks` array), so that the change and the event are one single-document write.
-//! A relay then copies each event, keyed by its id, into the `callbacks` collection and removes
-//! it from the user document. The copy is idempotent (a second insert of one id is a
+//! A relay then copies the events, keyed by their ids, into the `callbacks` collection (one
+//! unordered insert per batch of users) and removes them from their user documents (one `$pull`
+//! per user, of the ids it copied). The copy is idempotent (a second insert of one id is a
 //! duplicate-key no-op), so a process that dies between the copy and the removal loses nothing
-//! and duplicates nothing: the next relay pass finds the event still in the user, fails to
-//! insert it again, and removes it.
+//! and duplicates nothing: the next relay pass finds the events still in their users, skips
+//! them in the insert, and removes them.
 //!
 //! In the collection, `due_at` is the next attempt, or the end of the lease while a worker holds
 //! one; claiming is one conditional `findOneAndUpdate` per event on the `{status, due_at}` index.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures_util::TryStreamExt;
 use mongodb::{
     Collection,
     bson::{Bson, Decimal128, Document, doc},
@@ -28,8 +28,8 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            CALLBACKS, Deadline, MongoStore, USERS, from_bson_datetime, from_decimal128,
-            is_duplicate_key, store_error, to_bson, to_bson_datetime, to_decimal128,
+            CALLBACKS, Deadline, Gather, MongoStore, USERS, from_bson_datetime, from_decimal128,
+            insert_unordered, to_bson, to_bson_datetime, to_decimal128,
         },
     },
 };
@@ -163,33 +163,28 @@ impl MongoStore {
                 .find(doc! { "callbacks.id": { "$exists": true } })
                 .projection(doc! { "callbacks": 1 })
                 .limit(RELAY_BATCH)
-                .within(self.timeout)
-                .await?
-                .try_collect()
-                .within(self.timeout)
+                .all_within(self.timeout)
                 .await?;
             let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= RELAY_BATCH;
-            for holder in batch {
-                for event in holder.callbacks {
-                    let id = event.id.clone();
-                    match self
-                        .outbox()
-                        .insert_one(OutboxDoc::from(event))
-                        .answered_within(self.timeout)
-                        .await?
-                    {
-                        Ok(_) => relayed += 1,
-                        Err(err) if is_duplicate_key(&err) => {}
-                        Err(err) => return Err(store_error(err)),
-                    }
-                    users
-                        .update_one(
-                            doc! { "_id": &holder.user },
-                            doc! { "$pull": { "callbacks": { "id": &id } } },
-                        )
-                        .within(self.timeout)
-                        .await?;
-                }
+            // One unordered insert for the whole batch; an id already copied is a duplicate,
+            // skipped.
+            let copies: Vec<OutboxDoc> = batch
+                .iter()
+                .flat_map(|holder| holder.callbacks.iter().cloned().map(OutboxDoc::from))
+                .collect();
+            let copied = copies.len();
+            let already = insert_unordered(&self.outbox(), copies, self.timeout).await?;
+            relayed += copied - already.len();
+            // Then one removal per user, of exactly the events copied from it.
+            for holder in &batch {
+                let ids: Vec<&str> = holder.callbacks.iter().map(|e| e.id.as_str()).collect();
+                users
+                    .update_one(
+                        doc! { "_id": &holder.user },
+                        doc! { "$pull": { "callbacks": { "id": { "$in": ids } } } },
+                    )
+                    .within(self.timeout)
+                    .await?;
             }
             if !full {
                 return Ok(relayed);
@@ -228,10 +223,7 @@ impl CallbackOutbox for MongoStore {
             .find(query)
             .sort(doc! { "created_at": 1, "_id": 1 })
             .limit(i64::try_from(filter.limit).unwrap_or(i64::MAX))
-            .within(self.timeout)
-            .await?
-            .try_collect()
-            .within(self.timeout)
+            .all_within(self.timeout)
             .await?;
         docs.into_iter().map(OutboxDoc::into_event).collect()
     }
