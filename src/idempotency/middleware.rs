@@ -198,13 +198,13 @@ mod tests {
             issuer: None,
             audience: None,
         };
-        AppState {
+        AppState::new(crate::app::SharedState {
             stores,
             auth: Arc::new(Authenticator::new(&jwt, dir, LegacyRoutesAuth::None).expect("auth")),
             outbox_signal: crate::callbacks::OutboxSignal::default(),
             endpoints: Arc::new(Vec::new()),
             rate_limits: Arc::new(RateLimits::new(&HttpConfig::default())),
-        }
+        })
     }
 
     /// A route that fails with a 503 on its first call and succeeds after.
