@@ -155,9 +155,8 @@ impl MongoStore {
     }
 
     /// Moves every event still inside a user document into the `callbacks` collection.
-    pub(crate) async fn relay_callbacks(&self) -> Result<usize, StoreError> {
+    pub(crate) async fn relay_callbacks(&self) -> Result<(), StoreError> {
         let users = self.db.collection::<UnrelayedEvents>(USERS);
-        let mut relayed = 0;
         loop {
             let batch: Vec<UnrelayedEvents> = users
                 .find(doc! { "callbacks.id": { "$exists": true } })
@@ -172,9 +171,7 @@ impl MongoStore {
                 .iter()
                 .flat_map(|holder| holder.callbacks.iter().cloned().map(OutboxDoc::from))
                 .collect();
-            let copied = copies.len();
-            let already = insert_unordered(&self.outbox(), copies, self.timeout).await?;
-            relayed += copied - already.len();
+            insert_unordered(&self.outbox(), copies, self.timeout).await?;
             // Then one removal per user, of exactly the events copied from it.
             for holder in &batch {
                 let ids: Vec<&str> = holder.callbacks.iter().map(|e| e.id.as_str()).collect();
@@ -187,7 +184,7 @@ impl MongoStore {
                     .await?;
             }
             if !full {
-                return Ok(relayed);
+                return Ok(());
             }
         }
     }
