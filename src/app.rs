@@ -1,4 +1,5 @@
-//! Assembles the router: every capability's routes, the API description, and the layers.
+//! Assembles the router: every capability's routes, the API description, and the layers. The
+//! state it serves is `state.rs`; the limits it enforces, `limits.rs`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -20,94 +21,25 @@ use tower_http::{
 };
 use tracing::{Span, field::Empty};
 use utoipa::{OpenApi, openapi::OpenApi as OpenApiDoc};
-use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     auth::Authenticator,
     callbacks::{self, OutboxSignal},
+    clock::Clock,
     config::HttpConfig,
     error,
     idempotency::middleware as idempotency,
-    indication, meta,
+    indication,
+    limits::{DRAIN_LIMIT, REQUEST_TIMEOUT},
+    meta,
     openapi::ApiDoc,
-    ops::{
-        metrics,
-        rate_limit::{self, RateLimits},
-    },
+    ops::{metrics, rate_limit::RateLimits},
     programs, referrals,
-    storage::Stores,
+    state::{AppState, SharedState},
+    stores::Stores,
 };
-
-/// Largest accepted request body.
-pub const BODY_LIMIT: usize = 64 * 1024;
-/// Beyond this the outer guard stops reading a body at all (413 and the connection closed);
-/// between the two, the extractors read and drop the rest so that the client sees the 413.
-pub const DRAIN_LIMIT: usize = 1024 * 1024;
-/// A request that takes longer is answered 408 and its work dropped.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// What every handler and middleware shares. A request clones the state several times (each
-/// middleware that takes it, then the handler), so it sits behind one `Arc`: one reference
-/// count to move per clone, where a clone field by field moved ten, each shared by every
-/// request on every core.
-#[derive(Clone)]
-pub struct AppState(Arc<SharedState>);
-
-impl AppState {
-    pub fn new(shared: SharedState) -> Self {
-        Self(Arc::new(shared))
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = SharedState;
-
-    fn deref(&self) -> &SharedState {
-        &self.0
-    }
-}
-
-/// The token checks' extractors take the authenticator from the state.
-impl FromRef<AppState> for Arc<Authenticator> {
-    fn from_ref(state: &AppState) -> Self {
-        state.auth.clone()
-    }
-}
-
-pub struct SharedState {
-    pub stores: Stores,
-    pub auth: Arc<Authenticator>,
-    /// Rung after a write that queued a credit event, so the worker sends it at once.
-    pub outbox_signal: OutboxSignal,
-    /// `METHOD path` of every documented route, for `GET /`.
-    pub endpoints: Arc<Vec<String>>,
-    pub rate_limits: Arc<RateLimits>,
-}
-
-/// Registers documented routes and, for each path ending in `/`, the same handlers without it:
-/// Part A paths answer with and without the trailing slash. The alias stays out of the docs.
-pub fn with_slash_alias<S>(
-    router: OpenApiRouter<S>,
-    routes: UtoipaMethodRouter<S>,
-) -> OpenApiRouter<S>
-where
-    S: Clone + Send + Sync + 'static,
-{
-    let (_, paths, method_router) = &routes;
-    let aliases: Vec<String> = paths
-        .paths
-        .keys()
-        .filter(|p| p.len() > 1 && p.ends_with('/'))
-        .map(|p| p.trim_end_matches('/').to_owned())
-        .collect();
-    let method_router = method_router.clone();
-    let mut router = router.routes(routes);
-    for alias in aliases {
-        router = router.route(&alias, method_router.clone());
-    }
-    router
-}
 
 /// All documented routes of the service, and their API description.
 pub fn api_routes() -> (Router<AppState>, OpenApiDoc) {
@@ -140,19 +72,29 @@ pub fn endpoints(doc: &OpenApiDoc) -> Vec<String> {
     out
 }
 
+/// What the router is built from.
+pub struct Parts {
+    pub stores: Stores,
+    pub auth: Arc<Authenticator>,
+    pub clock: Arc<dyn Clock>,
+    pub outbox_signal: OutboxSignal,
+}
+
 /// The whole application: routes, docs at `/docs` and `/openapi.json`, `/metrics`, and the
 /// layer stack.
-pub fn router(
-    stores: Stores,
-    auth: Arc<Authenticator>,
-    outbox_signal: OutboxSignal,
-    http: &HttpConfig,
-) -> Router {
+pub fn router(parts: Parts, http: &HttpConfig) -> Router {
     metrics::handle();
     let (routes, doc) = api_routes();
+    let Parts {
+        stores,
+        auth,
+        clock,
+        outbox_signal,
+    } = parts;
     let state = AppState::new(SharedState {
         stores,
         auth,
+        clock,
         outbox_signal,
         endpoints: Arc::new(endpoints(&doc)),
         rate_limits: Arc::new(RateLimits::new(http)),
@@ -170,8 +112,10 @@ pub fn router(
                 .on_response(record_response),
             PropagateRequestIdLayer::new(x_request_id),
             middleware::from_fn(metrics::track),
-            middleware::from_fn_with_state(state.clone(), rate_limit::enforce),
-            middleware::from_fn_with_state(state.clone(), idempotency::enforce),
+            middleware::from_fn_with_state(
+                idempotency::IdempotencyState::from_ref(&state),
+                idempotency::enforce,
+            ),
             middleware::map_response(error::json_error_bodies),
             CatchPanicLayer::new(),
             TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT),

@@ -113,7 +113,7 @@ async fn probe(config: &Config) -> Result<(), String> {
 
 async fn import_codes(config: Config, path: PathBuf) -> Result<(), String> {
     let file = File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let stores = crate::storage::open(&config.storage)
+    let stores = crate::stores::open(&config.storage)
         .await
         .map_err(|e| e.to_string())?;
     let report =
@@ -134,7 +134,7 @@ async fn import_codes(config: Config, path: PathBuf) -> Result<(), String> {
 
 async fn import(config: Config, path: PathBuf) -> Result<(), String> {
     let file = File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let stores = crate::storage::open(&config.storage)
+    let stores = crate::stores::open(&config.storage)
         .await
         .map_err(|e| e.to_string())?;
     let report = import_users(

@@ -9,8 +9,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 pub use crate::sentences::AUTH_ERROR;
-use crate::sentences::{
-    INTERNAL_ERROR, OVERLOADED, PAYLOAD_TOO_LARGE, STORAGE_UNAVAILABLE, TOO_MANY_REQUESTS,
+use crate::{
+    sentences::{
+        INTERNAL_ERROR, OVERLOADED, PAYLOAD_TOO_LARGE, STORAGE_UNAVAILABLE, TOO_MANY_REQUESTS,
+    },
+    storage::StoreError,
 };
 
 /// The body of every error response.
@@ -54,9 +57,20 @@ pub enum ApiError {
     /// `MAX_CONCURRENT_REQUESTS` requests are in flight: the client may retry shortly.
     #[error("{OVERLOADED}")]
     Overloaded,
+    /// The store failed: 503 when it did not answer (the client may retry shortly), else 500.
+    /// The response carries the error as an extension, for the layer that counts and logs it.
+    #[error("{}", store_sentence(.0))]
+    Store(StoreError),
     /// An unexpected failure: the detail goes to the log, the client sees a generic sentence.
     #[error("{INTERNAL_ERROR}")]
     Internal(String),
+}
+
+fn store_sentence(err: &StoreError) -> &'static str {
+    match err {
+        StoreError::Unavailable(_) => STORAGE_UNAVAILABLE,
+        _ => INTERNAL_ERROR,
+    }
 }
 
 impl ApiError {
@@ -73,7 +87,8 @@ impl ApiError {
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -86,21 +101,17 @@ impl ApiError {
     }
 }
 
-impl From<crate::storage::StoreError> for ApiError {
-    fn from(err: crate::storage::StoreError) -> Self {
-        match err {
-            crate::storage::StoreError::Unavailable(detail) => {
-                crate::ops::metrics::store_error("unavailable");
-                tracing::warn!(error = %detail, "store unavailable");
-                Self::Unavailable
-            }
-            other => {
-                crate::ops::metrics::store_error(other.kind());
-                Self::Internal(other.to_string())
-            }
-        }
+/// A pure conversion: the failure is counted and logged once, by the metrics layer, from the
+/// response's [`StoreFailure`] extension.
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
     }
 }
+
+/// Set on the response of a request that a store failure ended.
+#[derive(Clone, Debug)]
+pub struct StoreFailure(pub StoreError);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -115,11 +126,16 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        let retry_after = match self {
-            Self::TooManyRequests { retry_after_secs } => Some(retry_after_secs),
-            Self::Unavailable | Self::Overloaded => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+        let retry_after = match &self {
+            Self::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            Self::Unavailable | Self::Overloaded | Self::Store(StoreError::Unavailable(_)) => {
+                Some(UNAVAILABLE_RETRY_AFTER_SECS)
+            }
             _ => None,
         };
+        if let Self::Store(err) = self {
+            response.extensions_mut().insert(StoreFailure(err));
+        }
         if let Some(secs) = retry_after {
             response
                 .headers_mut()

@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
-use crate::{app::BODY_LIMIT, error::ApiError};
+use crate::{error::ApiError, limits::BODY_LIMIT};
 
 /// A body given as JSON or as an HTML form (`application/x-www-form-urlencoded`) with the same
 /// field names, as the billing service of Part A posts forms. An empty body with no content type
@@ -52,7 +52,7 @@ fn body_kind(req: &Request) -> BodyKind {
 }
 
 /// Reads the whole body. Past [`BODY_LIMIT`] the rest is read and dropped (up to the outer
-/// [`crate::app::DRAIN_LIMIT`] guard) before answering 413: a server that answers before the client has
+/// [`crate::limits::DRAIN_LIMIT`] guard) before answering 413: a server that answers before the client has
 /// finished sending resets the connection, and the client never sees the 413.
 async fn read_bytes(req: Request) -> Result<Bytes, ApiError> {
     let mut stream = req.into_body().into_data_stream();

@@ -2,12 +2,11 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
-use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    app,
+    app::{self, Parts},
     auth::{Authenticator, KeyError},
     callbacks::{
         OutboxSignal,
@@ -18,7 +17,8 @@ use crate::{
     config::{CallbackConfig, Config, HttpConfig, LegacyRoutesAuth},
     indication::release::ReleaseWorker,
     ops::server,
-    storage::{self, StoreError, Stores},
+    storage::StoreError,
+    stores::{self, Stores},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -38,9 +38,12 @@ pub enum StartupError {
 
 pub struct Application {
     listener: TcpListener,
-    router: Router,
     local_addr: SocketAddr,
     stores: Stores,
+    auth: Arc<Authenticator>,
+    /// The one clock of the service: the router's handlers and both workers read it.
+    clock: Arc<dyn Clock>,
+    signal: OutboxSignal,
     /// `None` while no callback URL is configured: events wait as `pending`.
     worker: Option<Worker>,
     release: ReleaseWorker,
@@ -50,7 +53,7 @@ pub struct Application {
 impl Application {
     /// Opens the store, loads the JWT key and binds the listener (port 0 picks a free port).
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let stores = storage::open(&config.storage).await?;
+        let stores = stores::open(&config.storage).await?;
         Self::build_with_stores(config, stores).await
     }
 
@@ -71,7 +74,6 @@ impl Application {
             interval: config.credit_release_interval,
             signal: signal.clone(),
         };
-        let router = app::router(stores.clone(), auth, signal, &config.http);
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .map_err(|source| StartupError::Bind {
@@ -84,22 +86,25 @@ impl Application {
         })?;
         Ok(Self {
             listener,
-            router,
             local_addr,
             stores,
+            auth,
+            clock: Arc::new(SystemClock),
+            signal,
             worker,
             release,
             http: config.http.clone(),
         })
     }
 
-    /// Runs the background work — credit releases and callback deliveries — on `clock`
-    /// instead of the system's, so that tests can move time.
+    /// Runs the whole service — the routes, credit releases and callback deliveries — on
+    /// `clock` instead of the system's, so that tests can move time.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         if let Some(worker) = &mut self.worker {
             worker.clock = clock.clone();
         }
-        self.release.clock = clock;
+        self.release.clock = clock.clone();
+        self.clock = clock;
         self
     }
 
@@ -111,45 +116,88 @@ impl Application {
         &self.stores
     }
 
-    /// Serves, and runs the callback and release workers beside the server, until `shutdown`
-    /// completes; then lets requests in flight finish and the workers stop between steps.
+    /// Serves, and runs the callback and release workers beside the server, each a named task,
+    /// until `shutdown` completes; then lets requests in flight finish and the workers stop
+    /// between steps. A task that fails or panics is logged by its name and stops the others:
+    /// the process then ends with an error (a non-zero status), for its supervisor (systemd,
+    /// Kubernetes) to restart it. Nothing is lost: every step is durable before it is
+    /// acknowledged, and a delivery's lease lapses by itself.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    ) -> Result<(), TaskFailed> {
         tracing::info!(addr = %self.local_addr, backend = self.stores.backend, "listening");
+        let router = app::router(
+            Parts {
+                stores: self.stores.clone(),
+                auth: self.auth,
+                clock: self.clock,
+                outbox_signal: self.signal,
+            },
+            &self.http,
+        );
         let stop = CancellationToken::new();
-        let worker = {
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut names = std::collections::HashMap::new();
+        {
             let stop = stop.clone();
             let worker = self.worker;
-            async move {
+            let task = tasks.spawn(async move {
                 match worker {
                     Some(worker) => worker.run(stop).await,
                     None => stop.cancelled().await,
                 }
-            }
-        };
-        let server = {
+                "callback worker"
+            });
+            names.insert(task.id(), "callback worker");
+        }
+        {
             let stop = stop.clone();
-            server::serve(self.listener, self.router, &self.http, async move {
-                tokio::select! {
-                    () = shutdown => {},
-                    () = stop.cancelled() => {},
+            let task = tasks.spawn(async move {
+                self.release.run(stop).await;
+                "release worker"
+            });
+            names.insert(task.id(), "release worker");
+        }
+        {
+            let stop = stop.clone();
+            let (listener, http) = (self.listener, self.http);
+            let task = tasks.spawn(async move {
+                server::serve(listener, router, &http, async move {
+                    tokio::select! {
+                        () = shutdown => stop.cancel(),
+                        () = stop.cancelled() => {},
+                    }
+                })
+                .await;
+                "server"
+            });
+            names.insert(task.id(), "server");
+        }
+        let mut failed = None;
+        while let Some(ended) = tasks.join_next_with_id().await {
+            match ended {
+                Ok((_, name)) if stop.is_cancelled() => tracing::debug!(task = name, "stopped"),
+                Ok((_, name)) => {
+                    tracing::error!(task = name, "ended on its own; stopping the service");
+                    failed.get_or_insert(TaskFailed(format!("the {name} ended on its own")));
                 }
-            })
-        };
-        let release = self.release.run(stop.clone());
-        tokio::join!(
-            async {
-                server.await;
-                stop.cancel();
-            },
-            worker,
-            release
-        );
-        Ok(())
+                Err(err) => {
+                    let name = names.get(&err.id()).copied().unwrap_or("a task");
+                    tracing::error!(task = name, error = %err, "panicked; stopping the service");
+                    failed.get_or_insert(TaskFailed(format!("the {name} panicked: {err}")));
+                }
+            }
+            stop.cancel();
+        }
+        failed.map_or(Ok(()), Err)
     }
 }
+
+/// A task of the service ended before it was told to stop, or panicked.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TaskFailed(pub String);
 
 /// The worker that delivers credit events, if a callback URL is configured.
 fn callback_worker(

@@ -15,7 +15,6 @@ use super::{
     service::{self, CallbackError, DEFAULT_LIMIT, MAX_LIMIT},
 };
 use crate::{
-    app::AppState,
     auth::AdminAccess,
     clock,
     error::{ApiError, ErrorBody, Result},
@@ -23,6 +22,7 @@ use crate::{
     indication::UserHash,
     money::Money,
     sentences::{CALLBACK_ALREADY_DELIVERED, CALLBACK_NOT_FOUND},
+    state::AppState,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -215,7 +215,7 @@ async fn retry_callback(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<CallbackBody>)> {
-    let event = service::retry(state.stores.callbacks.as_ref(), &id, clock::now()).await?;
+    let event = service::retry(state.stores.callbacks.as_ref(), &id, state.clock.now()).await?;
     state.outbox_signal.wake();
     Ok((StatusCode::ACCEPTED, Json(event.into())))
 }

@@ -17,11 +17,14 @@ use axum::{
 };
 use sha2::{Digest, Sha256};
 
-use super::store::{Begun, Claim, StoredResponse};
+use std::sync::Arc;
+
+use super::store::{Begun, Claim, IdempotencyStore, StoredResponse};
 use crate::{
-    app::{AppState, BODY_LIMIT, REQUEST_TIMEOUT},
-    clock,
+    auth::Authenticator,
+    clock::Clock,
     error::ApiError,
+    limits::{BODY_LIMIT, REQUEST_TIMEOUT},
     sentences::{IDEMPOTENCY_KEY_IN_PROGRESS, IDEMPOTENCY_KEY_NOT_VALID, IDEMPOTENCY_KEY_REUSED},
 };
 
@@ -73,7 +76,20 @@ fn replay(stored: StoredResponse) -> Response {
     response
 }
 
-pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// What the middleware needs of the shared state.
+#[derive(Clone)]
+pub struct IdempotencyState {
+    pub store: Arc<dyn IdempotencyStore>,
+    /// Tells callers apart: a key is scoped to the token's `sub`.
+    pub auth: Arc<Authenticator>,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub async fn enforce(
+    State(state): State<IdempotencyState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let writes = matches!(
         *request.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
@@ -111,7 +127,7 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
             .chain_update(&bytes)
             .finalize(),
     );
-    let now = clock::now();
+    let now = state.clock.now();
     let claim = Claim {
         id: format!("{}:{key}", hex::encode(Sha256::digest(scope.as_bytes()))),
         fingerprint,
@@ -119,7 +135,7 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
         locked_until: now + chrono::Duration::from_std(LOCK).unwrap_or(RETENTION),
         expires_at: now + RETENTION,
     };
-    let store = state.stores.idempotency.clone();
+    let store = state.store;
     match store.begin(&claim, now).await {
         Ok(Begun::Started) => {}
         Ok(Begun::Completed(stored)) => return replay(stored),
@@ -171,24 +187,20 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    };
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use axum::{Router, middleware::from_fn_with_state, routing::post};
     use tower::ServiceExt;
 
     use super::*;
     use crate::{
-        auth::Authenticator,
-        config::{HttpConfig, JwtConfig, JwtKeyConfig, LegacyRoutesAuth, StorageConfig},
-        ops::rate_limit::RateLimits,
-        storage,
+        clock::SystemClock,
+        config::{JwtConfig, JwtKeyConfig, LegacyRoutesAuth, StorageConfig},
+        stores,
     };
 
-    async fn state(dir: &std::path::Path) -> AppState {
-        let stores = storage::open(&StorageConfig::Embedded {
+    async fn state(dir: &std::path::Path) -> IdempotencyState {
+        let stores = stores::open(&StorageConfig::Embedded {
             data_dir: dir.to_owned(),
         })
         .await
@@ -198,13 +210,11 @@ mod tests {
             issuer: None,
             audience: None,
         };
-        AppState::new(crate::app::SharedState {
-            stores,
+        IdempotencyState {
+            store: stores.idempotency,
             auth: Arc::new(Authenticator::new(&jwt, dir, LegacyRoutesAuth::None).expect("auth")),
-            outbox_signal: crate::callbacks::OutboxSignal::default(),
-            endpoints: Arc::new(Vec::new()),
-            rate_limits: Arc::new(RateLimits::new(&HttpConfig::default())),
-        })
+            clock: Arc::new(SystemClock),
+        }
     }
 
     /// A route that fails with a 503 on its first call and succeeds after.

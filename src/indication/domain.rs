@@ -508,6 +508,7 @@ mod tests {
             ProgramName::parse("P").expect("name"),
             money("5"),
             money("100"),
+            at,
         );
         program.hold_days = HoldDays::new(hold_days).expect("days");
         let mut user = User::imported(UserHash::parse("bo").expect("hash"), None, at);

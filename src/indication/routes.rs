@@ -15,7 +15,6 @@ use super::{
     service::{self, IndicationError, MAX_USERS_PER_REQUEST},
 };
 use crate::{
-    app::{AppState, with_slash_alias},
     auth::ServiceAccess,
     clock,
     email::Email,
@@ -23,7 +22,9 @@ use crate::{
     extract::{JsonOrForm, Page},
     money::Money,
     programs::Program,
+    routing::with_slash_alias,
     sentences,
+    state::AppState,
 };
 
 impl From<IndicationError> for ApiError {
@@ -153,7 +154,7 @@ async fn create_users(
         stores.indication.as_ref(),
         stores.programs.as_ref(),
         hashes?,
-        clock::now(),
+        state.clock.now(),
     )
     .await?;
     Ok((
@@ -239,7 +240,7 @@ async fn register(
         indicator,
         indicated,
         program.as_deref(),
-        clock::now(),
+        state.clock.now(),
     )
     .await?;
     state.outbox_signal.wake();
@@ -319,7 +320,7 @@ async fn record_invoice(
         state.stores.programs.as_ref(),
         &path_hash(&user_hash)?,
         total,
-        clock::now(),
+        state.clock.now(),
     )
     .await?;
     state.outbox_signal.wake();
@@ -602,7 +603,7 @@ async fn indicate_emails(
         state.stores.indication.as_ref(),
         &indicator,
         emails,
-        clock::now(),
+        state.clock.now(),
     )
     .await?;
     Ok((

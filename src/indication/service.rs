@@ -343,26 +343,23 @@ pub async fn indicated(
         .user(hash)
         .await?
         .ok_or(IndicationError::UserNotFound)?;
-    let mut indicated = users.indicated_by(hash).await?;
-    indicated.sort_by(|a, b| (a.created_at, a.hash.as_str()).cmp(&(b.created_at, b.hash.as_str())));
-    let targets: HashMap<ProgramId, Money> = programs
-        .list()
-        .await?
-        .into_iter()
-        .map(|p| (p.id, p.target_value))
-        .collect();
-    let after_cursor = |user: &User| match after {
-        Some(cursor) => {
-            (user.created_at, user.hash.as_str()) > (cursor.created_at, cursor.id.as_str())
+    let indicated = users
+        .indicated_by(hash, after, limit.saturating_add(1))
+        .await?;
+    // The targets of the page's programs only: a page costs the same however many programs
+    // and indicated users there are.
+    let mut targets: HashMap<ProgramId, Option<Money>> = HashMap::new();
+    for id in indicated.iter().filter_map(|user| user.program_id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = targets.entry(id) {
+            slot.insert(programs.get(id).await?.map(|p| p.target_value));
         }
-        None => true,
-    };
+    }
     let mut lines: Vec<IndicatedLine> = indicated
         .into_iter()
-        .filter(after_cursor)
-        .take(limit.saturating_add(1))
         .map(|user| IndicatedLine {
-            target_value: user.program_id.and_then(|id| targets.get(&id).copied()),
+            target_value: user
+                .program_id
+                .and_then(|id| targets.get(&id).copied().flatten()),
             user,
         })
         .collect();

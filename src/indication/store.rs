@@ -13,7 +13,7 @@ use super::domain::{
     CreditStep, CreditTerms, EmailIndication, LedgerEntry, Payment, ProgramFigures, Registration,
     User, UserHash,
 };
-use crate::{email::Email, money::Money, programs::ProgramId, storage::StoreError};
+use crate::{cursor::Cursor, email::Email, money::Money, programs::ProgramId, storage::StoreError};
 
 /// Users asked for, split by whether this call created them.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -81,8 +81,14 @@ pub trait IndicationStore: Send + Sync {
         indicator: &UserHash,
     ) -> Result<Vec<(Option<ProgramId>, ProgramFigures)>, StoreError>;
 
-    /// The users this user indicated.
-    async fn indicated_by(&self, indicator: &UserHash) -> Result<Vec<User>, StoreError>;
+    /// Up to `limit` of the users this user indicated, in registration order (time, then
+    /// hash), after `after`: one indexed range read, whatever the indicator's count.
+    async fn indicated_by(
+        &self,
+        indicator: &UserHash,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError>;
 
     /// Saves indicated e-mails (distinct addresses), each with its ledger entry, in one write;
     /// for each, in order, `false` when any indicator had already indicated it.

@@ -6,7 +6,10 @@
 //! `callback_deliveries_total{outcome}` (`delivered`, `retry`, `failed`) and
 //! `store_errors_total{kind}` (`unavailable`, `backend`).
 
-use std::{sync::OnceLock, time::Instant};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Instant,
+};
 
 use axum::{
     extract::{MatchedPath, Request, State},
@@ -16,7 +19,7 @@ use axum::{
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::app::AppState;
+use crate::{callbacks::CallbackOutbox, error::StoreFailure, storage::StoreError};
 
 pub const HTTP_REQUESTS: &str = "http_requests_total";
 pub const HTTP_DURATION: &str = "http_request_duration_seconds";
@@ -110,6 +113,9 @@ pub async fn track(request: Request, next: Next) -> Response {
         None => "<unmatched>".to_owned(),
     };
     let response = next.run(request).await;
+    if let Some(StoreFailure(err)) = response.extensions().get::<StoreFailure>() {
+        store_failed(err, &route);
+    }
     let status = response.status().as_u16().to_string();
     metrics::counter!(HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);
@@ -128,13 +134,26 @@ pub fn store_error(kind: &'static str) {
     metrics::counter!(STORE_ERRORS, "kind" => kind).increment(1);
 }
 
+/// A request ended by a store failure: counted, and logged with its detail (which never
+/// reaches the client).
+fn store_failed(err: &StoreError, route: &str) {
+    store_error(err.kind());
+    match err {
+        StoreError::Unavailable(detail) => {
+            tracing::warn!(error = %detail, route, "store unavailable")
+        }
+        other => tracing::error!(error = %other, route, "request failed in the store"),
+    }
+}
+
 pub fn callback_attempt(outcome: &'static str) {
     metrics::counter!(CALLBACK_DELIVERIES, "outcome" => outcome).increment(1);
 }
 
 /// Prometheus text format. Unauthenticated: keep it on a private network (see the README).
-pub async fn render(State(state): State<AppState>) -> Response {
-    match state.stores.callbacks.pending_count().await {
+/// A scrape only reads: the pending count is a count, never a relay or any other write.
+pub async fn render(State(outbox): State<Arc<dyn CallbackOutbox>>) -> Response {
+    match outbox.pending_count().await {
         Ok(pending) => metrics::gauge!(CALLBACKS_PENDING).set(pending as f64),
         Err(err) => tracing::warn!(error = %err, "cannot count pending callbacks for /metrics"),
     }

@@ -1,19 +1,23 @@
 //! Rate limits on the routes that look up or redeem referral codes (OWASP API6: codes are a
 //! sensitive business flow), per end-user account and per client address, with `governor`.
 //! Tokens with `admin` or `service` are not limited. Limits are per instance.
+//!
+//! A limited handler names [`CodeRateLimit`] first in its signature, so the limit is bound to
+//! the handler itself: a renamed path keeps it.
 
 use std::{
     net::{IpAddr, SocketAddr},
     num::NonZeroU32,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
 use axum::{
-    extract::{ConnectInfo, MatchedPath, Request, State},
-    http::{HeaderMap, Method},
-    middleware::Next,
-    response::{IntoResponse, Response},
+    extract::{ConnectInfo, FromRef, FromRequestParts},
+    http::{HeaderMap, request::Parts},
 };
 use governor::{
     Quota, RateLimiter,
@@ -22,15 +26,7 @@ use governor::{
 };
 use ipnet::IpNet;
 
-use crate::{app::AppState, config::HttpConfig, error::ApiError};
-
-/// The limited routes, as matched.
-const LIMITED: &[(Method, &str)] = &[
-    (Method::POST, "/api/referee/redeem"),
-    (Method::POST, "/api/landlord/register"),
-    (Method::GET, "/api/referrer"),
-    (Method::GET, "/api/referrer/{encodeEmail}/referral-code"),
-];
+use crate::{auth::Authenticator, config::HttpConfig, error::ApiError};
 
 /// Forgotten keys are swept after this many checks, so memory follows the active clients.
 const SWEEP_EVERY: u64 = 4096;
@@ -106,42 +102,46 @@ impl RateLimits {
     }
 }
 
-/// Applies the limits to the limited routes; other routes pass untouched.
-pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let limited = request
-        .extensions()
-        .get::<MatchedPath>()
-        .is_some_and(|path| {
-            LIMITED
-                .iter()
-                .any(|(method, route)| method == request.method() && *route == path.as_str())
-        });
-    if !limited {
-        return next.run(request).await;
-    }
-    let (mut parts, body) = request.into_parts();
-    let caller = state
-        .auth
-        .caller_of(&parts.headers, &mut parts.extensions)
-        .ok();
-    let request = Request::from_parts(parts, body);
-    if caller.as_ref().is_some_and(|c| c.is_privileged()) {
-        return next.run(request).await;
-    }
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([127, 0, 0, 1]), |info| info.0.ip());
-    let ip = state.rate_limits.client_ip(peer, request.headers());
-    match state
-        .rate_limits
-        .check(ip, caller.as_ref().map(|c| c.sub.as_str()))
-    {
-        Ok(()) => next.run(request).await,
-        Err(wait) => ApiError::TooManyRequests {
-            retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+/// What the limit needs of the shared state: the limits, and the token check that tells
+/// privileged callers and accounts apart.
+#[derive(Clone)]
+pub struct RateLimitState {
+    pub limits: Arc<RateLimits>,
+    pub auth: Arc<Authenticator>,
+}
+
+/// The code routes' limit, as an extractor: a handler that names it (first, before any other
+/// check) answers 429 once the caller's account or address is over its limit.
+pub struct CodeRateLimit;
+
+impl<S> FromRequestParts<S> for CodeRateLimit
+where
+    RateLimitState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = RateLimitState::from_ref(state);
+        let caller = state
+            .auth
+            .caller_of(&parts.headers, &mut parts.extensions)
+            .ok();
+        if caller.as_ref().is_some_and(|c| c.is_privileged()) {
+            return Ok(Self);
         }
-        .into_response(),
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::from([127, 0, 0, 1]), |info| info.0.ip());
+        let ip = state.limits.client_ip(peer, &parts.headers);
+        state
+            .limits
+            .check(ip, caller.as_ref().map(|c| c.sub.as_str()))
+            .map(|()| Self)
+            .map_err(|wait| ApiError::TooManyRequests {
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            })
     }
 }
 

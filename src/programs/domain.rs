@@ -181,8 +181,13 @@ pub struct Program {
 }
 
 impl Program {
-    pub fn new(name: ProgramName, credit_value: Money, target_value: Money) -> Self {
-        let now = clock::now();
+    /// A new program, created at `now`.
+    pub fn new(
+        name: ProgramName,
+        credit_value: Money,
+        target_value: Money,
+        now: DateTime<Utc>,
+    ) -> Self {
         Self {
             id: ProgramId::generate(),
             name,

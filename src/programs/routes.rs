@@ -12,13 +12,13 @@ use super::{
     service::{self, ProgramDraft, ProgramError},
 };
 use crate::{
-    app::{AppState, with_slash_alias},
     auth::ServiceAccess,
-    clock,
     error::{ApiError, ErrorBody, Result},
     extract::JsonOrForm,
     money::Money,
+    routing::with_slash_alias,
     sentences,
+    state::AppState,
 };
 
 impl From<ProgramError> for ApiError {
@@ -136,7 +136,12 @@ async fn create_program(
     State(state): State<AppState>,
     JsonOrForm(input): JsonOrForm<ProgramInput>,
 ) -> Result<(StatusCode, Json<Program>)> {
-    let program = service::create(state.stores.programs.as_ref(), input.try_into()?).await?;
+    let program = service::create(
+        state.stores.programs.as_ref(),
+        input.try_into()?,
+        state.clock.now(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(program)))
 }
 
@@ -202,7 +207,7 @@ async fn update_program(
     JsonOrForm(input): JsonOrForm<ProgramInput>,
 ) -> Result<Json<Program>> {
     let store = state.stores.programs.as_ref();
-    let program = service::update(store, &id, input.try_into()?, clock::now()).await?;
+    let program = service::update(store, &id, input.try_into()?, state.clock.now()).await?;
     Ok(Json(program))
 }
 

@@ -63,13 +63,18 @@ impl ProgramDraft {
     }
 }
 
-pub async fn create(store: &dyn ProgramStore, draft: ProgramDraft) -> Result<Program> {
+pub async fn create(
+    store: &dyn ProgramStore,
+    draft: ProgramDraft,
+    now: DateTime<Utc>,
+) -> Result<Program> {
     let name = ProgramName::parse(draft.name.as_deref().unwrap_or(""))?;
     let patch = draft.into_patch()?;
     let mut program = Program::new(
         name,
         patch.credit_value.unwrap_or(Money::ZERO),
         patch.target_value.unwrap_or(Money::ZERO),
+        now,
     );
     program.hold_days = patch.hold_days.unwrap_or_default();
     program.max_credits_per_indicator = patch.max_credits_per_indicator.flatten();

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{clock, email::Email};
+use crate::email::Email;
 
 /// Characters of the random part of a code: digits and upper-case letters without the ones
 /// that read alike (0/O, 1/I/L, U/V).
@@ -201,6 +201,7 @@ impl Referrer {
         last_name: Option<String>,
         referral_code: ReferralCode,
         user_id: Option<String>,
+        created_at: DateTime<Utc>,
     ) -> Self {
         Self {
             email,
@@ -208,7 +209,7 @@ impl Referrer {
             last_name,
             referral_code,
             user_id,
-            created_at: clock::now(),
+            created_at,
             rules: CodeRules::default(),
             redemptions: 0,
         }
@@ -309,7 +310,7 @@ mod tests {
 
     #[test]
     fn rules_refuse_inactive_expired_and_exhausted_codes() {
-        let now = clock::now();
+        let now = crate::clock::now();
         let hour = chrono::Duration::hours(1);
         assert_eq!(CodeRules::default().admits(now, 1_000_000), Ok(()));
         let expiring = CodeRules {

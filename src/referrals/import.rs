@@ -11,7 +11,7 @@ use super::{
     service,
     store::{ReferralStore, ReferrerConflict},
 };
-use crate::{email::Email, storage::StoreError};
+use crate::{clock, email::Email, storage::StoreError};
 
 pub const HEADER: [&str; 4] = ["email", "firstName", "lastName", "referralCode"];
 
@@ -110,11 +110,18 @@ pub async fn import_referrers(
                 last_name: row.last_name,
                 user_id: None,
             };
-            service::register(store, applicant, service::random_code).await?;
+            service::register(store, applicant, clock::now(), service::random_code).await?;
             report.created += 1;
             continue;
         };
-        let referrer = Referrer::new(row.email, row.first_name, row.last_name, code, None);
+        let referrer = Referrer::new(
+            row.email,
+            row.first_name,
+            row.last_name,
+            code,
+            None,
+            clock::now(),
+        );
         match store.insert_referrer(&referrer).await? {
             Ok(()) => report.created += 1,
             Err(ReferrerConflict::EmailTaken) => report.existing += 1,

@@ -19,12 +19,11 @@ use super::{
     service::{self, Applicant, Redemption, ReferralError},
 };
 use crate::{
-    app::AppState,
     auth::{AdminAccess, AnyCaller, BackendAccess, Caller},
-    clock,
     email::Email,
     error::{ApiError, ErrorBody, Result},
     extract::{Field, JsonObject},
+    ops::rate_limit::CodeRateLimit,
     sentences::{
         ATTRIBUTES_REQUIRED, BAD_REGISTER_BODY, BODY_NOT_VALID, CODE_EXPIRED, CODE_LIMIT_REACHED,
         CODE_NOT_FOUND, DIFFERENT_CODE_BEFORE, EMAIL_NOT_FOUND, EMAIL_NOT_VALID,
@@ -32,6 +31,7 @@ use crate::{
         REFERRER_NOT_FOUND, RULES_BAD_ACTIVE, RULES_BAD_EXPIRES_AT, RULES_BAD_MAX_REDEMPTIONS,
         RULES_NOT_AN_OBJECT, RULES_UNKNOWN_FIELD,
     },
+    state::AppState,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -245,6 +245,7 @@ fn decode_email(encoded: &str) -> Option<Email> {
     security(("bearer" = []))
 )]
 async fn referral_code_by_email(
+    _: CodeRateLimit,
     caller: AnyCaller,
     State(state): State<AppState>,
     Path(encoded): Path<String>,
@@ -275,6 +276,7 @@ async fn referral_code_by_email(
     security(("bearer" = []))
 )]
 async fn referrer_by_code(
+    _: CodeRateLimit,
     caller: AnyCaller,
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -455,6 +457,7 @@ async fn register_external(
     let referrer = service::register(
         state.stores.referrals.as_ref(),
         applicant,
+        state.clock.now(),
         service::random_code,
     )
     .await?;
@@ -499,6 +502,7 @@ async fn register_internal(
     let referrer = service::register(
         state.stores.referrals.as_ref(),
         applicant,
+        state.clock.now(),
         service::random_code,
     )
     .await?;
@@ -617,7 +621,16 @@ async fn redeem_code(
         .ok_or_else(|| ApiError::unprocessable(REDEEM_CODE_NOT_VALID))?;
     let store = state.stores.referrals.as_ref();
     Ok(
-        match service::redeem(store, account, email.as_ref(), &code, via, clock::now()).await? {
+        match service::redeem(
+            store,
+            account,
+            email.as_ref(),
+            &code,
+            via,
+            state.clock.now(),
+        )
+        .await?
+        {
             Redemption::First(referee) => (StatusCode::OK, Json(RefereeBody::from(&referee))),
             Redemption::Again(referee) => (StatusCode::CREATED, Json(RefereeBody::from(&referee))),
         },
@@ -653,6 +666,7 @@ pub struct RedeemInput {
     security(("bearer" = []))
 )]
 async fn redeem(
+    _: CodeRateLimit,
     caller: AnyCaller,
     State(state): State<AppState>,
     JsonObject(body): JsonObject,
@@ -734,6 +748,7 @@ pub struct LandlordInput {
 )]
 #[deprecated]
 async fn landlord_register(
+    _: CodeRateLimit,
     _: BackendAccess,
     State(state): State<AppState>,
     JsonObject(body): JsonObject,

@@ -55,6 +55,7 @@ pub struct Applicant {
 pub async fn register(
     store: &dyn ReferralStore,
     applicant: Applicant,
+    at: DateTime<Utc>,
     mut next_code: impl FnMut(&Applicant) -> ReferralCode + Send,
 ) -> Result<Referrer> {
     for _ in 0..MAX_ATTEMPTS {
@@ -67,6 +68,7 @@ pub async fn register(
             applicant.last_name.clone(),
             next_code(&applicant),
             applicant.user_id.clone(),
+            at,
         );
         match store.insert_referrer(&referrer).await? {
             Ok(()) => return Ok(referrer),
@@ -220,6 +222,10 @@ mod tests {
     use super::*;
     use crate::storage::embedded::EmbeddedStore;
 
+    fn now() -> DateTime<Utc> {
+        crate::clock::now()
+    }
+
     fn applicant(email: &str, user_id: Option<&str>) -> Applicant {
         Applicant {
             email: Email::parse(email).expect("email"),
@@ -232,15 +238,17 @@ mod tests {
     #[tokio::test]
     async fn a_colliding_code_is_retried_never_returned() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = EmbeddedStore::open(dir.path()).await.expect("store");
+        let store = EmbeddedStore::open(dir.path(), crate::stores::embedded_schema())
+            .await
+            .expect("store");
         let mut codes = ["ANA-AAAAAAA", "ana-aaaaaaa", "ANA-AAAAAAA", "ANA-BBBBBBB"]
             .into_iter()
             .map(|c| ReferralCode::parse(c).expect("code"));
         let mut next = move |_: &Applicant| codes.next().expect("enough codes");
-        let first = register(&store, applicant("a@example.com", None), &mut next)
+        let first = register(&store, applicant("a@example.com", None), now(), &mut next)
             .await
             .expect("first");
-        let second = register(&store, applicant("b@example.com", None), &mut next)
+        let second = register(&store, applicant("b@example.com", None), now(), &mut next)
             .await
             .expect("second");
         assert_eq!(first.referral_code.as_str(), "ANA-AAAAAAA");
@@ -250,13 +258,16 @@ mod tests {
     #[tokio::test]
     async fn an_existing_email_keeps_its_code_and_gains_the_user_id() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = EmbeddedStore::open(dir.path()).await.expect("store");
-        let external = register(&store, applicant("a@example.com", None), random_code)
+        let store = EmbeddedStore::open(dir.path(), crate::stores::embedded_schema())
+            .await
+            .expect("store");
+        let external = register(&store, applicant("a@example.com", None), now(), random_code)
             .await
             .expect("external");
         let internal = register(
             &store,
             applicant("a@example.com", Some("acc-1")),
+            now(),
             random_code,
         )
         .await

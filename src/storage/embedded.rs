@@ -1,6 +1,10 @@
 //! The embedded backend: one redb file in `DATA_DIR`. redb transactions are ACID and durable on
 //! commit, so a crash leaves either the whole write or none of it. Records are JSON values keyed
-//! by their identifier; a capability's tables are declared beside its store implementation.
+//! by their identifier. This file is plumbing only: the file, the writer thread, health, and
+//! the run of versioned migrations. Each capability declares its own tables and migrations
+//! (its `store/embedded.rs`), and the composition root (`stores.rs`) hands them to [`open`].
+//!
+//! [`open`]: EmbeddedStore::open
 
 use std::{
     any::Any,
@@ -11,7 +15,9 @@ use std::{
     },
 };
 
-use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{StoreError, StoreHealth};
@@ -23,6 +29,36 @@ pub(crate) type JsonTable = TableDefinition<'static, &'static str, &'static [u8]
 
 /// Written and removed by a health check after a disk failure, to see that writes fit again.
 const HEALTH_PROBE: JsonTable = TableDefinition::new("health_probe");
+/// The migrations applied to this file: version → name and time.
+const MIGRATIONS: TableDefinition<u32, &[u8]> = TableDefinition::new("schema_migrations");
+
+/// A capability's part of the file: the tables it opens at start (so that reads never meet a
+/// missing one) and its data migrations.
+pub struct Schema {
+    pub tables: Vec<CreateTables>,
+    pub migrations: Vec<Migration>,
+}
+
+/// Opens (creates) some tables.
+pub type CreateTables = fn(&WriteTransaction) -> Result<(), StoreError>;
+
+/// What a migration runs, inside the transaction that records it.
+pub type MigrationRun = Box<dyn Fn(&WriteTransaction) -> Result<(), StoreError> + Send + Sync>;
+
+/// A numbered change to stored data, run once per file and recorded in `schema_migrations` in
+/// the same transaction: a start on a migrated file reads one small table and runs nothing.
+pub struct Migration {
+    /// Unique across the whole store; migrations run in ascending order.
+    pub version: u32,
+    pub name: &'static str,
+    pub run: MigrationRun,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct AppliedMigration {
+    name: String,
+    applied_at_ms: i64,
+}
 /// redb's page cache (its default is 1 GiB, which the process's memory would grow into as the
 /// file grows). Hot pages — the tables' upper levels, recent users — fit well within this.
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
@@ -208,9 +244,10 @@ fn unavailable(detail: impl Into<String>) -> StoreError {
     StoreError::Unavailable(detail.into())
 }
 
-/// Opens (or creates) the file and every table.
+/// Opens (or creates) the file; nothing else, so that a reopen after a disk failure runs no
+/// migration and reads no table.
 fn open_file(path: &Path) -> Result<Database, StoreError> {
-    let db = Database::builder()
+    Database::builder()
         .set_cache_size(CACHE_BYTES)
         .create(path)
         .map_err(|e| {
@@ -221,17 +258,55 @@ fn open_file(path: &Path) -> Result<Database, StoreError> {
                 _ => "",
             };
             unavailable(format!("cannot open {}: {e}{hint}", path.display()))
-        })?;
+        })
+}
+
+/// Opens every table of `schema` and runs, in one transaction, the migrations this file has
+/// not recorded yet, recording each. redb admits one process per file, so no other instance
+/// can run them at the same time.
+fn prepare(db: &Database, schema: &Schema) -> Result<Vec<u32>, StoreError> {
     let txn = db.begin_write().map_err(backend)?;
-    create_tables(&txn)?;
+    txn.open_table(HEALTH_PROBE).map_err(backend)?;
+    for create in &schema.tables {
+        create(&txn)?;
+    }
+    let mut applied = Vec::new();
+    let mut migrations: Vec<&Migration> = schema.migrations.iter().collect();
+    migrations.sort_by_key(|m| m.version);
+    for migration in migrations {
+        let done = txn
+            .open_table(MIGRATIONS)
+            .map_err(backend)?
+            .get(migration.version)
+            .map_err(backend)?
+            .is_some();
+        if done {
+            continue;
+        }
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "running migration"
+        );
+        (migration.run)(&txn)?;
+        let record = encode(&AppliedMigration {
+            name: migration.name.to_owned(),
+            applied_at_ms: chrono::Utc::now().timestamp_millis(),
+        })?;
+        txn.open_table(MIGRATIONS)
+            .map_err(backend)?
+            .insert(migration.version, record.as_slice())
+            .map_err(backend)?;
+        applied.push(migration.version);
+    }
     txn.commit().map_err(backend)?;
-    Ok(db)
+    Ok(applied)
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the database file and every table, so that reads never meet a
-    /// missing table.
-    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+    /// Opens (or creates) the database file, opens every table of `schema`, so that reads
+    /// never meet a missing table, and runs the migrations not yet recorded.
+    pub async fn open(data_dir: &Path, schema: Schema) -> Result<Self, StoreError> {
         let data_dir = data_dir.to_owned();
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&data_dir).map_err(|e| {
@@ -242,6 +317,7 @@ impl EmbeddedStore {
             })?;
             let path = data_dir.join(DATABASE_FILE);
             let db = open_file(&path)?;
+            prepare(&db, &schema)?;
             let slot: Slot = Arc::new(RwLock::new(Some(Arc::new(db))));
             let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let disk = Arc::new(DiskState::default());
@@ -387,46 +463,23 @@ impl EmbeddedStore {
     }
 }
 
-/// Every table of the store, opened (created) at start so that reads never meet a missing one.
-/// Each is defined beside the store implementation that uses it.
-fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
-    use crate::{
-        callbacks::store::embedded as callbacks, idempotency::store::embedded as idempotency,
-        indication::store::embedded as indication, programs::store::embedded as programs,
-        referrals::store::embedded as referrals,
-    };
-    for table in [
-        programs::PROGRAMS,
-        indication::USERS,
-        indication::EMAILS,
-        indication::FIGURES,
-        referrals::REFERRERS,
-        referrals::REFEREES,
-        callbacks::CALLBACKS,
-        idempotency::IDEMPOTENCY,
-    ] {
-        txn.open_table(table).map_err(backend)?;
+impl EmbeddedStore {
+    /// The versions of the migrations recorded as applied, in order.
+    pub async fn applied_migrations(&self) -> Result<Vec<u32>, StoreError> {
+        self.read(|txn| {
+            let table = match txn.open_table(MIGRATIONS) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(err) => return Err(backend(err)),
+            };
+            let mut versions = Vec::new();
+            for entry in table.iter().map_err(backend)? {
+                versions.push(entry.map_err(backend)?.0.value());
+            }
+            Ok(versions)
+        })
+        .await
     }
-    for index in [referrals::CODES, referrals::USER_IDS] {
-        txn.open_table(index).map_err(backend)?;
-    }
-    txn.open_table(programs::PROGRAM_USERS).map_err(backend)?;
-    txn.open_table(indication::CAP_PLACES).map_err(backend)?;
-    txn.open_table(indication::HOLDS_DUE).map_err(backend)?;
-    txn.open_table(indication::INDICATED_FIGURES)
-        .map_err(backend)?;
-    txn.open_table(indication::LEDGER).map_err(backend)?;
-    txn.open_multimap_table(indication::INDICATED)
-        .map_err(backend)?;
-    for index in [
-        callbacks::CALLBACKS_DUE,
-        callbacks::CALLBACKS_CREATED,
-        idempotency::IDEMPOTENCY_EXPIRY,
-    ] {
-        txn.open_table(index).map_err(backend)?;
-    }
-    referrals::index_earlier_referees(txn)?;
-    indication::count_earlier_credits(txn)
 }
 
 #[async_trait::async_trait]
@@ -569,18 +622,98 @@ pub(crate) mod opt_program_id {
 
 #[cfg(test)]
 mod tests {
-    use redb::ReadableTable;
-
     use super::*;
 
     const NUMBERS: TableDefinition<&str, u64> = TableDefinition::new("group_commit_test");
+
+    fn no_schema() -> Schema {
+        Schema {
+            tables: Vec::new(),
+            migrations: Vec::new(),
+        }
+    }
+
+    /// A schema whose one migration counts its runs in `runs`.
+    fn counted(runs: &Arc<AtomicU64>) -> Schema {
+        let runs = runs.clone();
+        Schema {
+            tables: vec![|txn| {
+                txn.open_table(NUMBERS).map_err(backend)?;
+                Ok(())
+            }],
+            migrations: vec![Migration {
+                version: 7,
+                name: "count runs",
+                run: Box::new(move |txn| {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    txn.open_table(NUMBERS)
+                        .map_err(backend)?
+                        .insert("migrated", 1)
+                        .map_err(backend)?;
+                    Ok(())
+                }),
+            }],
+        }
+    }
+
+    /// A migration runs at the first start and is recorded; the next starts run nothing.
+    #[tokio::test]
+    async fn a_recorded_migration_is_not_run_again() {
+        let dir = tempfile::tempdir().expect("dir");
+        let runs = Arc::new(AtomicU64::new(0));
+        for _ in 0..3 {
+            let store = EmbeddedStore::open(dir.path(), counted(&runs))
+                .await
+                .expect("store");
+            assert_eq!(store.applied_migrations().await.expect("read"), vec![7]);
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+
+    /// A migration that fails records nothing and leaves none of its writes.
+    #[tokio::test]
+    async fn a_failing_migration_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let schema = Schema {
+            tables: Vec::new(),
+            migrations: vec![Migration {
+                version: 1,
+                name: "fails",
+                run: Box::new(|txn| {
+                    txn.open_table(NUMBERS)
+                        .map_err(backend)?
+                        .insert("half", 1)
+                        .map_err(backend)?;
+                    Err(StoreError::Corrupt("bad record".to_owned()))
+                }),
+            }],
+        };
+        assert!(EmbeddedStore::open(dir.path(), schema).await.is_err());
+        let store = EmbeddedStore::open(dir.path(), no_schema())
+            .await
+            .expect("store");
+        assert_eq!(
+            store.applied_migrations().await.expect("read"),
+            Vec::<u32>::new()
+        );
+        let half = store
+            .read(|txn| match txn.open_table(NUMBERS) {
+                Ok(table) => Ok(table.get("half").map_err(backend)?.is_some()),
+                Err(_) => Ok(false),
+            })
+            .await
+            .expect("read");
+        assert!(!half);
+    }
 
     /// Writes queued while the writer is busy share one commit; the ones whose closure fails
     /// (after writing) leave nothing, and the others all commit.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_commits_exactly_its_succeeding_writes() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = EmbeddedStore::open(dir.path()).await.expect("store");
+        let store = EmbeddedStore::open(dir.path(), no_schema())
+            .await
+            .expect("store");
         let before = store.commits();
         // Holds the writer while the others queue up behind it.
         let (started, running) = tokio::sync::oneshot::channel::<()>();

@@ -1,4 +1,5 @@
-//! The storage seam: one trait per capability (in its own folder), two backends behind them.
+//! Storage plumbing: the error type, health, and the two backends' connection or file. The
+//! store traits and schemas belong to the capabilities; `stores.rs` composes them.
 //!
 //! - [`mongo::MongoStore`]: MongoDB through the official driver, for production. Every state
 //!   change is one single-document write, so a standalone server is enough.
@@ -7,14 +8,7 @@
 pub mod embedded;
 pub mod mongo;
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
-
-use crate::{
-    callbacks::CallbackOutbox, config::StorageConfig, idempotency::IdempotencyStore,
-    indication::IndicationStore, programs::ProgramStore, referrals::ReferralStore,
-};
 
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
@@ -43,53 +37,4 @@ impl StoreError {
 pub trait StoreHealth: Send + Sync {
     /// Answers `Ok` when the store answers a trivial request.
     async fn ping(&self) -> Result<(), StoreError>;
-}
-
-/// The stores of every capability, all served by one backend.
-#[derive(Clone)]
-pub struct Stores {
-    pub backend: &'static str,
-    pub health: Arc<dyn StoreHealth>,
-    pub programs: Arc<dyn ProgramStore>,
-    pub indication: Arc<dyn IndicationStore>,
-    pub callbacks: Arc<dyn CallbackOutbox>,
-    pub referrals: Arc<dyn ReferralStore>,
-    pub idempotency: Arc<dyn IdempotencyStore>,
-}
-
-impl Stores {
-    fn from_backend<B>(backend: &'static str, store: Arc<B>) -> Self
-    where
-        B: StoreHealth
-            + ProgramStore
-            + IndicationStore
-            + CallbackOutbox
-            + ReferralStore
-            + IdempotencyStore
-            + 'static,
-    {
-        Self {
-            backend,
-            health: store.clone(),
-            programs: store.clone(),
-            indication: store.clone(),
-            callbacks: store.clone(),
-            referrals: store.clone(),
-            idempotency: store,
-        }
-    }
-}
-
-/// Opens the configured backend: connects, checks that it answers and creates indexes.
-pub async fn open(config: &StorageConfig) -> Result<Stores, StoreError> {
-    match config {
-        StorageConfig::Mongo { url, timeout } => {
-            let store = mongo::MongoStore::connect(url, *timeout).await?;
-            Ok(Stores::from_backend("mongodb", Arc::new(store)))
-        }
-        StorageConfig::Embedded { data_dir } => {
-            let store = embedded::EmbeddedStore::open(data_dir).await?;
-            Ok(Stores::from_backend("embedded", Arc::new(store)))
-        }
-    }
 }

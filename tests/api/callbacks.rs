@@ -625,3 +625,49 @@ async fn events_copied_but_not_yet_removed_from_their_users_are_relayed_once() {
         .expect("count");
     assert_eq!(still_held, 0, "the relay left events in their users");
 }
+
+/// `GET /metrics` only reads: on MongoDB it counts the events still inside their users as
+/// pending, and leaves them there (a scrape relays nothing, writes nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_scrape_counts_unrelayed_events_and_moves_none() {
+    use mongodb::bson::{Document, doc};
+
+    let database = fresh_mongo_url();
+    let app = TestApp::spawn_with(Backend::Mongo, &[("DATABASE_URL", database.as_str())]).await;
+    register_bo(&app).await;
+    assert_eq!(
+        app.register("ana", "cy").await.status(),
+        StatusCode::CREATED
+    );
+    for _ in 0..2 {
+        let text = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body");
+        assert!(
+            text.lines().any(|line| line == "callbacks_pending 2"),
+            "{text}"
+        );
+    }
+    let client = mongodb::Client::with_uri_str(&database)
+        .await
+        .expect("client");
+    let db = client.default_database().expect("database in the URL");
+    let inside = db
+        .collection::<Document>("users")
+        .count_documents(doc! { "callbacks.id": { "$exists": true } })
+        .await
+        .expect("count");
+    assert_eq!(inside, 2, "the events are still inside their users");
+    let relayed = db
+        .collection::<Document>("callbacks")
+        .count_documents(doc! {})
+        .await
+        .expect("count");
+    assert_eq!(relayed, 0);
+}

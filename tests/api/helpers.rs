@@ -1,7 +1,7 @@
 use std::{path::Path, sync::Arc};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use referral_api::{clock::ShiftedClock, config::Config, startup::Application, storage::Stores};
+use referral_api::{clock::ShiftedClock, config::Config, startup::Application, stores::Stores};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;

@@ -18,6 +18,7 @@ mod idempotency;
 mod import;
 mod indication;
 mod meta;
+mod migrations;
 mod operations;
 mod process;
 mod programs;

@@ -3,7 +3,8 @@ use std::{collections::BTreeSet, sync::Arc};
 use referral_api::{
     config::Config,
     startup::Application,
-    storage::{self, StoreError, StoreHealth},
+    storage::{StoreError, StoreHealth},
+    stores,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -282,7 +283,7 @@ async fn health_is_503_when_the_store_does_not_answer() {
         ("JWT_SECRET", secret.as_str()),
     ])
     .expect("config");
-    let mut stores = storage::open(&config.storage).await.expect("stores");
+    let mut stores = stores::open(&config.storage).await.expect("stores");
     stores.health = Arc::new(FailingHealth);
     let app = Application::build_with_stores(config, stores)
         .await

@@ -22,7 +22,8 @@ use crate::{
     storage::{
         StoreError,
         embedded::{
-            EmbeddedStore, JsonTable, backend, decode, encode, millis, money_text, opt_millis,
+            EmbeddedStore, JsonTable, Schema, backend, decode, encode, millis, money_text,
+            opt_millis,
         },
     },
 };
@@ -35,6 +36,19 @@ pub(crate) const CALLBACKS_DUE: TableDefinition<(i64, &str), ()> =
 /// `(creation time in ms, id)` of every event, for the oldest-first list.
 pub(crate) const CALLBACKS_CREATED: TableDefinition<(i64, &str), ()> =
     TableDefinition::new("callbacks_created");
+
+/// The outbox's tables; no migration yet.
+pub(crate) fn schema() -> Schema {
+    Schema {
+        tables: vec![|txn| {
+            txn.open_table(CALLBACKS).map_err(backend)?;
+            txn.open_table(CALLBACKS_DUE).map_err(backend)?;
+            txn.open_table(CALLBACKS_CREATED).map_err(backend)?;
+            Ok(())
+        }],
+        migrations: Vec::new(),
+    }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct CallbackRecord {

@@ -28,11 +28,52 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            CALLBACKS, Deadline, Gather, MongoStore, USERS, from_bson_datetime, from_decimal128,
-            insert_unordered, to_bson, to_bson_datetime, to_decimal128,
+            Deadline, Gather, Index, IndexKind, MongoStore, Schema, USERS, from_bson_datetime,
+            from_decimal128, insert_unordered, to_bson, to_bson_datetime, to_decimal128,
         },
     },
 };
+
+pub(crate) const CALLBACKS: &str = "callbacks";
+
+/// The outbox's indexes, and the one on events still inside a user (not yet relayed).
+pub(crate) fn schema() -> Schema {
+    let index = |collection, name, keys, kind| Index {
+        collection,
+        name,
+        keys,
+        kind,
+    };
+    Schema {
+        indexes: vec![
+            index(
+                USERS,
+                "callbacks_id",
+                doc! { "callbacks.id": 1 },
+                IndexKind::Sparse,
+            ),
+            index(
+                CALLBACKS,
+                "status_due_at",
+                doc! { "status": 1, "due_at": 1 },
+                IndexKind::Plain,
+            ),
+            index(
+                CALLBACKS,
+                "created_at_id",
+                doc! { "created_at": 1, "_id": 1 },
+                IndexKind::Plain,
+            ),
+            index(
+                CALLBACKS,
+                "user_hash_created_at_id",
+                doc! { "user_hash": 1, "created_at": 1, "_id": 1 },
+                IndexKind::Plain,
+            ),
+        ],
+        migrations: Vec::new(),
+    }
+}
 
 /// Events relayed per pass; a pass repeats until none are left.
 const RELAY_BATCH: i64 = 100;
@@ -235,12 +276,33 @@ impl CallbackOutbox for MongoStore {
             .transpose()
     }
 
+    /// The pending events of the outbox plus those still inside their users, counted without
+    /// relaying them (a read only: `/metrics` calls it). An event in the moment between its
+    /// copy and its removal from its user counts twice.
     async fn pending_count(&self) -> Result<u64, StoreError> {
-        self.relay_callbacks().await?;
-        self.outbox()
+        let relayed = self
+            .outbox()
             .count_documents(doc! { "status": status_bson(CallbackStatus::Pending)? })
             .within(self.timeout)
-            .await
+            .await?;
+        let unrelayed: Vec<Document> = self
+            .db
+            .collection::<Document>(USERS)
+            .aggregate([
+                doc! { "$match": { "callbacks.id": { "$exists": true } } },
+                doc! { "$group": { "_id": null, "n": { "$sum": { "$size": "$callbacks" } } } },
+            ])
+            .all_within(self.timeout)
+            .await?;
+        let unrelayed = unrelayed
+            .first()
+            .and_then(|doc| match doc.get("n") {
+                Some(Bson::Int32(n)) => u64::try_from(*n).ok(),
+                Some(Bson::Int64(n)) => u64::try_from(*n).ok(),
+                _ => None,
+            })
+            .unwrap_or(0);
+        Ok(relayed + unrelayed)
     }
 
     async fn claim_due(

@@ -8,13 +8,25 @@ use serde::{Deserialize, Serialize};
 use super::{Begun, Claim, Held, IdempotencyStore, StoredResponse};
 use crate::storage::{
     StoreError,
-    embedded::{EmbeddedStore, JsonTable, backend, decode, encode, millis},
+    embedded::{EmbeddedStore, JsonTable, Schema, backend, decode, encode, millis},
 };
 
 pub(crate) const IDEMPOTENCY: JsonTable = TableDefinition::new("idempotency");
 /// (expires at in ms, id): what to sweep.
 pub(crate) const IDEMPOTENCY_EXPIRY: TableDefinition<(i64, &str), ()> =
     TableDefinition::new("idempotency_expiry");
+
+/// The idempotency records' tables; no migration yet.
+pub(crate) fn schema() -> Schema {
+    Schema {
+        tables: vec![|txn| {
+            txn.open_table(IDEMPOTENCY).map_err(backend)?;
+            txn.open_table(IDEMPOTENCY_EXPIRY).map_err(backend)?;
+            Ok(())
+        }],
+        migrations: Vec::new(),
+    }
+}
 
 /// Expired records removed per claim, so that the table shrinks without a sweeper.
 const SWEEP: usize = 32;

@@ -12,10 +12,25 @@ use super::{Begun, Claim, Held, IdempotencyStore, StoredResponse};
 use crate::storage::{
     StoreError,
     mongo::{
-        Deadline, IDEMPOTENCY, MongoStore, from_bson_datetime, is_duplicate_key, store_error,
-        to_bson, to_bson_datetime,
+        Deadline, Index, IndexKind, MongoStore, Schema, from_bson_datetime, is_duplicate_key,
+        store_error, to_bson, to_bson_datetime,
     },
 };
+
+pub(crate) const IDEMPOTENCY: &str = "idempotency_keys";
+
+/// Records remove themselves once `expires_at` has passed (a TTL index).
+pub(crate) fn schema() -> Schema {
+    Schema {
+        indexes: vec![Index {
+            collection: IDEMPOTENCY,
+            name: "expires_at_ttl",
+            keys: doc! { "expires_at": 1 },
+            kind: IndexKind::Ttl,
+        }],
+        migrations: Vec::new(),
+    }
+}
 
 /// Rounds of insert, read and take-over before answering "in progress".
 const ATTEMPTS: usize = 4;

@@ -2,19 +2,23 @@
 //! tables: users, the indicated-by index, the ledger, e-mails and the callback outbox. redb
 //! runs one write transaction at a time, so each check made inside one still holds at commit.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    ops::Bound,
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redb::{
-    MultimapTableDefinition, ReadableTable, ReadableTableMetadata, TableDefinition,
-    WriteTransaction,
+    MultimapTableDefinition, ReadableMultimapTable, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
 
 use super::{IndicationStore, RegisterOutcome, UsersCreated};
 use crate::{
     callbacks::store::embedded::queue,
+    cursor::Cursor,
     email::Email,
     indication::domain::{
         CreditStep, CreditTerms, EmailIndication, IndicatorCredit, LedgerEntry, LedgerOperation,
@@ -28,16 +32,21 @@ use crate::{
     storage::{
         StoreError,
         embedded::{
-            EmbeddedStore, JsonTable, backend, decode, encode, millis, money_text, opt_program_id,
+            EmbeddedStore, JsonTable, Migration, Schema, backend, decode, encode, millis,
+            money_text, opt_program_id,
         },
     },
 };
 
 /// Users by hash.
 pub(crate) const USERS: JsonTable = TableDefinition::new("users");
-/// Indicator hash → the hashes of the users it indicated.
-pub(crate) const INDICATED: MultimapTableDefinition<&str, &str> =
-    MultimapTableDefinition::new("indicated_by");
+/// Indicator hash → the hashes of the users it indicated: written by stores before migration 3,
+/// which moved it into [`INDICATED_PAGES`]; read only by migrations.
+const INDICATED: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("indicated_by");
+/// The indicated users of each indicator in list order: (indicator, registration ms, hash).
+/// A page is one range read, whatever the indicator's count.
+const INDICATED_PAGES: TableDefinition<(&str, i64, &str), ()> =
+    TableDefinition::new("indicated_pages");
 /// Ledger entries by sequence number.
 pub(crate) const LEDGER: TableDefinition<u64, &[u8]> = TableDefinition::new("ledger");
 /// Indicated e-mails by normalised address.
@@ -53,6 +62,69 @@ pub(crate) const INDICATED_FIGURES: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("indicated_figures");
 /// Held credits by (release ms, indicated hash), for the release worker.
 pub(crate) const HOLDS_DUE: TableDefinition<(u64, &str), ()> = TableDefinition::new("holds_due");
+
+/// The indication tables, and migrations 2 (figures, cap counts and holds built from the users
+/// and ledger stored before they existed) and 3 (the indicated-by index in list order).
+pub(crate) fn schema() -> Schema {
+    Schema {
+        tables: vec![|txn| {
+            for table in [USERS, EMAILS, FIGURES] {
+                txn.open_table(table).map_err(backend)?;
+            }
+            txn.open_table(LEDGER).map_err(backend)?;
+            txn.open_table(CAP_PLACES).map_err(backend)?;
+            txn.open_table(INDICATED_FIGURES).map_err(backend)?;
+            txn.open_table(HOLDS_DUE).map_err(backend)?;
+            txn.open_table(INDICATED_PAGES).map_err(backend)?;
+            txn.open_multimap_table(INDICATED).map_err(backend)?;
+            Ok(())
+        }],
+        migrations: vec![
+            Migration {
+                version: 2,
+                name: "program and indicator figures from earlier credits",
+                run: Box::new(count_earlier_credits),
+            },
+            Migration {
+                version: 3,
+                name: "indicated users in list order",
+                run: Box::new(order_indicated_users),
+            },
+        ],
+    }
+}
+
+/// Moves the indicated-by index of earlier stores into [`INDICATED_PAGES`], and empties it.
+fn order_indicated_users(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut pairs = Vec::new();
+    {
+        let index = txn.open_multimap_table(INDICATED).map_err(backend)?;
+        for entry in index.iter().map_err(backend)? {
+            let (indicator, hashes) = entry.map_err(backend)?;
+            for hash in hashes {
+                pairs.push((
+                    indicator.value().to_owned(),
+                    hash.map_err(backend)?.value().to_owned(),
+                ));
+            }
+        }
+    }
+    let users = txn.open_table(USERS).map_err(backend)?;
+    let mut pages = txn.open_table(INDICATED_PAGES).map_err(backend)?;
+    let mut index = txn.open_multimap_table(INDICATED).map_err(backend)?;
+    for (indicator, hash) in &pairs {
+        if let Some(user) = read_user(&users, hash)? {
+            let at = user.created_at.timestamp_millis();
+            pages
+                .insert((indicator.as_str(), at, hash.as_str()), ())
+                .map_err(backend)?;
+        }
+        index
+            .remove(indicator.as_str(), hash.as_str())
+            .map_err(backend)?;
+    }
+    Ok(())
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -357,7 +429,7 @@ fn take_step(
 /// Builds the program and indicator figures, the cap counts and the holds index from the
 /// users and the ledger stored before they existed; runs once, when no indicator figures exist
 /// and users were indicated.
-pub(crate) fn count_earlier_credits(txn: &WriteTransaction) -> Result<(), StoreError> {
+fn count_earlier_credits(txn: &WriteTransaction) -> Result<(), StoreError> {
     if !txn
         .open_table(INDICATED_FIGURES)
         .map_err(backend)?
@@ -555,9 +627,16 @@ impl IndicationStore for EmbeddedStore {
                 return Ok(RegisterOutcome::ProgramNotFound);
             }
             write_user(txn, user)?;
-            txn.open_multimap_table(INDICATED)
+            txn.open_table(INDICATED_PAGES)
                 .map_err(backend)?
-                .insert(indicator.as_str(), user.hash.as_str())
+                .insert(
+                    (
+                        indicator.as_str(),
+                        user.created_at.timestamp_millis(),
+                        user.hash.as_str(),
+                    ),
+                    (),
+                )
                 .map_err(backend)?;
             append_ledger(txn, &registration.ledger)?;
             queue(txn, &registration.event)?;
@@ -700,19 +779,34 @@ impl IndicationStore for EmbeddedStore {
         .await
     }
 
-    async fn indicated_by(&self, indicator: &UserHash) -> Result<Vec<User>, StoreError> {
+    async fn indicated_by(
+        &self,
+        indicator: &UserHash,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError> {
         let indicator = indicator.clone();
+        let after = after.cloned();
         self.read(move |txn| {
             let users = txn.open_table(USERS).map_err(backend)?;
-            let index = txn.open_multimap_table(INDICATED).map_err(backend)?;
+            let pages = txn.open_table(INDICATED_PAGES).map_err(backend)?;
+            let ind = indicator.as_str();
+            let start = match &after {
+                Some(c) => Bound::Excluded((ind, c.created_at.timestamp_millis(), c.id.as_str())),
+                None => Bound::Included((ind, i64::MIN, "")),
+            };
+            let end = Bound::Included((ind, i64::MAX, "\u{10FFFF}"));
             let mut indicated = Vec::new();
-            for hash in index.get(indicator.as_str()).map_err(backend)? {
-                let hash = hash.map_err(backend)?;
-                if let Some(user) = read_user(&users, hash.value())? {
+            for entry in pages.range((start, end)).map_err(backend)? {
+                if indicated.len() >= limit {
+                    break;
+                }
+                let (key, _) = entry.map_err(backend)?;
+                let (_, _, hash) = key.value();
+                if let Some(user) = read_user(&users, hash)? {
                     indicated.push(user);
                 }
             }
-            indicated.sort_by(|a, b| (a.created_at, &a.hash).cmp(&(b.created_at, &b.hash)));
             Ok(indicated)
         })
         .await

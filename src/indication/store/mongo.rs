@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{IndicationStore, RegisterOutcome, UsersCreated};
 use crate::{
     callbacks::store::mongo::CallbackDoc,
+    cursor::Cursor,
     email::Email,
     indication::domain::{
         CreditStep, CreditTerms, EmailIndication, IndicatorCredit, LedgerEntry, LedgerOperation,
@@ -26,12 +27,49 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            BULK_CHUNK, CAP_PLACES, Deadline, Gather, INDICATED_EMAILS, MongoStore, USERS,
+            BULK_CHUNK, Deadline, Gather, Index, IndexKind, Migration, MongoStore, Schema, USERS,
             from_bson_datetime, from_decimal128, insert_unordered, is_duplicate_key, store_error,
             to_bson, to_bson_datetime, to_decimal128,
         },
     },
 };
+
+pub(crate) const INDICATED_EMAILS: &str = "indicated_emails";
+/// Each indicator's count of held + acquired credits per program (`program:indicator`).
+pub(crate) const CAP_PLACES: &str = "indicator_credits";
+
+/// The users' indexes, and migration 2: figures and cap counts of credits stored before them.
+pub(crate) fn schema() -> Schema {
+    let index = |name, keys| Index {
+        collection: USERS,
+        name,
+        keys,
+        kind: IndexKind::Plain,
+    };
+    Schema {
+        indexes: vec![
+            // An indicator's indicated users in list order: a page is one index range.
+            index(
+                "user_indicator_created_at_id",
+                doc! { "user_indicator": 1, "created_at": 1, "_id": 1 },
+            ),
+            index(
+                "program_id_credit_status",
+                doc! { "program_id": 1, "credit.status": 1 },
+            ),
+            // Held credits by release time, for the release worker.
+            index(
+                "credit_status_release_at",
+                doc! { "credit.status": 1, "credit.release_at": 1 },
+            ),
+        ],
+        migrations: vec![Migration {
+            version: 2,
+            name: "signup credits and cap counts of earlier credits",
+            run: Box::new(|store| Box::pin(store.count_earlier_credits())),
+        }],
+    }
+}
 
 /// Where the indicator's credit for this user stands, as stored in `credit.status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -454,7 +492,7 @@ impl MongoStore {
     /// (from their ledger), and counts their held and acquired credits toward their
     /// indicator's cap. The count moves before the mark, so a crash in between, or two
     /// instances starting at once, leave it too high: an indicator credited less, never more.
-    pub(crate) async fn count_earlier_credits(&self) -> Result<(), StoreError> {
+    async fn count_earlier_credits(&self) -> Result<(), StoreError> {
         let statuses = [
             CreditState::Pending,
             CreditState::Held,
@@ -748,12 +786,29 @@ impl IndicationStore for MongoStore {
             .await
     }
 
-    async fn indicated_by(&self, indicator: &UserHash) -> Result<Vec<User>, StoreError> {
+    async fn indicated_by(
+        &self,
+        indicator: &UserHash,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError> {
+        let mut filter = doc! { "user_indicator": indicator.as_str() };
+        if let Some(cursor) = after {
+            let at = to_bson_datetime(cursor.created_at);
+            filter.insert(
+                "$or",
+                vec![
+                    doc! { "created_at": { "$gt": at } },
+                    doc! { "created_at": at, "_id": { "$gt": cursor.id.as_str() } },
+                ],
+            );
+        }
         let docs: Vec<UserDoc> = self
             .users()
-            .find(doc! { "user_indicator": indicator.as_str() })
+            .find(filter)
             .projection(user_projection())
             .sort(doc! { "created_at": 1, "_id": 1 })
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
             .all_within(self.timeout)
             .await?;
         docs.into_iter().map(UserDoc::into_user).collect()

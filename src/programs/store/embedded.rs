@@ -11,7 +11,7 @@ use crate::{
     },
     storage::{
         StoreError,
-        embedded::{EmbeddedStore, JsonTable, backend, decode, encode, millis, money_text},
+        embedded::{EmbeddedStore, JsonTable, Schema, backend, decode, encode, millis, money_text},
     },
 };
 
@@ -19,6 +19,18 @@ use crate::{
 pub(crate) const PROGRAMS: JsonTable = TableDefinition::new("programs");
 /// How many users belong to each program, written in the transaction that adds the users.
 pub(crate) const PROGRAM_USERS: TableDefinition<&str, u64> = TableDefinition::new("program_users");
+
+/// The programs' tables; no migration yet.
+pub(crate) fn schema() -> Schema {
+    Schema {
+        tables: vec![|txn| {
+            txn.open_table(PROGRAMS).map_err(backend)?;
+            txn.open_table(PROGRAM_USERS).map_err(backend)?;
+            Ok(())
+        }],
+        migrations: Vec::new(),
+    }
+}
 
 /// Counts `added` users into the program, inside the caller's transaction; `false` (and
 /// nothing written) when the program does not exist.

@@ -15,11 +15,26 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            Deadline, Gather, MongoStore, PROGRAMS, from_bson_datetime, from_decimal128,
-            to_bson_datetime, to_decimal128,
+            Deadline, Gather, Index, IndexKind, MongoStore, Schema, from_bson_datetime,
+            from_decimal128, to_bson_datetime, to_decimal128,
         },
     },
 };
+
+pub(crate) const PROGRAMS: &str = "programs";
+
+/// The programs' index (the list, oldest first); no migration yet.
+pub(crate) fn schema() -> Schema {
+    Schema {
+        indexes: vec![Index {
+            collection: PROGRAMS,
+            name: "created_at_id",
+            keys: doc! { "created_at": 1, "_id": 1 },
+            kind: IndexKind::Plain,
+        }],
+        migrations: Vec::new(),
+    }
+}
 
 /// A program as stored: ObjectId, Decimal128 and BSON dates.
 #[derive(Debug, Serialize, Deserialize)]

@@ -15,7 +15,10 @@ use crate::{
     referrals::domain::{AccountId, CodeRules, Referee, ReferralCode, Referrer, RulesChange, Via},
     storage::{
         StoreError,
-        embedded::{EmbeddedStore, JsonTable, backend, decode, encode, millis, opt_millis},
+        embedded::{
+            EmbeddedStore, JsonTable, Migration, Schema, backend, decode, encode, millis,
+            opt_millis,
+        },
     },
 };
 
@@ -30,6 +33,26 @@ pub(crate) const REFEREES: JsonTable = TableDefinition::new("referees");
 /// (upper-cased code, redeemed at in ms, account id): a code's referees in time order.
 pub(crate) const REFEREES_BY_CODE: TableDefinition<(&str, i64, &str), ()> =
     TableDefinition::new("referees_by_code");
+
+/// The referral codes' tables, and migration 1: the redemption index and counts built from
+/// the referees stored before they existed.
+pub(crate) fn schema() -> Schema {
+    Schema {
+        tables: vec![|txn| {
+            txn.open_table(REFERRERS).map_err(backend)?;
+            txn.open_table(CODES).map_err(backend)?;
+            txn.open_table(USER_IDS).map_err(backend)?;
+            txn.open_table(REFEREES).map_err(backend)?;
+            txn.open_table(REFEREES_BY_CODE).map_err(backend)?;
+            Ok(())
+        }],
+        migrations: vec![Migration {
+            version: 1,
+            name: "index earlier referees and count their redemptions",
+            run: Box::new(index_earlier_referees),
+        }],
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct ReferrerRecord {
@@ -402,10 +425,15 @@ mod tests {
     #[tokio::test]
     async fn referees_stored_before_the_index_are_indexed_and_counted() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = EmbeddedStore::open(dir.path()).await.expect("store");
+        // An older version: the tables, and no record of migrations.
+        let older = Schema {
+            tables: crate::stores::embedded_schema().tables,
+            migrations: Vec::new(),
+        };
+        let store = EmbeddedStore::open(dir.path(), older).await.expect("store");
         let email = Email::parse("ana@example.com").expect("email");
         let code = ReferralCode::parse("ANA-2345678").expect("code");
-        let referrer = Referrer::new(email, None, None, code.clone(), None);
+        let referrer = Referrer::new(email, None, None, code.clone(), None, clock::now());
         assert_eq!(
             store.insert_referrer(&referrer).await.expect("insert"),
             Ok(())
@@ -437,7 +465,9 @@ mod tests {
         assert_eq!(store.referees_of(&code, 10).await.expect("read").len(), 0);
         drop(store);
 
-        let store = EmbeddedStore::open(dir.path()).await.expect("reopen");
+        let store = EmbeddedStore::open(dir.path(), crate::stores::embedded_schema())
+            .await
+            .expect("reopen");
         assert_eq!(store.referees_of(&code, 10).await.expect("read").len(), 2);
         let counted = store.referrer_by_code(&code).await.expect("read");
         assert_eq!(counted.map(|r| r.redemptions), Some(2));

@@ -28,11 +28,46 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            Deadline, Gather, MongoStore, REFEREES, REFERRERS, from_bson_datetime,
+            Deadline, Gather, Index, IndexKind, Migration, MongoStore, Schema, from_bson_datetime,
             is_duplicate_key, store_error, to_bson_datetime,
         },
     },
 };
+
+pub(crate) const REFERRERS: &str = "referrers";
+pub(crate) const REFEREES: &str = "referees";
+
+/// The referral codes' indexes, and migration 1: the `redemptions` count of referrers stored
+/// before it existed.
+pub(crate) fn schema() -> Schema {
+    Schema {
+        indexes: vec![
+            Index {
+                collection: REFERRERS,
+                name: "code_key",
+                keys: doc! { "code_key": 1 },
+                kind: IndexKind::Unique,
+            },
+            Index {
+                collection: REFERRERS,
+                name: "user_id",
+                keys: doc! { "user_id": 1 },
+                kind: IndexKind::UniqueSparse,
+            },
+            Index {
+                collection: REFEREES,
+                name: "code_key_redeemed_at",
+                keys: doc! { "code_key": 1, "redeemed_at": -1 },
+                kind: IndexKind::Plain,
+            },
+        ],
+        migrations: vec![Migration {
+            version: 1,
+            name: "count earlier redemptions",
+            run: Box::new(|store| Box::pin(store.count_earlier_redemptions())),
+        }],
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct ReferrerDoc {
@@ -132,7 +167,7 @@ impl MongoStore {
 
     /// Counts the referees stored before referrers carried a `redemptions` count onto their
     /// referrers; a no-op once every referrer has one.
-    pub(crate) async fn count_earlier_redemptions(&self) -> Result<(), StoreError> {
+    async fn count_earlier_redemptions(&self) -> Result<(), StoreError> {
         let uncounted: Vec<Document> = self
             .db
             .collection::<Document>(REFERRERS)

@@ -1,0 +1,101 @@
+//! The composition root of storage: the stores of every capability on one backend, and the
+//! list of what each capability declares (tables, collections, indexes, migrations).
+
+use std::sync::Arc;
+
+use crate::{
+    callbacks::{self, CallbackOutbox},
+    config::StorageConfig,
+    idempotency::{self, IdempotencyStore},
+    indication::{self, IndicationStore},
+    programs::{self, ProgramStore},
+    referrals::{self, ReferralStore},
+    storage::{StoreError, StoreHealth, embedded, mongo},
+};
+
+/// The stores of every capability, all served by one backend.
+#[derive(Clone)]
+pub struct Stores {
+    pub backend: &'static str,
+    pub health: Arc<dyn StoreHealth>,
+    pub programs: Arc<dyn ProgramStore>,
+    pub indication: Arc<dyn IndicationStore>,
+    pub callbacks: Arc<dyn CallbackOutbox>,
+    pub referrals: Arc<dyn ReferralStore>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+}
+
+impl Stores {
+    fn from_backend<B>(backend: &'static str, store: Arc<B>) -> Self
+    where
+        B: StoreHealth
+            + ProgramStore
+            + IndicationStore
+            + CallbackOutbox
+            + ReferralStore
+            + IdempotencyStore
+            + 'static,
+    {
+        Self {
+            backend,
+            health: store.clone(),
+            programs: store.clone(),
+            indication: store.clone(),
+            callbacks: store.clone(),
+            referrals: store.clone(),
+            idempotency: store,
+        }
+    }
+}
+
+/// Every capability's part of the embedded file.
+pub fn embedded_schema() -> embedded::Schema {
+    let parts = [
+        programs::store::embedded::schema(),
+        indication::store::embedded::schema(),
+        referrals::store::embedded::schema(),
+        callbacks::store::embedded::schema(),
+        idempotency::store::embedded::schema(),
+    ];
+    let mut schema = embedded::Schema {
+        tables: Vec::new(),
+        migrations: Vec::new(),
+    };
+    for part in parts {
+        schema.tables.extend(part.tables);
+        schema.migrations.extend(part.migrations);
+    }
+    schema
+}
+
+/// Every capability's part of the MongoDB database.
+pub fn mongo_schema() -> mongo::Schema {
+    let parts = [
+        programs::store::mongo::schema(),
+        indication::store::mongo::schema(),
+        referrals::store::mongo::schema(),
+        callbacks::store::mongo::schema(),
+        idempotency::store::mongo::schema(),
+    ];
+    let mut schema = mongo::Schema::default();
+    for part in parts {
+        schema.indexes.extend(part.indexes);
+        schema.migrations.extend(part.migrations);
+    }
+    schema
+}
+
+/// Opens the configured backend: connects, checks that it answers, creates what the
+/// capabilities declare and runs the migrations not yet applied.
+pub async fn open(config: &StorageConfig) -> Result<Stores, StoreError> {
+    match config {
+        StorageConfig::Mongo { url, timeout } => {
+            let store = mongo::MongoStore::connect(url, *timeout, &mongo_schema()).await?;
+            Ok(Stores::from_backend("mongodb", Arc::new(store)))
+        }
+        StorageConfig::Embedded { data_dir } => {
+            let store = embedded::EmbeddedStore::open(data_dir, embedded_schema()).await?;
+            Ok(Stores::from_backend("embedded", Arc::new(store)))
+        }
+    }
+}
