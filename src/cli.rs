@@ -5,12 +5,53 @@ use std::{fs::File, io::BufReader, path::PathBuf, time::Duration};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::{
-    auth::{Authenticator, Claims},
-    config::Config,
-    indication::import::import_users,
-    startup::{Application, shutdown_signal},
-    telemetry,
+    auth::{Authenticator, Claims, KeyError},
+    config::{Config, ConfigError},
+    indication::import::{ImportError as UsersImportError, import_users},
+    referrals::import::{ImportError as ReferrersImportError, import_referrers},
+    startup::{Application, StartupError, TaskFailed, shutdown_signal},
+    storage::StoreError,
+    stores, telemetry,
 };
+
+/// Why a command failed: printed for the operator, and the process exits non-zero.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error(transparent)]
+    Stopped(#[from] TaskFailed),
+    #[error("JWT key: {0}")]
+    Key(#[from] KeyError),
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    ImportUsers {
+        path: PathBuf,
+        source: UsersImportError,
+    },
+    #[error("{path}: {source}")]
+    ImportReferrers {
+        path: PathBuf,
+        source: ReferrersImportError,
+    },
+    #[error("{url}: {detail}")]
+    Health { url: String, detail: String },
+}
+
+fn open(path: &std::path::Path) -> Result<File, CliError> {
+    File::open(path).map_err(|source| CliError::Open {
+        path: path.to_owned(),
+        source,
+    })
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -71,9 +112,9 @@ pub struct TokenArgs {
     pub ttl: Duration,
 }
 
-/// Runs a command; the error is a message for the operator.
-pub async fn run(cli: Cli) -> Result<(), String> {
-    let config = Config::from_env().map_err(|e| e.to_string())?;
+/// Runs a command.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let config = Config::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Token(args) => {
@@ -89,37 +130,41 @@ pub async fn run(cli: Cli) -> Result<(), String> {
 /// How long `health` waits for an answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-async fn probe(config: &Config) -> Result<(), String> {
+async fn probe(config: &Config) -> Result<(), CliError> {
     let mut addr = config.listen_addr;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     let url = format!("http://{addr}/health");
+    let failed = |detail: String| CliError::Health {
+        url: url.clone(),
+        detail,
+    };
     let response = reqwest::Client::builder()
         .timeout(PROBE_TIMEOUT)
         .build()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| failed(e.to_string()))?
         .get(&url)
         .send()
         .await
-        .map_err(|e| format!("{url}: {e}"))?;
+        .map_err(|e| failed(e.to_string()))?;
     if response.status().is_success() {
         println!("{url}: {}", response.status());
         Ok(())
     } else {
-        Err(format!("{url}: {}", response.status()))
+        Err(failed(response.status().to_string()))
     }
 }
 
-async fn import_codes(config: Config, path: PathBuf) -> Result<(), String> {
-    let file = File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let stores = crate::stores::open(&config.storage)
+async fn import_codes(config: Config, path: PathBuf) -> Result<(), CliError> {
+    let file = open(&path)?;
+    let stores = stores::open(&config.storage).await?;
+    let report = import_referrers(BufReader::new(file), stores.referrals.as_ref())
         .await
-        .map_err(|e| e.to_string())?;
-    let report =
-        crate::referrals::import::import_referrers(BufReader::new(file), stores.referrals.as_ref())
-            .await
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|source| CliError::ImportReferrers {
+            path: path.clone(),
+            source,
+        })?;
     for (line, reason) in &report.skipped {
         eprintln!("{}:{line}: skipped: {reason}", path.display());
     }
@@ -132,18 +177,19 @@ async fn import_codes(config: Config, path: PathBuf) -> Result<(), String> {
     Ok(())
 }
 
-async fn import(config: Config, path: PathBuf) -> Result<(), String> {
-    let file = File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let stores = crate::stores::open(&config.storage)
-        .await
-        .map_err(|e| e.to_string())?;
+async fn import(config: Config, path: PathBuf) -> Result<(), CliError> {
+    let file = open(&path)?;
+    let stores = stores::open(&config.storage).await?;
     let report = import_users(
         BufReader::new(file),
         stores.programs.as_ref(),
         stores.indication.as_ref(),
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|source| CliError::ImportUsers {
+        path: path.clone(),
+        source,
+    })?;
     for (line, reason) in &report.skipped {
         eprintln!("{}:{line}: skipped: {reason}", path.display());
     }
@@ -156,19 +202,14 @@ async fn import(config: Config, path: PathBuf) -> Result<(), String> {
     Ok(())
 }
 
-async fn serve(config: Config) -> Result<(), String> {
+async fn serve(config: Config) -> Result<(), CliError> {
     telemetry::init(config.log_format);
-    let app = Application::build(config)
-        .await
-        .map_err(|e| e.to_string())?;
-    app.run_until_stopped(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))
+    let app = Application::build(config).await?;
+    Ok(app.run_until_stopped(shutdown_signal()).await?)
 }
 
-fn mint(config: &Config, args: TokenArgs) -> Result<String, String> {
-    let auth = Authenticator::new(&config.jwt, &config.data_dir, config.legacy_routes_auth)
-        .map_err(|e| e.to_string())?;
+fn mint(config: &Config, args: TokenArgs) -> Result<String, CliError> {
+    let auth = Authenticator::new(&config.jwt, &config.data_dir, config.legacy_routes_auth)?;
     let roles = args
         .role
         .iter()
@@ -187,5 +228,5 @@ fn mint(config: &Config, args: TokenArgs) -> Result<String, String> {
         iss: None,
         aud: None,
     };
-    auth.mint(claims, args.ttl).map_err(|e| e.to_string())
+    Ok(auth.mint(claims, args.ttl)?)
 }

@@ -11,7 +11,7 @@ use axum::{
 };
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, de::DeserializeOwned};
 
 use crate::{error::ApiError, limits::BODY_LIMIT};
 
@@ -51,11 +51,16 @@ fn body_kind(req: &Request) -> BodyKind {
     }
 }
 
-/// Reads the whole body. Past [`BODY_LIMIT`] the rest is read and dropped (up to the outer
-/// [`crate::limits::DRAIN_LIMIT`] guard) before answering 413: a server that answers before the client has
-/// finished sending resets the connection, and the client never sees the 413.
 async fn read_bytes(req: Request) -> Result<Bytes, ApiError> {
-    let mut stream = req.into_body().into_data_stream();
+    read_body(req.into_body()).await
+}
+
+/// Reads a whole body. Past [`BODY_LIMIT`] the rest is read and dropped (up to the outer
+/// [`crate::limits::DRAIN_LIMIT`] guard) before answering 413: a server that answers before the
+/// client has finished sending resets the connection, and the client never sees the 413. A body
+/// that breaks off (not for its size) is 400.
+pub async fn read_body(body: axum::body::Body) -> Result<Bytes, ApiError> {
+    let mut stream = body.into_data_stream();
     let mut body = BytesMut::new();
     let mut total = 0usize;
     while let Some(chunk) = stream.next().await {
@@ -201,6 +206,24 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     }
 }
 
+/// The fields of a JSON object body as typed input `T`, whose fields are [`Sent`] values that
+/// the handler then judges one by one with its own sentences. Fails only for what `T` refuses
+/// outright (an unknown key, with `deny_unknown_fields`).
+pub fn fields<T: DeserializeOwned>(
+    body: serde_json::Map<String, serde_json::Value>,
+) -> Result<T, serde_json::Error> {
+    serde_json::from_value(serde_json::Value::Object(body))
+}
+
+/// What a client sent under one key of a JSON object: `None` when the key is absent, else the
+/// value as it is (`null` included). Fields of this type take
+/// `#[serde(default, deserialize_with = "crate::extract::sent")]`.
+pub type Sent = Option<serde_json::Value>;
+
+pub fn sent<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Sent, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
+}
+
 /// A string field of a JSON object.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Field {
@@ -213,7 +236,11 @@ pub enum Field {
 
 impl Field {
     pub fn of(map: &serde_json::Map<String, serde_json::Value>, key: &str) -> Self {
-        match map.get(key) {
+        Self::from_sent(map.get(key))
+    }
+
+    pub fn from_sent(value: Option<&serde_json::Value>) -> Self {
+        match value {
             None | Some(serde_json::Value::Null) => Self::Missing,
             Some(serde_json::Value::String(s)) if s.trim().is_empty() => Self::Missing,
             Some(serde_json::Value::String(s)) => Self::Text(s.trim().to_owned()),
@@ -227,40 +254,52 @@ pub fn bad_query(parameter: &str) -> ApiError {
     ApiError::unprocessable(format!("Query parameter `{parameter}` is not valid"))
 }
 
-/// The `limit` and `after` of a paginated list's query string.
-pub struct Page {
-    pub limit: usize,
-    pub after: Option<crate::cursor::Cursor>,
-    max: usize,
+/// Query parameters parsed into `T`, the type the API description documents
+/// (`utoipa::IntoParams`): a parameter that does not parse is 422 naming it; unknown ones are
+/// ignored.
+pub struct Query<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|err| bad_query(&err.path().to_string()))
+    }
 }
 
-impl Page {
-    /// `limit` defaults to `default` and may be 1 to `max`.
-    pub fn new(default: usize, max: usize) -> Self {
-        Self {
-            limit: default,
-            after: None,
-            max,
-        }
+/// A page size of 1 to `MAX`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limit<const MAX: usize>(usize);
+
+impl<const MAX: usize> Limit<MAX> {
+    pub fn get(self) -> usize {
+        self.0
     }
 
-    /// Takes `limit` or `after` from a query pair (`Ok(true)`); other keys are left to the
-    /// caller (`Ok(false)`).
-    pub fn take(&mut self, key: &str, value: &str) -> Result<bool, ApiError> {
-        match key {
-            "limit" => {
-                self.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=self.max).contains(n))
-                    .ok_or_else(|| bad_query("limit"))?;
-            }
-            "after" => {
-                self.after =
-                    Some(crate::cursor::Cursor::decode(value).map_err(|_| bad_query("after"))?);
-            }
-            _ => return Ok(false),
+    /// The size asked for, or `default`.
+    pub fn or(limit: Option<Self>, default: usize) -> usize {
+        limit.map_or(default, Self::get)
+    }
+}
+
+impl<'de, const MAX: usize> serde::Deserialize<'de> for Limit<MAX> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let n = usize::deserialize(deserializer)?;
+        if (1..=MAX).contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err(serde::de::Error::custom(format!("must be 1 to {MAX}")))
         }
-        Ok(true)
     }
 }

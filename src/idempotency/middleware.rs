@@ -24,7 +24,8 @@ use crate::{
     auth::Authenticator,
     clock::Clock,
     error::ApiError,
-    limits::{BODY_LIMIT, REQUEST_TIMEOUT},
+    extract::read_body,
+    limits::REQUEST_TIMEOUT,
     sentences::{IDEMPOTENCY_KEY_IN_PROGRESS, IDEMPOTENCY_KEY_NOT_VALID, IDEMPOTENCY_KEY_REUSED},
 };
 
@@ -114,8 +115,9 @@ pub async fn enforce(
         .caller_of(&parts.headers, &mut parts.extensions)
         .map(|caller| caller.sub)
         .unwrap_or_default();
-    let Ok(bytes) = to_bytes(body, BODY_LIMIT).await else {
-        return ApiError::PayloadTooLarge.into_response();
+    let bytes = match read_body(body).await {
+        Ok(bytes) => bytes,
+        Err(err) => return err.into_response(),
     };
     let target = parts.uri.path_and_query().map_or("", |pq| pq.as_str());
     let fingerprint = hex::encode(

@@ -22,6 +22,7 @@ contract_tests!(
     a_replay_survives_a_restart,
     bad_keys_and_reads_are_handled,
     a_dead_request_s_claim_lapses,
+    an_oversized_body_with_a_key_is_413_and_holds_no_key,
 );
 
 async fn send(app: &TestApp, method: Method, path: &str, key: &str, body: &Value) -> Response {
@@ -263,4 +264,34 @@ async fn a_dead_request_s_claim_lapses(app: TestApp) {
             .expect("begin"),
         Begun::Started
     );
+}
+
+/// The middleware reads the body before any handler: an oversized one is drained and answered
+/// 413 with our JSON body (not a reset), and leaves the key free for a corrected request.
+async fn an_oversized_body_with_a_key_is_413_and_holds_no_key(app: TestApp) {
+    for size in [70 * 1024, 900 * 1024] {
+        let response = send(
+            &app,
+            Method::POST,
+            "/program/",
+            "big-1",
+            &json!({ "name": "x".repeat(size) }),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let body: Value = response.json().await.expect("JSON error body");
+        assert!(
+            body["error"].as_str().is_some_and(|e| e.contains("64 KiB")),
+            "{body}"
+        );
+    }
+    let response = send(
+        &app,
+        Method::POST,
+        "/program/",
+        "big-1",
+        &json!({ "name": "P" }),
+    )
+    .await;
+    expect_json(response, StatusCode::CREATED).await;
 }
