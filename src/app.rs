@@ -34,7 +34,7 @@ use crate::{
     indication,
     limits::{DRAIN_LIMIT, REQUEST_TIMEOUT},
     meta,
-    openapi::ApiDoc,
+    openapi::{self, ApiDoc},
     ops::{metrics, rate_limit::RateLimits},
     programs, referrals,
     state::{AppState, SharedState},
@@ -43,13 +43,15 @@ use crate::{
 
 /// All documented routes of the service, and their API description.
 pub fn api_routes() -> (Router<AppState>, OpenApiDoc) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(meta::router())
         .merge(programs::router())
         .merge(indication::router())
         .merge(referrals::router())
         .merge(callbacks::router())
-        .split_for_parts()
+        .split_for_parts();
+    openapi::add_common_responses(&mut doc);
+    (routes, doc)
 }
 
 /// `METHOD path` for every operation in the document, in path order.

@@ -20,6 +20,7 @@ pub mod ops;
 pub mod programs;
 pub mod referrals;
 pub mod routing;
+pub mod schema;
 pub mod sentences;
 pub mod startup;
 pub mod state;

@@ -93,6 +93,9 @@ impl PartialSchema for Money {
         ObjectBuilder::new()
             .schema_type(SchemaType::new(Type::Number))
             .minimum(Some(0))
+            // The largest amount an exact decimal holds (79,228,162,514,264,337,593,543,950,335),
+            // as the nearest binary number.
+            .maximum(Some(7.922_816_251_426_434e28))
             .description(Some(
                 "Exact decimal amount, non-negative. Accepted as a JSON number or a decimal \
                  string; returned as a JSON number with every digit kept.",

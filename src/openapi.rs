@@ -1,5 +1,6 @@
 //! The root of the API description; every route adds itself through `utoipa_axum::routes!`.
 
+use crate::sentences::{OVERLOADED, PAYLOAD_TOO_LARGE, STORAGE_UNAVAILABLE};
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -38,6 +39,57 @@ use utoipa::{
     )
 )]
 pub struct ApiDoc;
+
+/// Adds to every operation of the assembled description (`app::api_routes` calls it once the
+/// routes are merged) the answers any operation may give whatever its own: 503 when the store
+/// does not answer, and, for an operation with a body, 413 for a body over 64 KiB. Written once
+/// here rather than on every route.
+pub fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    {
+        use utoipa::openapi::{ResponseBuilder, content::ContentBuilder, path::HttpMethod};
+        let error = || {
+            ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for method in [
+                HttpMethod::Get,
+                HttpMethod::Post,
+                HttpMethod::Put,
+                HttpMethod::Patch,
+                HttpMethod::Delete,
+            ] {
+                let operation = match method {
+                    HttpMethod::Get => item.get.as_mut(),
+                    HttpMethod::Post => item.post.as_mut(),
+                    HttpMethod::Put => item.put.as_mut(),
+                    HttpMethod::Patch => item.patch.as_mut(),
+                    HttpMethod::Delete => item.delete.as_mut(),
+                    _ => None,
+                };
+                let Some(operation) = operation else { continue };
+                let responses = &mut operation.responses.responses;
+                if operation.request_body.is_some() {
+                    responses.entry("413".to_owned()).or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(format!("`{PAYLOAD_TOO_LARGE}`"))
+                            .content("application/json", error())
+                            .into()
+                    });
+                }
+                responses.entry("503".to_owned()).or_insert_with(|| {
+                    ResponseBuilder::new()
+                        .description(format!(
+                            "`{STORAGE_UNAVAILABLE}` or `{OVERLOADED}`, with `Retry-After`"
+                        ))
+                        .content("application/json", error())
+                        .into()
+                });
+            }
+        }
+    }
+}
 
 struct BearerAuth;
 

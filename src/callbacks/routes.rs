@@ -2,7 +2,7 @@
 
 use axum::{
     Json,
-    extract::{Path, RawQuery, State},
+    extract::{Path, State},
     http::StatusCode,
 };
 use chrono::{DateTime, Utc};
@@ -17,8 +17,9 @@ use super::{
 use crate::{
     auth::AdminAccess,
     clock,
+    cursor::Cursor,
     error::{ApiError, ErrorBody, Result},
-    extract::{Page, bad_query},
+    extract::{Limit, Query},
     indication::UserHash,
     money::Money,
     sentences::{CALLBACK_ALREADY_DELIVERED, CALLBACK_NOT_FOUND},
@@ -115,40 +116,33 @@ pub struct CallbackPage {
     next: Option<String>,
 }
 
-/// The query of `GET /admin/callbacks` (documentation only: parsed by hand for clear 422s).
-#[derive(Debug, IntoParams)]
+/// The query of `GET /admin/callbacks`.
+#[derive(Debug, serde::Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 pub struct ListParams {
-    /// `pending`, `delivered` or `failed`.
-    status: Option<String>,
+    /// Only events in this state.
+    #[param(inline)]
+    status: Option<CallbackStatus>,
     /// Only events crediting this user.
-    user_hash: Option<String>,
+    #[param(value_type = Option<String>, min_length = 1, max_length = 128, pattern = r"\S")]
+    user_hash: Option<UserHash>,
     /// 1 to 500 (default 50).
-    limit: Option<usize>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    limit: Option<Limit<MAX_LIMIT>>,
     /// The `next` of the previous page.
-    after: Option<String>,
+    #[param(value_type = Option<String>, pattern = r"^-?[0-9]{1,15}\.([0-9a-fA-F]{2}){1,512}$")]
+    after: Option<Cursor>,
 }
 
-fn parse_filter(query: Option<&str>) -> Result<CallbackFilter> {
-    let mut filter = CallbackFilter::default();
-    let mut page = Page::new(DEFAULT_LIMIT, MAX_LIMIT);
-    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        if page.take(&key, &value)? {
-            continue;
-        }
-        match key.as_ref() {
-            "status" => filter.status = Some(value.parse().map_err(|_| bad_query("status"))?),
-            "user_hash" => {
-                filter.user_hash =
-                    Some(UserHash::parse(&value).ok_or_else(|| bad_query("user_hash"))?)
-            }
-            _ => {}
+impl From<ListParams> for CallbackFilter {
+    fn from(params: ListParams) -> Self {
+        Self {
+            status: params.status,
+            user_hash: params.user_hash,
+            limit: Limit::or(params.limit, DEFAULT_LIMIT),
+            after: params.after,
         }
     }
-    filter.limit = page.limit;
-    filter.after = page.after;
-    Ok(filter)
 }
 
 /// List credit events, oldest first, with cursor pagination (role `admin`).
@@ -165,10 +159,9 @@ fn parse_filter(query: Option<&str>) -> Result<CallbackFilter> {
 async fn list_callbacks(
     _: AdminAccess,
     State(state): State<AppState>,
-    RawQuery(query): RawQuery,
+    Query(params): Query<ListParams>,
 ) -> Result<Json<CallbackPage>> {
-    let filter = parse_filter(query.as_deref())?;
-    let page = service::list(state.stores.callbacks.as_ref(), filter).await?;
+    let page = service::list(state.stores.callbacks.as_ref(), params.into()).await?;
     Ok(Json(CallbackPage {
         callbacks: page.events.into_iter().map(CallbackBody::from).collect(),
         next: page.next.map(|c| c.encode()),

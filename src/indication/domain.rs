@@ -40,6 +40,14 @@ impl UserHash {
     }
 }
 
+/// From request input (a query parameter): parsed, so an empty or over-long hash is refused.
+impl<'de> Deserialize<'de> for UserHash {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::parse(&raw).ok_or_else(|| serde::de::Error::custom("must have 1 to 128 characters"))
+    }
+}
+
 impl fmt::Display for UserHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use axum::{
     Json,
-    extract::{Path, RawQuery, State},
+    extract::{Path, State},
     http::StatusCode,
 };
 use chrono::{DateTime, Utc};
@@ -11,15 +11,16 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    domain::{CreditStatus, IndicatorCredit, StringList, UserHash},
+    domain::{CreditStatus, IndicatorCredit, MAX_LIST_ITEMS, StringList, UserHash},
     service::{self, IndicationError, MAX_USERS_PER_REQUEST},
 };
 use crate::{
     auth::ServiceAccess,
     clock,
+    cursor::Cursor,
     email::Email,
     error::{ApiError, ErrorBody, Result},
-    extract::{JsonOrForm, Page},
+    extract::{JsonOrForm, Limit, Query},
     money::Money,
     programs::Program,
     routing::with_slash_alias,
@@ -68,19 +69,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     .fold(OpenApiRouter::new(), with_slash_alias)
 }
 
-/// A list field: an array of strings, or one comma-separated string (what forms can send).
-fn string_list_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
-    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
-    OneOfBuilder::new()
-        .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)))
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .description(Some("Comma-separated items")),
-        )
-        .into()
-}
-
 /// A hash from a path: one that cannot be a hash names no user.
 fn path_hash(raw: &str) -> Result<UserHash> {
     UserHash::parse(raw).ok_or(IndicationError::UserNotFound.into())
@@ -93,14 +81,45 @@ fn present(value: Option<String>) -> Option<String> {
 
 // ---- POST /users/ -------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
 pub struct UsersInput {
-    /// One user hash (1 to 128 characters).
-    #[schema(example = "a1b2c3")]
     user_hash: Option<String>,
-    /// Several hashes: an array, or one comma-separated string (forms).
-    #[schema(schema_with = string_list_schema)]
     user_hashes: Option<StringList>,
+}
+
+impl utoipa::PartialSchema for UsersInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        utoipa::openapi::RefOr::T(utoipa::openapi::Schema::AllOf(users_input_schema()))
+    }
+}
+
+impl ToSchema for UsersInput {}
+
+/// `user_hash`, `user_hashes` or both.
+fn users_input_schema() -> utoipa::openapi::schema::AllOf {
+    use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder};
+    let requires = |field: &str| ObjectBuilder::new().required(field);
+    AllOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .property(
+                    "user_hash",
+                    crate::schema::user_hash()
+                        .description(Some("One user hash"))
+                        .examples([serde_json::json!("a1b2c3")]),
+                )
+                .property(
+                    "user_hashes",
+                    crate::schema::user_hash_list(MAX_USERS_PER_REQUEST),
+                ),
+        )
+        .item(
+            AnyOfBuilder::new()
+                .item(requires("user_hash"))
+                .item(requires("user_hashes")),
+        )
+        .description(Some("`user_hash`, `user_hashes` or both"))
+        .build()
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -171,12 +190,13 @@ async fn create_users(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterInput {
     /// The existing user who referred the new one.
-    #[schema(example = "indicator-hash")]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 128, pattern = r"\S", example = "indicator-hash")]
     user_indicator: Option<String>,
-    /// The new user who just signed up.
-    #[schema(example = "new-user-hash")]
+    /// The new user who just signed up (not the indicator).
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 128, pattern = r"\S", example = "new-user-hash")]
     user_indicated: Option<String>,
-    /// The program to join; the default (oldest) program when absent.
+    /// The program to join (24 hex characters); the default (oldest) program when absent.
+    #[schema(value_type = String, pattern = r"^[0-9a-fA-F]{24}$")]
     referral_program_id: Option<String>,
 }
 
@@ -260,6 +280,7 @@ async fn register(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct InvoiceInput {
     /// The sum of all invoices the user has paid so far (a running total, not an increment).
+    #[schema(value_type = Money, required = true)]
     total_amount_paid: Option<Money>,
 }
 
@@ -410,12 +431,13 @@ pub struct IndicatedPageBody {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 pub struct IndicatedParams {
     /// 1 to 500 (default 100).
-    limit: Option<usize>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    limit: Option<Limit<{ service::MAX_INDICATED_PAGE }>>,
     /// The `next` of the previous page.
-    after: Option<String>,
+    #[param(value_type = Option<String>, pattern = r"^-?[0-9]{1,15}\.([0-9a-fA-F]{2}){1,512}$")]
+    after: Option<Cursor>,
 }
 
 /// The users a user indicated, oldest registration first, each with its total, target and
@@ -435,17 +457,13 @@ async fn indicated(
     _: ServiceAccess,
     State(state): State<AppState>,
     Path(user_hash): Path<String>,
-    RawQuery(query): RawQuery,
+    Query(params): Query<IndicatedParams>,
 ) -> Result<Json<IndicatedPageBody>> {
-    let mut params = Page::new(service::DEFAULT_INDICATED_PAGE, service::MAX_INDICATED_PAGE);
-    for (key, value) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
-        params.take(&key, &value)?;
-    }
     let page = service::indicated(
         state.stores.indication.as_ref(),
         state.stores.programs.as_ref(),
         &path_hash(&user_hash)?,
-        params.limit,
+        Limit::or(params.limit, service::DEFAULT_INDICATED_PAGE),
         params.after.as_ref(),
     )
     .await?;
@@ -550,10 +568,15 @@ async fn program_stats(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EmailIndicationInput {
     /// The indicating user's hash.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 128, pattern = r"\S")]
     user_indicator: Option<String>,
     /// A comma-separated string, or an array; at most 100 addresses.
-    #[schema(schema_with = string_list_schema, example = json!(["ana@example.com", "bo@example.org"]))]
+    #[schema(schema_with = emails_schema, required = true, example = json!(["ana@example.com", "bo@example.org"]))]
     emails: Option<StringList>,
+}
+
+fn emails_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    crate::schema::email_list(MAX_LIST_ITEMS)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -619,7 +642,7 @@ async fn indicate_emails(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EmailVerificationInput {
     /// A comma-separated string, or an array; at most 100 addresses.
-    #[schema(schema_with = string_list_schema, example = json!(["ana@example.com"]))]
+    #[schema(schema_with = emails_schema, required = true, example = json!(["ana@example.com"]))]
     emails: Option<StringList>,
 }
 

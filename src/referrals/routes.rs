@@ -22,7 +22,7 @@ use crate::{
     auth::{AdminAccess, AnyCaller, BackendAccess, Caller},
     email::Email,
     error::{ApiError, ErrorBody, Result},
-    extract::{Field, JsonObject},
+    extract::{Field, JsonObject, Sent, fields, sent},
     ops::rate_limit::CodeRateLimit,
     sentences::{
         ATTRIBUTES_REQUIRED, BAD_REGISTER_BODY, BODY_NOT_VALID, CODE_EXPIRED, CODE_LIMIT_REACHED,
@@ -93,6 +93,7 @@ pub struct ReferralCodeBody {
     referral_code: String,
     /// Shown to `admin` and `service`, for a code that carries rules.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = rules_when_shown)]
     rules: Option<RulesBody>,
 }
 
@@ -103,6 +104,39 @@ impl From<&Referrer> for ReferralCodeBody {
             rules: None,
         }
     }
+}
+
+/// The fields of [`RulesBody`], present together or not at all: what a flattened optional
+/// `RulesBody` adds to an answer.
+fn rules_when_shown() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let nullable = |t: Type| utoipa::openapi::schema::SchemaType::from_iter([t, Type::Null]);
+    ObjectBuilder::new()
+        .description(Some(
+            "Shown to `admin` and `service` for a code that carries rules: all four or none.",
+        ))
+        .property(
+            "redemptions",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        )
+        .property(
+            "maxRedemptions",
+            ObjectBuilder::new()
+                .schema_type(nullable(Type::Integer))
+                .minimum(Some(0)),
+        )
+        .property(
+            "expiresAt",
+            ObjectBuilder::new()
+                .schema_type(nullable(Type::String))
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::DateTime,
+                ))),
+        )
+        .property("active", ObjectBuilder::new().schema_type(Type::Boolean))
+        .build()
 }
 
 /// A code's rules and use, as `admin` and `service` see them.
@@ -166,6 +200,7 @@ pub struct ReferrerBody {
     /// Shown to `admin` and `service` for a code that carries rules, and in the answer to a
     /// change of rules.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = rules_when_shown)]
     rules: Option<RulesBody>,
 }
 
@@ -266,7 +301,7 @@ async fn referral_code_by_email(
 /// An end user sees the names and the code, and the e-mail masked unless the code is theirs.
 #[utoipa::path(
     get, path = "/api/referrer", tag = "referrers",
-    params(("referrerCode" = String, Query, description = "The referral code", example = "ALBE-MQ-X")),
+    params(("referrerCode" = String, Query, description = "The referral code, any letter case", pattern = r"^[A-Za-z0-9_-]{1,64}$", example = "ALBE-MQ-X")),
     responses(
         (status = 200, description = "The referrer", body = ReferrerBody),
         (status = 401, description = "No valid token", body = ErrorBody),
@@ -300,61 +335,65 @@ async fn referrer_by_code(
 
 /// A change of rules from a JSON object: each key absent (unchanged), `null` (cleared) or a
 /// value.
+/// A change of rules, as sent: each key absent (unchanged), `null` (cleared) or a value.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RulesInput {
+    /// RFC 3339 with an offset; `null` clears it.
+    #[serde(rename = "expiresAt", default, deserialize_with = "sent")]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2027-01-31T23:59:59Z")]
+    expires_at: Sent,
+    /// At least 1; `null` clears it. Below the current count, it refuses every new account.
+    #[serde(rename = "maxRedemptions", default, deserialize_with = "sent")]
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 9_223_372_036_854_775_807_i64, example = 10)]
+    max_redemptions: Sent,
+    /// `false` switches the code off; `null` restores the default, `true`.
+    #[serde(default, deserialize_with = "sent")]
+    #[schema(value_type = Option<bool>)]
+    active: Sent,
+}
+
 fn rules_change(body: Option<serde_json::Map<String, serde_json::Value>>) -> Result<RulesChange> {
     use serde_json::Value;
     let body = body.ok_or_else(|| ApiError::unprocessable(RULES_NOT_AN_OBJECT))?;
-    let mut change = RulesChange::default();
-    for (key, value) in &body {
-        let bad = |sentence: &str| ApiError::unprocessable(sentence);
-        match key.as_str() {
-            "expiresAt" => {
-                change.expires_at = Some(match value {
-                    Value::Null => None,
-                    Value::String(text) => Some(
-                        chrono::DateTime::parse_from_rfc3339(text.trim())
-                            .map_err(|_| bad(RULES_BAD_EXPIRES_AT))?
-                            .with_timezone(&chrono::Utc),
-                    ),
-                    _ => return Err(bad(RULES_BAD_EXPIRES_AT)),
-                });
-            }
-            "maxRedemptions" => {
-                change.max_redemptions = Some(match value {
-                    Value::Null => None,
-                    Value::Number(n) => Some(
-                        n.as_u64()
-                            .filter(|max| *max >= 1 && i64::try_from(*max).is_ok())
-                            .ok_or_else(|| bad(RULES_BAD_MAX_REDEMPTIONS))?,
-                    ),
-                    _ => return Err(bad(RULES_BAD_MAX_REDEMPTIONS)),
-                });
-            }
-            "active" => {
-                change.active = Some(match value {
-                    Value::Null => None,
-                    Value::Bool(active) => Some(*active),
-                    _ => return Err(bad(RULES_BAD_ACTIVE)),
-                });
-            }
-            _ => return Err(bad(RULES_UNKNOWN_FIELD)),
-        }
-    }
-    Ok(change)
-}
-
-#[derive(Debug, serde::Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct RulesInput {
-    /// RFC 3339 with an offset; `null` clears it.
-    #[serde(rename = "expiresAt")]
-    #[schema(example = "2027-01-31T23:59:59Z")]
-    expires_at: Option<String>,
-    /// At least 1; `null` clears it. Below the current count, it refuses every new account.
-    #[serde(rename = "maxRedemptions")]
-    #[schema(example = 10)]
-    max_redemptions: Option<u64>,
-    /// `false` switches the code off; `null` restores the default, `true`.
-    active: Option<bool>,
+    let input: RulesInput =
+        fields(body).map_err(|_| ApiError::unprocessable(RULES_UNKNOWN_FIELD))?;
+    let bad = |sentence: &str| ApiError::unprocessable(sentence);
+    let expires_at = input
+        .expires_at
+        .map(|value| match value {
+            Value::Null => Ok(None),
+            Value::String(text) => chrono::DateTime::parse_from_rfc3339(text.trim())
+                .map(|at| Some(at.with_timezone(&chrono::Utc)))
+                .map_err(|_| bad(RULES_BAD_EXPIRES_AT)),
+            _ => Err(bad(RULES_BAD_EXPIRES_AT)),
+        })
+        .transpose()?;
+    let max_redemptions = input
+        .max_redemptions
+        .map(|value| match value {
+            Value::Null => Ok(None),
+            Value::Number(n) => n
+                .as_u64()
+                .filter(|max| *max >= 1 && i64::try_from(*max).is_ok())
+                .map(Some)
+                .ok_or_else(|| bad(RULES_BAD_MAX_REDEMPTIONS)),
+            _ => Err(bad(RULES_BAD_MAX_REDEMPTIONS)),
+        })
+        .transpose()?;
+    let active = input
+        .active
+        .map(|value| match value {
+            Value::Null => Ok(None),
+            Value::Bool(active) => Ok(Some(active)),
+            _ => Err(bad(RULES_BAD_ACTIVE)),
+        })
+        .transpose()?;
+    Ok(RulesChange {
+        expires_at,
+        max_redemptions,
+        active,
+    })
 }
 
 /// Set or clear the rules of a referral code (role `admin`).
@@ -393,24 +432,30 @@ async fn change_rules(
     )))
 }
 
+/// A referrer to create, as sent.
 #[derive(Debug, serde::Deserialize, ToSchema)]
-#[allow(dead_code)]
 pub struct ExternalRegisterInput {
-    #[schema(example = "email@bonic.om")]
-    email: String,
-    #[serde(rename = "firstName")]
-    first_name: Option<String>,
-    #[serde(rename = "lastName")]
-    last_name: Option<String>,
+    #[serde(default, deserialize_with = "sent")]
+    #[schema(value_type = String, required = true, format = Email, example = "email@bonic.om")]
+    email: Sent,
+    /// At most 100 characters.
+    #[serde(rename = "firstName", default, deserialize_with = "sent")]
+    #[schema(value_type = String, max_length = 100)]
+    first_name: Sent,
+    /// The seed's spelling of `firstName`, read when `firstName` is absent.
+    #[serde(rename = "fistName", default, deserialize_with = "sent")]
+    #[schema(value_type = String, max_length = 100)]
+    fist_name: Sent,
+    /// At most 100 characters.
+    #[serde(rename = "lastName", default, deserialize_with = "sent")]
+    #[schema(value_type = String, max_length = 100)]
+    last_name: Sent,
 }
 
 /// A name field: absent is `None`; a non-string or over-long value is a bad body.
-fn name_field(
-    body: &serde_json::Map<String, serde_json::Value>,
-    keys: &[&str],
-) -> Result<Option<String>> {
-    for key in keys {
-        match Field::of(body, key) {
+fn name_field(sent: &[&Sent]) -> Result<Option<String>> {
+    for value in sent {
+        match Field::from_sent(value.as_ref()) {
             Field::Missing => {}
             Field::Text(name) if name.chars().count() <= MAX_NAME_CHARS => return Ok(Some(name)),
             _ => return Err(ApiError::BadRequest(BAD_REGISTER_BODY.to_owned())),
@@ -441,12 +486,13 @@ async fn register_external(
     JsonObject(body): JsonObject,
 ) -> Result<Json<RegisteredReferrerBody>> {
     let bad_body = || ApiError::BadRequest(BAD_REGISTER_BODY.to_owned());
-    let body = body.ok_or_else(bad_body)?;
-    let Field::Text(raw_email) = Field::of(&body, "email") else {
+    let input: ExternalRegisterInput =
+        fields(body.ok_or_else(bad_body)?).map_err(|_| bad_body())?;
+    let Field::Text(raw_email) = Field::from_sent(input.email.as_ref()) else {
         return Err(bad_body());
     };
-    let first_name = name_field(&body, &["firstName", "fistName"])?;
-    let last_name = name_field(&body, &["lastName"])?;
+    let first_name = name_field(&[&input.first_name, &input.fist_name])?;
+    let last_name = name_field(&[&input.last_name])?;
     let email = Email::parse(&raw_email).ok_or_else(|| ApiError::unprocessable(EMAIL_NOT_VALID))?;
     let applicant = Applicant {
         email,
@@ -584,12 +630,15 @@ async fn internal_referees(
 
 /// The string attributes a redemption needs, in the seed's order of checks: a body that is not
 /// a JSON object is 422; a missing attribute 400; an attribute of the wrong type 422.
-fn attributes<const N: usize>(
+/// The seed's required text attributes: parsed as `T`, then each of `pick(T)` must be text;
+/// absent, null or blank is 400 `Attributes are required`, another type 422.
+fn attributes<T: serde::de::DeserializeOwned, const N: usize>(
     body: Option<serde_json::Map<String, serde_json::Value>>,
-    keys: [&str; N],
+    pick: impl FnOnce(T) -> [Sent; N],
 ) -> Result<[String; N]> {
     let body = body.ok_or_else(|| ApiError::unprocessable(BODY_NOT_VALID))?;
-    let fields = keys.map(|key| Field::of(&body, key));
+    let input: T = fields(body).map_err(|_| ApiError::unprocessable(BODY_NOT_VALID))?;
+    let fields = pick(input).map(|sent| Field::from_sent(sent.as_ref()));
     if fields.contains(&Field::Missing) {
         return Err(ApiError::BadRequest(ATTRIBUTES_REQUIRED.to_owned()));
     }
@@ -638,11 +687,10 @@ async fn redeem_code(
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]
-#[allow(dead_code)]
 pub struct RedeemInput {
-    #[serde(rename = "referralCode")]
-    #[schema(example = "ALBE-MQ-X")]
-    referral_code: String,
+    #[serde(rename = "referralCode", default, deserialize_with = "sent")]
+    #[schema(value_type = String, required = true, pattern = r"^[A-Za-z0-9_-]{1,64}$", example = "ALBE-MQ-X")]
+    referral_code: Sent,
 }
 
 /// Redeem a referral code for the token's account.
@@ -671,7 +719,7 @@ async fn redeem(
     State(state): State<AppState>,
     JsonObject(body): JsonObject,
 ) -> Result<(StatusCode, Json<RefereeBody>)> {
-    let [code] = attributes(body, ["referralCode"])?;
+    let [code] = attributes(body, |input: RedeemInput| [input.referral_code])?;
     redeem_code(
         &state,
         &caller.sub,
@@ -683,14 +731,13 @@ async fn redeem(
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]
-#[allow(dead_code)]
 pub struct ApplyInput {
-    #[serde(rename = "accountId")]
-    #[schema(example = "aaaa-bbbb-cccc-dddd")]
-    account_id: String,
-    #[serde(rename = "referralCode")]
-    #[schema(example = "ALBE-MQ-X")]
-    referral_code: String,
+    #[serde(rename = "accountId", default, deserialize_with = "sent")]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 128, pattern = r"\S", example = "aaaa-bbbb-cccc-dddd")]
+    account_id: Sent,
+    #[serde(rename = "referralCode", default, deserialize_with = "sent")]
+    #[schema(value_type = String, required = true, pattern = r"^[A-Za-z0-9_-]{1,64}$", example = "ALBE-MQ-X")]
+    referral_code: Sent,
 }
 
 /// Apply a referral code to an account (role `admin`).
@@ -715,19 +762,20 @@ async fn apply(
     State(state): State<AppState>,
     JsonObject(body): JsonObject,
 ) -> Result<(StatusCode, Json<RefereeBody>)> {
-    let [account, code] = attributes(body, ["accountId", "referralCode"])?;
+    let [account, code] = attributes(body, |input: ApplyInput| {
+        [input.account_id, input.referral_code]
+    })?;
     redeem_code(&state, &account, None, &code, Via::Apply).await
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]
-#[allow(dead_code)]
 pub struct LandlordInput {
-    #[serde(rename = "accountId")]
-    #[schema(example = "aaaa-bbbb-cccc-dddd")]
-    account_id: String,
-    #[serde(rename = "promoCode")]
-    #[schema(example = "REFERLAND09283")]
-    promo_code: String,
+    #[serde(rename = "accountId", default, deserialize_with = "sent")]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 128, pattern = r"\S", example = "aaaa-bbbb-cccc-dddd")]
+    account_id: Sent,
+    #[serde(rename = "promoCode", default, deserialize_with = "sent")]
+    #[schema(value_type = String, required = true, pattern = r"^[A-Za-z0-9_-]{1,64}$", example = "REFERLAND09283")]
+    promo_code: Sent,
 }
 
 /// Deprecated: redeem a code for an account (role `service` or `admin`); use redeem or apply.
@@ -753,7 +801,9 @@ async fn landlord_register(
     State(state): State<AppState>,
     JsonObject(body): JsonObject,
 ) -> Result<(StatusCode, Json<RefereeBody>)> {
-    let [account, code] = attributes(body, ["accountId", "promoCode"])?;
+    let [account, code] = attributes(body, |input: LandlordInput| {
+        [input.account_id, input.promo_code]
+    })?;
     redeem_code(&state, &account, None, &code, Via::Landlord).await
 }
 
