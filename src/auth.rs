@@ -310,7 +310,7 @@ where
     }
 }
 
-/// Access to the Part A routes: a token with role `service` or `admin`, unless the deployment
+/// Access to the indication program routes (programs and indication): a token with role `service` or `admin`, unless the deployment
 /// set `LEGACY_ROUTES_AUTH=none`.
 pub struct ServiceAccess;
 
@@ -336,7 +336,7 @@ where
 pub struct AdminAccess(pub Caller);
 
 /// A back-end integration on the token routes: a token with role `service` or `admin`, always
-/// (`LEGACY_ROUTES_AUTH` concerns the Part A routes only).
+/// (`LEGACY_ROUTES_AUTH` concerns the indication program routes only).
 pub struct BackendAccess(pub Caller);
 
 /// An extractor for callers holding one of `$roles`.

@@ -165,15 +165,8 @@ async fn import_codes(config: Config, path: PathBuf) -> Result<(), CliError> {
             path: path.clone(),
             source,
         })?;
-    for (line, reason) in &report.skipped {
-        eprintln!("{}:{line}: skipped: {reason}", path.display());
-    }
-    println!(
-        "imported {} new referrers, {} already existed, {} lines skipped",
-        report.created,
-        report.existing,
-        report.skipped.len()
-    );
+    let skipped = report.skipped.iter().map(|(line, reason)| (*line, reason));
+    print_report(&path, "referrers", report.created, report.existing, skipped);
     Ok(())
 }
 
@@ -190,16 +183,28 @@ async fn import(config: Config, path: PathBuf) -> Result<(), CliError> {
         path: path.clone(),
         source,
     })?;
-    for (line, reason) in &report.skipped {
-        eprintln!("{}:{line}: skipped: {reason}", path.display());
-    }
-    println!(
-        "imported {} new users, {} already existed, {} lines skipped",
-        report.created,
-        report.existing,
-        report.skipped.len()
-    );
+    let skipped = report
+        .skipped
+        .iter()
+        .map(|(line, reason)| (*line as u64, reason));
+    print_report(&path, "users", report.created, report.existing, skipped);
     Ok(())
+}
+
+/// What an import did: each skipped line on stderr, then the counts.
+fn print_report<'a>(
+    path: &std::path::Path,
+    what: &str,
+    created: usize,
+    existing: usize,
+    skipped: impl Iterator<Item = (u64, &'a String)>,
+) {
+    let mut count = 0;
+    for (line, reason) in skipped {
+        eprintln!("{}:{line}: skipped: {reason}", path.display());
+        count += 1;
+    }
+    println!("imported {created} new {what}, {existing} already existed, {count} lines skipped");
 }
 
 async fn serve(config: Config) -> Result<(), CliError> {

@@ -16,12 +16,10 @@ use serde::{Deserialize, de::DeserializeOwned};
 use crate::{error::ApiError, limits::BODY_LIMIT};
 
 /// A body given as JSON or as an HTML form (`application/x-www-form-urlencoded`) with the same
-/// field names, as the billing service of Part A posts forms. An empty body with no content type
-/// counts as an empty form, so that a field check answers instead of a content-type error.
+/// field names, as the billing service of the indication program posts forms. An empty body
+/// with no content type counts as an empty form, so that a field check answers instead of a
+/// content-type error.
 pub struct JsonOrForm<T>(pub T);
-
-/// A body that must be JSON.
-pub struct JsonBody<T>(pub T);
 
 enum BodyKind {
     Json,
@@ -158,25 +156,6 @@ where
             BodyKind::Empty | BodyKind::Other => Err(ApiError::UnsupportedMediaType(
                 "Content-Type must be application/json or application/x-www-form-urlencoded"
                     .to_owned(),
-            )),
-        }
-    }
-}
-
-impl<T, S> FromRequest<S> for JsonBody<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let kind = body_kind(&req);
-        let bytes = read_bytes(req).await?;
-        match kind {
-            BodyKind::Json => parse_json(&bytes).map(Self),
-            _ => Err(ApiError::UnsupportedMediaType(
-                "Content-Type must be application/json".to_owned(),
             )),
         }
     }

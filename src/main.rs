@@ -1,3 +1,5 @@
+//! The `referral-api` binary: parses the command line and runs it.
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -23,7 +23,11 @@ pub struct Index {
 }
 
 /// The service's version and its routes.
-#[utoipa::path(get, path = "/", tag = "service", responses((status = 200, body = Index)))]
+#[utoipa::path(
+    get, path = "/", tag = "service",
+    responses((status = 200, body = Index)),
+    security(()),
+)]
 async fn index(State(state): State<AppState>) -> Json<Index> {
     Json(Index {
         version: env!("CARGO_PKG_VERSION"),
@@ -41,6 +45,7 @@ pub struct Health {
 /// Whether the store answers.
 #[utoipa::path(
     get, path = "/health", tag = "service",
+    security(()),
     responses(
         (status = 200, description = "The store answers", body = Health),
         (status = 503, description = "The store does not answer", body = Health),

@@ -10,12 +10,12 @@ use utoipa::{
 #[openapi(
     info(
         title = "referral-api",
-        description = "Referral programs, indications and credits (Part A), and referral codes \
-            (Part B).\n\n\
+        description = "Referral programs, indications and credits (the indication program), and \
+            referral codes.\n\n\
             Authentication: `Authorization: Bearer <JWT>` (the bare token is accepted too). \
-            Part A routes need role `service` or `admin` unless the deployment set \
+            The indication program's routes need role `service` or `admin` unless the deployment set \
             `LEGACY_ROUTES_AUTH=none`.\n\n\
-            Part A paths answer with and without the trailing slash, and accept JSON or \
+            The indication program's paths answer with and without the trailing slash, and accept JSON or \
             `application/x-www-form-urlencoded` bodies with the same field names. Money is an \
             exact decimal, given as a JSON number or a decimal string, returned as a JSON number. \
             Errors are `{\"error\": \"<sentence>\"}`: broken JSON 400, a content type other than \
@@ -29,21 +29,29 @@ use utoipa::{
             `Too many requests` with `Retry-After`."
     ),
     modifiers(&BearerAuth),
+    security(("bearer" = [])),
     tags(
         (name = "service", description = "Version, routes and health"),
-        (name = "programs", description = "Part A: referral programs"),
-        (name = "indication", description = "Part A: users, registrations, invoices, statements, e-mail indications"),
-        (name = "referrers", description = "Part B: referrers and their referral codes"),
-        (name = "referees", description = "Part B: redeeming referral codes"),
-        (name = "callbacks", description = "Part C: credit events sent to the billing service (signed form POSTs, retried; `webhook-id` is the key to deduplicate on), for admins"),
+        (name = "programs", description = "Referral programs"),
+        (name = "indication", description = "Users, registrations, invoices, statements, e-mail indications"),
+        (name = "referrers", description = "Referrers and their referral codes"),
+        (name = "referees", description = "Redeeming referral codes"),
+        (name = "callbacks", description = "Credit events sent to the billing service (signed form POSTs, retried; `webhook-id` is the key to deduplicate on), for admins"),
     )
 )]
 pub struct ApiDoc;
 
+/// Whether a security requirement asks for nothing (`security(())`: no token needed).
+fn is_empty_requirement(requirement: &utoipa::openapi::security::SecurityRequirement) -> bool {
+    serde_json::to_value(requirement)
+        .is_ok_and(|value| value.as_object().is_some_and(|o| o.is_empty()))
+}
+
 /// Adds to every operation of the assembled description (`app::api_routes` calls it once the
-/// routes are merged) the answers any operation may give whatever its own: 503 when the store
-/// does not answer, and, for an operation with a body, 413 for a body over 64 KiB. Written once
-/// here rather than on every route.
+/// routes are merged) the answers any operation may give whatever its own, unless it documents
+/// them itself: 401 where a token is required (every operation but those that clear
+/// `security`), 400, 413 and 415 where there is a body, and 503 when the store does not answer.
+/// Written once here rather than on every route.
 pub fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
     {
         use utoipa::openapi::{ResponseBuilder, content::ContentBuilder, path::HttpMethod};
@@ -69,8 +77,33 @@ pub fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
                     _ => None,
                 };
                 let Some(operation) = operation else { continue };
+                let open = operation
+                    .security
+                    .as_ref()
+                    .is_some_and(|requirements| requirements.iter().all(is_empty_requirement));
+                let with_body = operation.request_body.is_some();
                 let responses = &mut operation.responses.responses;
-                if operation.request_body.is_some() {
+                let mut add = |status: &str, description: String| {
+                    responses.entry(status.to_owned()).or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(description)
+                            .content("application/json", error())
+                            .into()
+                    });
+                };
+                if !open {
+                    add(
+                        "401",
+                        "No valid token, or one without the role (or the ownership) this route \
+                         needs"
+                            .to_owned(),
+                    );
+                }
+                if with_body {
+                    add("400", "Broken JSON".to_owned());
+                    add("415", "A content type this route does not take".to_owned());
+                }
+                if with_body {
                     responses.entry("413".to_owned()).or_insert_with(|| {
                         ResponseBuilder::new()
                             .description(format!("`{PAYLOAD_TOO_LARGE}`"))

@@ -1,4 +1,4 @@
-//! A routing helper the capabilities share: Part A paths answer with and without the trailing
+//! A routing helper the capabilities share: the indication program's paths answer with and without the trailing
 //! slash.
 
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};

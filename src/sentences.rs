@@ -1,4 +1,4 @@
-//! Every error sentence of the contract (`SPEC.md`), written once. Handlers and error mappings
+//! Every error sentence the service answers with, written once. Handlers and error mappings
 //! use these names, so `grep` finds each sentence in exactly one place.
 
 // ---- shared -------------------------------------------------------------------------------

@@ -48,15 +48,22 @@ impl Stores {
     }
 }
 
+/// The schema every capability declares for `backend`, in one list.
+macro_rules! capability_schemas {
+    ($backend:ident) => {
+        [
+            programs::store::$backend::schema(),
+            indication::store::$backend::schema(),
+            referrals::store::$backend::schema(),
+            callbacks::store::$backend::schema(),
+            idempotency::store::$backend::schema(),
+        ]
+    };
+}
+
 /// Every capability's part of the embedded file.
 pub fn embedded_schema() -> embedded::Schema {
-    let parts = [
-        programs::store::embedded::schema(),
-        indication::store::embedded::schema(),
-        referrals::store::embedded::schema(),
-        callbacks::store::embedded::schema(),
-        idempotency::store::embedded::schema(),
-    ];
+    let parts = capability_schemas!(embedded);
     let mut schema = embedded::Schema {
         tables: Vec::new(),
         migrations: Vec::new(),
@@ -70,13 +77,7 @@ pub fn embedded_schema() -> embedded::Schema {
 
 /// Every capability's part of the MongoDB database.
 pub fn mongo_schema() -> mongo::Schema {
-    let parts = [
-        programs::store::mongo::schema(),
-        indication::store::mongo::schema(),
-        referrals::store::mongo::schema(),
-        callbacks::store::mongo::schema(),
-        idempotency::store::mongo::schema(),
-    ];
+    let parts = capability_schemas!(mongo);
     let mut schema = mongo::Schema::default();
     for part in parts {
         schema.indexes.extend(part.indexes);

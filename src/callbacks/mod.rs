@@ -1,4 +1,4 @@
-//! Part C: the credit events owed to the billing service, and their delivery.
+//! Credit callbacks: the credit events owed to the billing service, and their delivery.
 //!
 //! An event is written in the same atomic step as the state change that causes it (see the
 //! indication stores), so a crash can neither lose nor duplicate a credit. The [`worker`]

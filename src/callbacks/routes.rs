@@ -151,10 +151,8 @@ impl From<ListParams> for CallbackFilter {
     params(ListParams),
     responses(
         (status = 200, description = "One page of events", body = CallbackPage),
-        (status = 401, description = "No valid token with role admin", body = ErrorBody),
         (status = 422, description = "A bad `status`, `limit`, `user_hash` or cursor", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn list_callbacks(
     _: AdminAccess,
@@ -174,10 +172,8 @@ async fn list_callbacks(
     params(("id" = String, Path, description = "The event id")),
     responses(
         (status = 200, description = "The event", body = CallbackBody),
-        (status = 401, description = "No valid token with role admin", body = ErrorBody),
         (status = 404, description = "`Callback not found`", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn get_callback(
     _: AdminAccess,
@@ -197,11 +193,9 @@ async fn get_callback(
     params(("id" = String, Path, description = "The event id")),
     responses(
         (status = 202, description = "Queued; the event as it is now", body = CallbackBody),
-        (status = 401, description = "No valid token with role admin", body = ErrorBody),
         (status = 404, description = "`Callback not found`", body = ErrorBody),
         (status = 409, description = "`Callback already delivered`", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn retry_callback(
     _: AdminAccess,

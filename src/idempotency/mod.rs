@@ -1,4 +1,4 @@
-//! Part E: idempotent writes. A `POST`, `PUT`, `PATCH` or `DELETE` with `Idempotency-Key` runs
+//! Idempotent writes. A `POST`, `PUT`, `PATCH` or `DELETE` with `Idempotency-Key` runs
 //! once per caller and key for 24 hours; a repeat gets the first answer again, byte for byte.
 
 pub mod middleware;

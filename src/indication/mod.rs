@@ -1,4 +1,4 @@
-//! Part A: users, registrations of indicated users, invoices, statements, e-mail indications.
+//! The indication program: users, registrations of indicated users, invoices, statements, e-mail indications.
 
 pub mod domain;
 pub mod import;

@@ -1,3 +1,5 @@
+//! The indication program's HTTP routes: parse the request, call the service, map the answer.
+
 use std::collections::BTreeMap;
 
 use axum::{
@@ -144,12 +146,8 @@ pub struct UsersCreatedBody {
     )),
     responses(
         (status = 201, description = "Which hashes were created and which existed", body = UsersCreatedBody),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "No valid token with role service or admin", body = ErrorBody),
-        (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
         (status = 422, description = "No hash given, an empty or over-long hash, too many hashes", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn create_users(
     _: ServiceAccess,
@@ -226,15 +224,11 @@ pub struct RegisteredUser {
     )),
     responses(
         (status = 201, description = "The new user", body = RegisteredUser),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "No valid token with role service or admin", body = ErrorBody),
         (status = 404, description = "`User indicator hash not found`, `Referral program id not found` or `No referral program configured`", body = ErrorBody),
         (status = 409, description = "`User already registered`", body = ErrorBody),
         (status = 412, description = "`Needed user_indicator and user_indicated hashes`", body = ErrorBody),
-        (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
         (status = 422, description = "`A user cannot indicate itself`, an over-long hash, wrong types", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn register(
     _: ServiceAccess,
@@ -319,13 +313,9 @@ pub struct InvoiceBody {
     )),
     responses(
         (status = 200, description = "The indicator's credit for this user", body = InvoiceBody),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "No valid token with role service or admin", body = ErrorBody),
         (status = 404, description = "`User not found`", body = ErrorBody),
-        (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
         (status = 422, description = "Missing, non-numeric or negative total", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn record_invoice(
     _: ServiceAccess,
@@ -375,10 +365,8 @@ pub struct StatementBody {
     params(("user_hash" = String, Path, description = "The indicator's hash")),
     responses(
         (status = 200, description = "The statement", body = StatementBody),
-        (status = 401, description = "No valid token with role service or admin", body = ErrorBody),
         (status = 404, description = "`User not found`", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn statement(
     _: ServiceAccess,
@@ -447,11 +435,9 @@ pub struct IndicatedParams {
     params(("user_hash" = String, Path, description = "The indicator's hash"), IndicatedParams),
     responses(
         (status = 200, description = "One page of indicated users", body = IndicatedPageBody),
-        (status = 401, description = "No valid token with role service or admin", body = ErrorBody),
         (status = 404, description = "`User not found`", body = ErrorBody),
         (status = 422, description = "A bad `limit` or cursor", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn indicated(
     _: ServiceAccess,
@@ -532,10 +518,8 @@ pub struct ProgramStatsBody {
     params(("id" = String, Path, description = "Program id (24 hex characters)")),
     responses(
         (status = 200, description = "The program's figures", body = ProgramStatsBody),
-        (status = 401, description = "No valid token with role service or admin", body = ErrorBody),
         (status = 404, description = "`ID not found`", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn program_stats(
     _: ServiceAccess,
@@ -605,13 +589,9 @@ fn email_list(emails: Option<StringList>) -> Result<StringList> {
     )),
     responses(
         (status = 201, description = "What was saved, and why the rest was not", body = EmailIndicationBody),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "No valid token with role service or admin", body = ErrorBody),
         (status = 412, description = "`Need user_indicator parameter` or `User indicator not found`", body = ErrorBody),
-        (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
         (status = 422, description = "No `emails`, more than 100, wrong types", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn indicate_emails(
     _: ServiceAccess,
@@ -663,12 +643,8 @@ pub struct EmailVerificationBody {
     )),
     responses(
         (status = 200, description = "Indicator hash or false, per address", body = EmailVerificationBody),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "No valid token with role service or admin", body = ErrorBody),
-        (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
         (status = 422, description = "No `emails`, more than 100, wrong types", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn verify_emails(
     _: ServiceAccess,

@@ -1,4 +1,4 @@
-//! Part D, the HTTP front: Prometheus metrics, rate limits on the code routes, and the server
+//! The HTTP front: Prometheus metrics, rate limits on the code routes, and the server
 //! loop with its connection limits.
 
 pub mod deadline;

@@ -1,4 +1,4 @@
-//! Part A: referral programs.
+//! Referral programs: their terms and figures.
 
 pub mod domain;
 mod routes;

@@ -1,4 +1,4 @@
-//! Part B: referrers and their codes, referees who redeem them.
+//! Referral codes: referrers and their codes, referees who redeem them.
 
 pub mod domain;
 pub mod import;

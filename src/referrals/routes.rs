@@ -1,3 +1,6 @@
+//! The referral codes' HTTP routes (the seed's camelCase bodies): parse the request, call the
+//! service, map the answer.
+
 use axum::{
     Json,
     extract::{Path, RawQuery, State},
@@ -273,11 +276,10 @@ fn decode_email(encoded: &str) -> Option<Email> {
     params(("encodeEmail" = String, Path, description = "The e-mail, base64-encoded", example = "ZW1haWxAYm9uaWMub20=")),
     responses(
         (status = 200, description = "The referral code", body = ReferralCodeBody),
-        (status = 401, description = "No valid token, or an end user asking for another e-mail", body = ErrorBody),
         (status = 404, description = "`Email not found.`", body = ErrorBody),
         (status = 422, description = "`Unprocessable entity. Email is not valid.`", body = ErrorBody),
+        (status = 429, description = "`Too many requests`, with `Retry-After` (end users)", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn referral_code_by_email(
     _: CodeRateLimit,
@@ -304,11 +306,10 @@ async fn referral_code_by_email(
     params(("referrerCode" = String, Query, description = "The referral code, any letter case", pattern = r"^[A-Za-z0-9_-]{1,64}$", example = "ALBE-MQ-X")),
     responses(
         (status = 200, description = "The referrer", body = ReferrerBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "`Referrer not found.`", body = ErrorBody),
         (status = 422, description = "`Unprocessable entity. Referral code is not valid.`", body = ErrorBody),
+        (status = 429, description = "`Too many requests`, with `Retry-After` (end users)", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn referrer_by_code(
     _: CodeRateLimit,
@@ -407,12 +408,9 @@ fn rules_change(body: Option<serde_json::Map<String, serde_json::Value>>) -> Res
     request_body = RulesInput,
     responses(
         (status = 200, description = "The referrer with its rules and redemptions", body = ReferrerBody),
-        (status = 401, description = "No valid token with role admin", body = ErrorBody),
         (status = 404, description = "`Referrer not found.`", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "A value or key that is not a rule, or a code that cannot be a code", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn change_rules(
     _: AdminAccess,
@@ -474,11 +472,8 @@ fn name_field(sent: &[&Sent]) -> Result<Option<String>> {
     responses(
         (status = 200, description = "The referrer and its code", body = RegisteredReferrerBody),
         (status = 400, description = "`The body of request is wrong. Check name of field and which fields are required.`", body = ErrorBody),
-        (status = 401, description = "No valid token with role service or admin", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "`Unprocessable entity. Email is not valid.`", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn register_external(
     _: BackendAccess,
@@ -523,10 +518,8 @@ async fn register_external(
     post, path = "/api/referrer/internal/register", tag = "referrers",
     responses(
         (status = 200, description = "The user's referral code", body = ReferralCodeBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 422, description = "`Unprocessable entity. Email is not valid.` (no usable `email` claim)", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn register_internal(
     caller: AnyCaller,
@@ -560,10 +553,8 @@ async fn register_internal(
     get, path = "/api/referrer/internal/referral-code", tag = "referrers",
     responses(
         (status = 200, description = "The user's referral code", body = ReferralCodeBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "`Referrer not found.`", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn internal_referral_code(
     caller: AnyCaller,
@@ -602,10 +593,8 @@ pub struct OwnRefereeBody {
     get, path = "/api/referrer/internal/referees", tag = "referrers",
     responses(
         (status = 200, description = "The code's redemptions", body = OwnRefereesBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "`Referrer not found.`", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn internal_referees(
     caller: AnyCaller,
@@ -632,6 +621,14 @@ async fn internal_referees(
 /// a JSON object is 422; a missing attribute 400; an attribute of the wrong type 422.
 /// The seed's required text attributes: parsed as `T`, then each of `pick(T)` must be text;
 /// absent, null or blank is 400 `Attributes are required`, another type 422.
+/// The 403 of the routes that redeem a code.
+const REDEEM_REFUSED: &str =
+    "`A user cannot redeem its own code` or `The user registered a different code before`";
+/// The 422 of the routes that redeem a code.
+const REDEEM_UNPROCESSABLE: &str = "`The request body is not valid`; `Referral code is not \
+     valid` (on apply also for a code that names no referrer); `Referral code has expired`; \
+     `Referral code has reached its redemption limit`";
+
 fn attributes<T: serde::de::DeserializeOwned, const N: usize>(
     body: Option<serde_json::Map<String, serde_json::Value>>,
     pick: impl FnOnce(T) -> [Sent; N],
@@ -705,13 +702,11 @@ pub struct RedeemInput {
         (status = 200, description = "Redeemed", body = RefereeBody),
         (status = 201, description = "The same code was redeemed before", body = RefereeBody),
         (status = 400, description = "`Attributes are required`", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "`A user cannot redeem its own code` or `The user registered a different code before`", body = ErrorBody),
+        (status = 403, description = REDEEM_REFUSED, body = ErrorBody),
         (status = 404, description = "`Referral code is not found`", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "`The request body is not valid`, or `Referral code is not valid` for a string that cannot be a code", body = ErrorBody),
+        (status = 422, description = REDEEM_UNPROCESSABLE, body = ErrorBody),
+        (status = 429, description = "`Too many requests`, with `Retry-After` (end users)", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn redeem(
     _: CodeRateLimit,
@@ -750,12 +745,9 @@ pub struct ApplyInput {
         (status = 200, description = "Redeemed", body = RefereeBody),
         (status = 201, description = "The same code was redeemed before", body = RefereeBody),
         (status = 400, description = "`Attributes are required`", body = ErrorBody),
-        (status = 401, description = "No valid token with role admin", body = ErrorBody),
-        (status = 403, description = "`A user cannot redeem its own code` or `The user registered a different code before`", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "`The request body is not valid` or `Referral code is not valid`", body = ErrorBody),
+        (status = 403, description = REDEEM_REFUSED, body = ErrorBody),
+        (status = 422, description = REDEEM_UNPROCESSABLE, body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn apply(
     _: AdminAccess,
@@ -786,13 +778,11 @@ pub struct LandlordInput {
         (status = 200, description = "Redeemed (with `Deprecation: true`)", body = RefereeBody),
         (status = 201, description = "The same code was redeemed before", body = RefereeBody),
         (status = 400, description = "`Attributes are required`", body = ErrorBody),
-        (status = 401, description = "No valid token with role service or admin", body = ErrorBody),
-        (status = 403, description = "`A user cannot redeem its own code` or `The user registered a different code before`", body = ErrorBody),
+        (status = 403, description = REDEEM_REFUSED, body = ErrorBody),
         (status = 404, description = "`Referral code is not found`", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "`The request body is not valid`, or `Referral code is not valid`", body = ErrorBody),
+        (status = 422, description = REDEEM_UNPROCESSABLE, body = ErrorBody),
+        (status = 429, description = "`Too many requests`, with `Retry-After` (end users)", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 #[deprecated]
 async fn landlord_register(
@@ -813,10 +803,8 @@ async fn landlord_register(
     params(("userId" = String, Path, description = "The account id")),
     responses(
         (status = 200, description = "The referee", body = RefereeBody),
-        (status = 401, description = "No valid token, or an end user asking for another account", body = ErrorBody),
         (status = 404, description = "`Referee by user id not found.`", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 async fn referee_by_user(
     caller: AnyCaller,
@@ -852,9 +840,7 @@ async fn registered(
     params(("accountId" = String, Path, description = "The account id")),
     responses(
         (status = 200, description = "Whether the account redeemed a code (with `Deprecation: true`)", body = RegisteredBody),
-        (status = 401, description = "No valid token, or an end user asking for another account", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 #[deprecated]
 async fn referee_check(
@@ -871,9 +857,7 @@ async fn referee_check(
     params(("accountId" = String, Path, description = "The account id")),
     responses(
         (status = 200, description = "Whether the account redeemed a code (with `Deprecation: true`)", body = RegisteredBody),
-        (status = 401, description = "No valid token, or an end user asking for another account", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 #[deprecated]
 async fn landlord_check(

@@ -35,12 +35,40 @@ const MIGRATIONS: TableDefinition<u32, &[u8]> = TableDefinition::new("schema_mig
 /// A capability's part of the file: the tables it opens at start (so that reads never meet a
 /// missing one) and its data migrations.
 pub struct Schema {
-    pub tables: Vec<CreateTables>,
+    pub tables: Vec<&'static dyn Table>,
     pub migrations: Vec<Migration>,
 }
 
-/// Opens (creates) some tables.
-pub type CreateTables = fn(&WriteTransaction) -> Result<(), StoreError>;
+impl Schema {
+    /// Tables and no migration.
+    pub fn tables(tables: Vec<&'static dyn Table>) -> Self {
+        Self {
+            tables,
+            migrations: Vec::new(),
+        }
+    }
+}
+
+/// A table a capability declares: created, if missing, at start.
+pub trait Table: Send + Sync {
+    fn create(&self, txn: &WriteTransaction) -> Result<(), StoreError>;
+}
+
+impl<K: redb::Key + Send + Sync + 'static, V: redb::Value + Send + Sync + 'static> Table
+    for TableDefinition<'static, K, V>
+{
+    fn create(&self, txn: &WriteTransaction) -> Result<(), StoreError> {
+        txn.open_table(*self).map(drop).map_err(backend)
+    }
+}
+
+impl<K: redb::Key + Send + Sync + 'static, V: redb::Key + Send + Sync + 'static> Table
+    for redb::MultimapTableDefinition<'static, K, V>
+{
+    fn create(&self, txn: &WriteTransaction) -> Result<(), StoreError> {
+        txn.open_multimap_table(*self).map(drop).map_err(backend)
+    }
+}
 
 /// What a migration runs, inside the transaction that records it.
 pub type MigrationRun = Box<dyn Fn(&WriteTransaction) -> Result<(), StoreError> + Send + Sync>;
@@ -267,8 +295,8 @@ fn open_file(path: &Path) -> Result<Database, StoreError> {
 fn prepare(db: &Database, schema: &Schema) -> Result<Vec<u32>, StoreError> {
     let txn = db.begin_write().map_err(backend)?;
     txn.open_table(HEALTH_PROBE).map_err(backend)?;
-    for create in &schema.tables {
-        create(&txn)?;
+    for table in &schema.tables {
+        table.create(&txn)?;
     }
     let mut applied = Vec::new();
     let mut migrations: Vec<&Migration> = schema.migrations.iter().collect();
@@ -637,10 +665,7 @@ mod tests {
     fn counted(runs: &Arc<AtomicU64>) -> Schema {
         let runs = runs.clone();
         Schema {
-            tables: vec![|txn| {
-                txn.open_table(NUMBERS).map_err(backend)?;
-                Ok(())
-            }],
+            tables: vec![&NUMBERS],
             migrations: vec![Migration {
                 version: 7,
                 name: "count runs",

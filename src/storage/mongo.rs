@@ -44,6 +44,32 @@ pub struct Index {
     pub kind: IndexKind,
 }
 
+impl Index {
+    pub fn new(
+        collection: &'static str,
+        name: &'static str,
+        keys: mongodb::bson::Document,
+        kind: IndexKind,
+    ) -> Self {
+        Self {
+            collection,
+            name,
+            keys,
+            kind,
+        }
+    }
+}
+
+impl Schema {
+    /// Indexes and no migration.
+    pub fn indexes(indexes: Vec<Index>) -> Self {
+        Self {
+            indexes,
+            migrations: Vec::new(),
+        }
+    }
+}
+
 /// What a migration runs: idempotent, since an instance that dies while running one leaves it
 /// to the next instance to run again.
 pub type MigrationRun = Box<

@@ -1,3 +1,5 @@
+//! Bad bodies get clear 4xx answers: broken JSON, wrong types, other content types, size.
+
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

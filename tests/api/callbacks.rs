@@ -1,4 +1,4 @@
-//! Part C: credit events reach a real HTTP server playing the billing service, on both
+//! Credit callbacks: credit events reach a real HTTP server playing the billing service, on both
 //! backends. Waits poll the service or the server every few milliseconds; retry schedules are
 //! configured short, so no test waits for a real schedule.
 
@@ -70,6 +70,16 @@ async fn app_with(backend: Backend, server: &MockServer, extra: &[(&str, &str)])
 async fn answer(server: &MockServer, status: u16) {
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(status).set_body_string("billing says no"))
+        .mount(server)
+        .await;
+}
+
+/// The first `times` callbacks get `response`, before any other mock of lower `priority`.
+async fn first_answers(server: &MockServer, times: u64, priority: u8, response: ResponseTemplate) {
+    Mock::given(method("POST"))
+        .respond_with(response)
+        .up_to_n_times(times)
+        .with_priority(priority)
         .mount(server)
         .await;
 }
@@ -245,18 +255,10 @@ async fn the_url_takes_either_placeholder_or_none(backend: Backend) {
 
 async fn retries_after_errors_and_a_timeout_keep_one_event_id(backend: Backend) {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500).set_body_string("down for maintenance"))
-        .up_to_n_times(2)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
-        .up_to_n_times(1)
-        .with_priority(2)
-        .mount(&server)
-        .await;
+    let down = ResponseTemplate::new(500).set_body_string("down for maintenance");
+    first_answers(&server, 2, 1, down).await;
+    let slow = ResponseTemplate::new(200).set_delay(Duration::from_secs(3));
+    first_answers(&server, 1, 2, slow).await;
     answer(&server, 200).await;
     let app = app_with(
         backend,
@@ -277,12 +279,8 @@ async fn retries_after_errors_and_a_timeout_keep_one_event_id(backend: Backend) 
 
 async fn a_spent_schedule_fails_and_an_admin_retry_delivers(backend: Backend) {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503).set_body_string("billing is down"))
-        .with_priority(1)
-        .up_to_n_times(4)
-        .mount(&server)
-        .await;
+    let down = ResponseTemplate::new(503).set_body_string("billing is down");
+    first_answers(&server, 4, 1, down).await;
     answer(&server, 200).await;
     let app = app_with(backend, &server, &[]).await;
     register_bo(&app).await;
@@ -386,12 +384,7 @@ async fn admin_routes_refuse_other_roles_and_unknown_ids(backend: Backend) {
 
 async fn a_restart_while_the_billing_service_is_down_loses_nothing(backend: Backend) {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(502))
-        .with_priority(1)
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
+    first_answers(&server, 1, 1, ResponseTemplate::new(502)).await;
     let app = app_with(backend, &server, &[("CALLBACK_RETRY_SCHEDULE", "1s,50ms")]).await;
     register_bo(&app).await;
     wait_for_requests(&server, 1).await;
@@ -423,12 +416,8 @@ async fn a_restart_while_the_billing_service_is_down_loses_nothing(backend: Back
 /// same id (at least once), and only after the lease, never beside the first send.
 async fn a_lease_left_by_a_killed_process_expires_and_the_event_goes_out_again(backend: Backend) {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
-        .with_priority(1)
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
+    let hanging = ResponseTemplate::new(200).set_delay(Duration::from_secs(30));
+    first_answers(&server, 1, 1, hanging).await;
     answer(&server, 200).await;
     let lease = Duration::from_secs(2);
     let app = app_with(

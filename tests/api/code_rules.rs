@@ -1,4 +1,4 @@
-//! Part E: referral codes with rules (expiry, redemption limit, switch), self-referral by
+//! Referral codes with rules (expiry, redemption limit, switch), self-referral by
 //! e-mail, and a referrer's own referees.
 
 use chrono::{Duration, Utc};

@@ -1,4 +1,4 @@
-//! Part E, holding periods and caps: credit states over HTTP, the release of held credits on a
+//! Holding periods and caps: credit states over HTTP, the release of held credits on a
 //! clock the test moves, caps under concurrent crossings, and program figures that agree with
 //! the ledger, on both backends.
 

@@ -1,3 +1,5 @@
+//! `TestApp`: the real application on a random port, on a fresh store of either backend.
+
 use std::{path::Path, sync::Arc};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

@@ -1,4 +1,4 @@
-//! Part E: `Idempotency-Key` on writes, on both backends.
+//! `Idempotency-Key` on writes, on both backends.
 
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};

@@ -1,3 +1,5 @@
+//! Importing users and referrers from the original's files.
+
 use std::io::Cursor;
 
 use referral_api::indication::import::{ImportReport, import_users};

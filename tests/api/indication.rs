@@ -1,3 +1,5 @@
+//! Users, registrations, invoices, statements and e-mail indications over HTTP.
+
 use std::sync::Arc;
 
 use referral_api::{
@@ -13,6 +15,7 @@ use crate::{
 };
 
 contract_tests!(
+    pages_split_users_registered_in_one_millisecond_exactly,
     users_are_created_once_in_the_default_program,
     users_endpoint_refuses_missing_empty_and_overlong_hashes,
     concurrent_user_creation_creates_each_hash_once,
@@ -843,4 +846,64 @@ async fn indicated_list_explains_each_credit_page_by_page(app: TestApp) {
         .await
         .expect("request");
     assert_eq!(end_user.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// Users registered in the same millisecond sort by hash: pages of any size, cut inside that
+/// millisecond, list each user once and in order.
+async fn pages_split_users_registered_in_one_millisecond_exactly(app: TestApp) {
+    use referral_api::{
+        indication::{UserHash, domain::Registration},
+        programs::ProgramId,
+    };
+    let created = app.create_program("P", json!(1), json!(100)).await;
+    app.create_users(&["ana"]).await;
+    let id: ProgramId = created["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("program id");
+    let program = app
+        .stores
+        .programs
+        .get(id)
+        .await
+        .expect("read")
+        .expect("program");
+    let hash = |h: &str| UserHash::parse(h).expect("hash");
+    let at = referral_api::clock::now();
+    let mut expected = Vec::new();
+    for (i, ms) in [0, 1, 1, 1, 1, 1, 2, 2, 3].into_iter().enumerate() {
+        let name = format!("u{}", 9 - i); // later hashes first, so time and hash orders differ
+        let registration = Registration::new(
+            hash(&name),
+            hash("ana"),
+            &program,
+            at + chrono::Duration::milliseconds(ms),
+        );
+        app.stores
+            .indication
+            .register(registration)
+            .await
+            .expect("registered");
+        expected.push((ms, name));
+    }
+    expected.sort();
+    let expected: Vec<String> = expected.into_iter().map(|(_, name)| name).collect();
+    for limit in 1..=4 {
+        let mut seen = Vec::new();
+        let mut path = format!("/statement/ana/indicated/?limit={limit}");
+        loop {
+            let page = expect_json(app.get(&path).await, StatusCode::OK).await;
+            for line in page["indicated"].as_array().expect("lines") {
+                seen.push(line["user_hash"].as_str().expect("hash").to_owned());
+            }
+            match page["next"].as_str() {
+                Some(next) => {
+                    path = format!("/statement/ana/indicated/?limit={limit}&after={next}")
+                }
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "limit {limit}");
+    }
 }

@@ -1,3 +1,5 @@
+//! `GET /`, `/health`, the API description and its routes.
+
 use std::{collections::BTreeSet, sync::Arc};
 
 use referral_api::{

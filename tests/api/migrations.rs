@@ -21,47 +21,43 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 /// A MongoDB schema whose migrations (the given versions) count their runs, slowly enough
 /// that instances starting together overlap.
 fn counted_mongo(versions: &[u32], runs: &Arc<AtomicUsize>) -> mongo::Schema {
-    mongo::Schema {
-        indexes: Vec::new(),
-        migrations: versions
-            .iter()
-            .map(|&version| {
-                let runs = runs.clone();
-                mongo::Migration {
-                    version,
-                    name: "counted",
-                    run: Box::new(move |_| {
-                        let runs = runs.clone();
-                        Box::pin(async move {
-                            runs.fetch_add(1, Ordering::SeqCst);
-                            tokio::time::sleep(Duration::from_millis(300)).await;
-                            Ok(())
-                        })
-                    }),
-                }
+    let migration = |version| {
+        let runs = runs.clone();
+        let run: mongo::MigrationRun = Box::new(move |_| {
+            let runs = runs.clone();
+            Box::pin(async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Ok(())
             })
-            .collect(),
-    }
+        });
+        mongo::Migration {
+            version,
+            name: "counted",
+            run,
+        }
+    };
+    let mut schema = mongo::Schema::indexes(Vec::new());
+    schema.migrations = versions.iter().copied().map(migration).collect();
+    schema
 }
 
 fn counted_embedded(versions: &[u32], runs: &Arc<AtomicUsize>) -> embedded::Schema {
-    embedded::Schema {
-        tables: Vec::new(),
-        migrations: versions
-            .iter()
-            .map(|&version| {
-                let runs = runs.clone();
-                embedded::Migration {
-                    version,
-                    name: "counted",
-                    run: Box::new(move |_| {
-                        runs.fetch_add(1, Ordering::SeqCst);
-                        Ok(())
-                    }),
-                }
-            })
-            .collect(),
-    }
+    let migration = |version| {
+        let runs = runs.clone();
+        let run: embedded::MigrationRun = Box::new(move |_| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        });
+        embedded::Migration {
+            version,
+            name: "counted",
+            run,
+        }
+    };
+    let mut schema = embedded::Schema::tables(Vec::new());
+    schema.migrations = versions.iter().copied().map(migration).collect();
+    schema
 }
 
 fn versions(schema_versions: impl Iterator<Item = u32>) -> Vec<u32> {

@@ -1,4 +1,4 @@
-//! Part D at the HTTP front: metrics, rate limits, CORS, and connection limits.
+//! The HTTP front: metrics, rate limits, CORS, and connection limits.
 
 use std::time::Duration;
 

@@ -1,3 +1,5 @@
+//! Referral programs over HTTP: create, list, read, update, delete.
+
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -1,3 +1,5 @@
+//! Referrers, referral codes and their redemption over HTTP, with the seed's sentences.
+
 use std::{collections::HashSet, io::Cursor, sync::Arc};
 
 use base64::{
@@ -336,32 +338,21 @@ async fn internal_register_is_idempotent(app: TestApp) {
         "Referrer not found.",
     )
     .await;
-    let first = expect_json(
-        call(
+    let register = || async {
+        let response = call(
             &app,
             Method::POST,
             "/api/referrer/internal/register",
             &token,
             None,
         )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+        .await;
+        expect_json(response, StatusCode::OK).await
+    };
+    let first = register().await;
     let code = first["referralCode"].as_str().expect("code").to_owned();
     assert!(code.starts_with("ALBE-"));
-    let again = expect_json(
-        call(
-            &app,
-            Method::POST,
-            "/api/referrer/internal/register",
-            &token,
-            None,
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let again = register().await;
     assert_eq!(again, first);
     let fetched = expect_json(
         call(

@@ -39,15 +39,7 @@ pub(crate) const CALLBACKS_CREATED: TableDefinition<(i64, &str), ()> =
 
 /// The outbox's tables; no migration yet.
 pub(crate) fn schema() -> Schema {
-    Schema {
-        tables: vec![|txn| {
-            txn.open_table(CALLBACKS).map_err(backend)?;
-            txn.open_table(CALLBACKS_DUE).map_err(backend)?;
-            txn.open_table(CALLBACKS_CREATED).map_err(backend)?;
-            Ok(())
-        }],
-        migrations: Vec::new(),
-    }
+    Schema::tables(vec![&CALLBACKS, &CALLBACKS_DUE, &CALLBACKS_CREATED])
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

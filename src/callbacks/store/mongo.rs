@@ -38,41 +38,33 @@ pub(crate) const CALLBACKS: &str = "callbacks";
 
 /// The outbox's indexes, and the one on events still inside a user (not yet relayed).
 pub(crate) fn schema() -> Schema {
-    let index = |collection, name, keys, kind| Index {
-        collection,
-        name,
-        keys,
-        kind,
-    };
-    Schema {
-        indexes: vec![
-            index(
-                USERS,
-                "callbacks_id",
-                doc! { "callbacks.id": 1 },
-                IndexKind::Sparse,
-            ),
-            index(
-                CALLBACKS,
-                "status_due_at",
-                doc! { "status": 1, "due_at": 1 },
-                IndexKind::Plain,
-            ),
-            index(
-                CALLBACKS,
-                "created_at_id",
-                doc! { "created_at": 1, "_id": 1 },
-                IndexKind::Plain,
-            ),
-            index(
-                CALLBACKS,
-                "user_hash_created_at_id",
-                doc! { "user_hash": 1, "created_at": 1, "_id": 1 },
-                IndexKind::Plain,
-            ),
-        ],
-        migrations: Vec::new(),
-    }
+    let plain = IndexKind::Plain;
+    Schema::indexes(vec![
+        Index::new(
+            USERS,
+            "callbacks_id",
+            doc! { "callbacks.id": 1 },
+            IndexKind::Sparse,
+        ),
+        Index::new(
+            CALLBACKS,
+            "status_due_at",
+            doc! { "status": 1, "due_at": 1 },
+            plain,
+        ),
+        Index::new(
+            CALLBACKS,
+            "created_at_id",
+            doc! { "created_at": 1, "_id": 1 },
+            plain,
+        ),
+        Index::new(
+            CALLBACKS,
+            "user_hash_created_at_id",
+            doc! { "user_hash": 1, "created_at": 1, "_id": 1 },
+            plain,
+        ),
+    ])
 }
 
 /// Events relayed per pass; a pass repeats until none are left.

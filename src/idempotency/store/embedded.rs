@@ -18,14 +18,7 @@ pub(crate) const IDEMPOTENCY_EXPIRY: TableDefinition<(i64, &str), ()> =
 
 /// The idempotency records' tables; no migration yet.
 pub(crate) fn schema() -> Schema {
-    Schema {
-        tables: vec![|txn| {
-            txn.open_table(IDEMPOTENCY).map_err(backend)?;
-            txn.open_table(IDEMPOTENCY_EXPIRY).map_err(backend)?;
-            Ok(())
-        }],
-        migrations: Vec::new(),
-    }
+    Schema::tables(vec![&IDEMPOTENCY, &IDEMPOTENCY_EXPIRY])
 }
 
 /// Expired records removed per claim, so that the table shrinks without a sweeper.

@@ -21,15 +21,13 @@ pub(crate) const IDEMPOTENCY: &str = "idempotency_keys";
 
 /// Records remove themselves once `expires_at` has passed (a TTL index).
 pub(crate) fn schema() -> Schema {
-    Schema {
-        indexes: vec![Index {
-            collection: IDEMPOTENCY,
-            name: "expires_at_ttl",
-            keys: doc! { "expires_at": 1 },
-            kind: IndexKind::Ttl,
-        }],
-        migrations: Vec::new(),
-    }
+    let keys = doc! { "expires_at": 1 };
+    Schema::indexes(vec![Index::new(
+        IDEMPOTENCY,
+        "expires_at_ttl",
+        keys,
+        IndexKind::Ttl,
+    )])
 }
 
 /// Rounds of insert, read and take-over before answering "in progress".

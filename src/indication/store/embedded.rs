@@ -67,18 +67,17 @@ pub(crate) const HOLDS_DUE: TableDefinition<(u64, &str), ()> = TableDefinition::
 /// and ledger stored before they existed) and 3 (the indicated-by index in list order).
 pub(crate) fn schema() -> Schema {
     Schema {
-        tables: vec![|txn| {
-            for table in [USERS, EMAILS, FIGURES] {
-                txn.open_table(table).map_err(backend)?;
-            }
-            txn.open_table(LEDGER).map_err(backend)?;
-            txn.open_table(CAP_PLACES).map_err(backend)?;
-            txn.open_table(INDICATED_FIGURES).map_err(backend)?;
-            txn.open_table(HOLDS_DUE).map_err(backend)?;
-            txn.open_table(INDICATED_PAGES).map_err(backend)?;
-            txn.open_multimap_table(INDICATED).map_err(backend)?;
-            Ok(())
-        }],
+        tables: vec![
+            &USERS,
+            &EMAILS,
+            &FIGURES,
+            &LEDGER,
+            &CAP_PLACES,
+            &INDICATED_FIGURES,
+            &HOLDS_DUE,
+            &INDICATED_PAGES,
+            &INDICATED,
+        ],
         migrations: vec![
             Migration {
                 version: 2,

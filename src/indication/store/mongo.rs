@@ -40,12 +40,7 @@ pub(crate) const CAP_PLACES: &str = "indicator_credits";
 
 /// The users' indexes, and migration 2: figures and cap counts of credits stored before them.
 pub(crate) fn schema() -> Schema {
-    let index = |name, keys| Index {
-        collection: USERS,
-        name,
-        keys,
-        kind: IndexKind::Plain,
-    };
+    let index = |name, keys| Index::new(USERS, name, keys, IndexKind::Plain);
     Schema {
         indexes: vec![
             // An indicator's indicated users in list order: a page is one index range.
@@ -543,6 +538,21 @@ impl MongoStore {
         Ok(())
     }
 
+    /// Up to `limit` users matching `filter`, in list order.
+    async fn indicated_page(
+        &self,
+        filter: Document,
+        limit: usize,
+    ) -> Result<Vec<UserDoc>, StoreError> {
+        self.users()
+            .find(filter)
+            .projection(user_projection())
+            .sort(doc! { "created_at": 1, "_id": 1 })
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .all_within(self.timeout)
+            .await
+    }
+
     fn users(&self) -> Collection<UserDoc> {
         self.db.collection(USERS)
     }
@@ -786,31 +796,34 @@ impl IndicationStore for MongoStore {
             .await
     }
 
+    /// Two range reads of the index `{user_indicator, created_at, _id}` rather than one `$or`
+    /// (which not every planner serves from the index): the rest of the cursor's millisecond,
+    /// then what comes after it.
     async fn indicated_by(
         &self,
         indicator: &UserHash,
         after: Option<&Cursor>,
         limit: usize,
     ) -> Result<Vec<User>, StoreError> {
-        let mut filter = doc! { "user_indicator": indicator.as_str() };
+        let mut docs: Vec<UserDoc> = Vec::with_capacity(limit);
+        let mut rest = doc! { "user_indicator": indicator.as_str() };
         if let Some(cursor) = after {
             let at = to_bson_datetime(cursor.created_at);
-            filter.insert(
-                "$or",
-                vec![
-                    doc! { "created_at": { "$gt": at } },
-                    doc! { "created_at": at, "_id": { "$gt": cursor.id.as_str() } },
-                ],
-            );
+            docs = self
+                .indicated_page(
+                    doc! {
+                        "user_indicator": indicator.as_str(),
+                        "created_at": at,
+                        "_id": { "$gt": cursor.id.as_str() },
+                    },
+                    limit,
+                )
+                .await?;
+            rest.insert("created_at", doc! { "$gt": at });
         }
-        let docs: Vec<UserDoc> = self
-            .users()
-            .find(filter)
-            .projection(user_projection())
-            .sort(doc! { "created_at": 1, "_id": 1 })
-            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .all_within(self.timeout)
-            .await?;
+        if docs.len() < limit {
+            docs.extend(self.indicated_page(rest, limit - docs.len()).await?);
+        }
         docs.into_iter().map(UserDoc::into_user).collect()
     }
 

@@ -1,3 +1,5 @@
+//! Programs on the embedded store: one JSON record a program, and its user count.
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
@@ -22,14 +24,7 @@ pub(crate) const PROGRAM_USERS: TableDefinition<&str, u64> = TableDefinition::ne
 
 /// The programs' tables; no migration yet.
 pub(crate) fn schema() -> Schema {
-    Schema {
-        tables: vec![|txn| {
-            txn.open_table(PROGRAMS).map_err(backend)?;
-            txn.open_table(PROGRAM_USERS).map_err(backend)?;
-            Ok(())
-        }],
-        migrations: Vec::new(),
-    }
+    Schema::tables(vec![&PROGRAMS, &PROGRAM_USERS])
 }
 
 /// Counts `added` users into the program, inside the caller's transaction; `false` (and

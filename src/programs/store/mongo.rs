@@ -1,3 +1,5 @@
+//! Programs on MongoDB: one document a program, its user count in it.
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mongodb::{
@@ -25,15 +27,13 @@ pub(crate) const PROGRAMS: &str = "programs";
 
 /// The programs' index (the list, oldest first); no migration yet.
 pub(crate) fn schema() -> Schema {
-    Schema {
-        indexes: vec![Index {
-            collection: PROGRAMS,
-            name: "created_at_id",
-            keys: doc! { "created_at": 1, "_id": 1 },
-            kind: IndexKind::Plain,
-        }],
-        migrations: Vec::new(),
-    }
+    let keys = doc! { "created_at": 1, "_id": 1 };
+    Schema::indexes(vec![Index::new(
+        PROGRAMS,
+        "created_at_id",
+        keys,
+        IndexKind::Plain,
+    )])
 }
 
 /// A program as stored: ObjectId, Decimal128 and BSON dates.

@@ -38,14 +38,7 @@ pub(crate) const REFEREES_BY_CODE: TableDefinition<(&str, i64, &str), ()> =
 /// the referees stored before they existed.
 pub(crate) fn schema() -> Schema {
     Schema {
-        tables: vec![|txn| {
-            txn.open_table(REFERRERS).map_err(backend)?;
-            txn.open_table(CODES).map_err(backend)?;
-            txn.open_table(USER_IDS).map_err(backend)?;
-            txn.open_table(REFEREES).map_err(backend)?;
-            txn.open_table(REFEREES_BY_CODE).map_err(backend)?;
-            Ok(())
-        }],
+        tables: vec![&REFERRERS, &CODES, &USER_IDS, &REFEREES, &REFEREES_BY_CODE],
         migrations: vec![Migration {
             version: 1,
             name: "index earlier referees and count their redemptions",

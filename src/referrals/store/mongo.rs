@@ -42,24 +42,24 @@ pub(crate) const REFEREES: &str = "referees";
 pub(crate) fn schema() -> Schema {
     Schema {
         indexes: vec![
-            Index {
-                collection: REFERRERS,
-                name: "code_key",
-                keys: doc! { "code_key": 1 },
-                kind: IndexKind::Unique,
-            },
-            Index {
-                collection: REFERRERS,
-                name: "user_id",
-                keys: doc! { "user_id": 1 },
-                kind: IndexKind::UniqueSparse,
-            },
-            Index {
-                collection: REFEREES,
-                name: "code_key_redeemed_at",
-                keys: doc! { "code_key": 1, "redeemed_at": -1 },
-                kind: IndexKind::Plain,
-            },
+            Index::new(
+                REFERRERS,
+                "code_key",
+                doc! { "code_key": 1 },
+                IndexKind::Unique,
+            ),
+            Index::new(
+                REFERRERS,
+                "user_id",
+                doc! { "user_id": 1 },
+                IndexKind::UniqueSparse,
+            ),
+            Index::new(
+                REFEREES,
+                "code_key_redeemed_at",
+                doc! { "code_key": 1, "redeemed_at": -1 },
+                IndexKind::Plain,
+            ),
         ],
         migrations: vec![Migration {
             version: 1,
