@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod indication;
+pub(crate) mod joint;
 pub mod limits;
 pub mod meta;
 pub mod money;

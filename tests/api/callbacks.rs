@@ -54,6 +54,7 @@ backend_tests!(
     a_lease_left_by_a_killed_process_expires_and_the_event_goes_out_again,
     concurrent_crossings_and_registrations_send_one_callback_each,
     without_a_url_events_wait_as_pending,
+    lists_filtered_by_status_or_user_page_like_the_whole_list,
 );
 
 async fn app_with(backend: Backend, server: &MockServer, extra: &[(&str, &str)]) -> TestApp {
@@ -659,4 +660,65 @@ async fn a_metrics_scrape_counts_unrelayed_events_and_moves_none() {
         .await
         .expect("count");
     assert_eq!(relayed, 0);
+}
+
+/// The list filtered by status or by user, read a page at a time, gives exactly the events of
+/// the whole list that match, in the same order, whatever the page size.
+async fn lists_filtered_by_status_or_user_page_like_the_whole_list(backend: Backend) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path_regex("^/credit/(ana|u[13])$"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    answer(&server, 500).await;
+    let app = app_with(backend, &server, &[("CALLBACK_RETRY_SCHEDULE", "10ms")]).await;
+    app.create_program("P", json!(10), json!(100)).await;
+    app.create_users(&["ana"]).await;
+    for user in ["u1", "u2", "u3", "u4", "u5"] {
+        assert_eq!(
+            app.register("ana", user).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    for user in ["u1", "u2"] {
+        app.invoice(user, json!(100)).await;
+    }
+    let all = wait_for_callbacks(&app, "?limit=500", |c| {
+        c.len() == 7 && c.iter().all(|e| e["status"] != "pending")
+    })
+    .await;
+    let ids = |events: &[Value]| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let filters: [(&str, fn(&Value) -> bool); 4] = [
+        ("status=delivered", |e| e["status"] == "delivered"),
+        ("status=failed", |e| e["status"] == "failed"),
+        ("user_hash=ana", |e| e["user_hash"] == "ana"),
+        ("user_hash=u2&status=failed", |e| {
+            e["user_hash"] == "u2" && e["status"] == "failed"
+        }),
+    ];
+    for (query, keep) in filters {
+        let expected: Vec<Value> = all.iter().filter(|e| keep(e)).cloned().collect();
+        assert!(!expected.is_empty(), "{query}");
+        for limit in [1, 2, 500] {
+            let mut seen = Vec::new();
+            let mut path = format!("/admin/callbacks?{query}&limit={limit}");
+            loop {
+                let page = admin_get(&app, &path).await;
+                seen.extend(page["callbacks"].as_array().cloned().unwrap_or_default());
+                match page["next"].as_str() {
+                    Some(next) => {
+                        path = format!("/admin/callbacks?{query}&limit={limit}&after={next}")
+                    }
+                    None => break,
+                }
+            }
+            assert_eq!(ids(&seen), ids(&expected), "{query}, limit {limit}");
+        }
+    }
 }

@@ -9,6 +9,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use std::ops::Bound;
+
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -22,8 +24,8 @@ use crate::{
     storage::{
         StoreError,
         embedded::{
-            EmbeddedStore, JsonTable, Schema, backend, decode, encode, millis, money_text,
-            opt_millis,
+            EmbeddedStore, JsonTable, Migration, Schema, backend, decode, encode, millis,
+            money_text, opt_millis,
         },
     },
 };
@@ -37,9 +39,87 @@ pub(crate) const CALLBACKS_DUE: TableDefinition<(i64, &str), ()> =
 pub(crate) const CALLBACKS_CREATED: TableDefinition<(i64, &str), ()> =
     TableDefinition::new("callbacks_created");
 
-/// The outbox's tables; no migration yet.
+/// `(status, creation ms, id)` of every event: the list filtered by status, a page at a time.
+const CALLBACKS_BY_STATUS: TableDefinition<(&str, i64, &str), ()> =
+    TableDefinition::new("callbacks_by_status");
+/// `(credited user, creation ms, id)` of every event: the list filtered by user.
+const CALLBACKS_BY_USER: TableDefinition<(&str, i64, &str), ()> =
+    TableDefinition::new("callbacks_by_user");
+
+/// The outbox's tables, and migration 4: the two list indexes built for the events stored
+/// before them.
 pub(crate) fn schema() -> Schema {
-    Schema::tables(vec![&CALLBACKS, &CALLBACKS_DUE, &CALLBACKS_CREATED])
+    Schema {
+        tables: vec![
+            &CALLBACKS,
+            &CALLBACKS_DUE,
+            &CALLBACKS_CREATED,
+            &CALLBACKS_BY_STATUS,
+            &CALLBACKS_BY_USER,
+        ],
+        migrations: vec![Migration {
+            version: 4,
+            name: "callback list indexes by status and by user",
+            run: Box::new(index_earlier_events),
+        }],
+    }
+}
+
+fn index_earlier_events(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let records: Vec<CallbackRecord> = txn
+        .open_table(CALLBACKS)
+        .map_err(backend)?
+        .iter()
+        .map_err(backend)?
+        .map(|entry| {
+            entry
+                .map_err(backend)
+                .and_then(|(_, bytes)| decode(bytes.value()))
+        })
+        .collect::<Result<_, _>>()?;
+    for record in &records {
+        index_for_lists(txn, None, record)?;
+    }
+    Ok(())
+}
+
+/// The status name an index key holds.
+fn status_key(status: CallbackStatus) -> &'static str {
+    match status {
+        CallbackStatus::Pending => "pending",
+        CallbackStatus::Delivered => "delivered",
+        CallbackStatus::Failed => "failed",
+    }
+}
+
+/// Keeps the list indexes of `record` current: its user's (written once) and its status's
+/// (moved when the status changes from what `old` had).
+fn index_for_lists(
+    txn: &WriteTransaction,
+    old: Option<&CallbackRecord>,
+    record: &CallbackRecord,
+) -> Result<(), StoreError> {
+    let at = record.created_at.timestamp_millis();
+    let id = record.id.as_str();
+    let mut by_status = txn.open_table(CALLBACKS_BY_STATUS).map_err(backend)?;
+    match old {
+        Some(old) if old.status == record.status => return Ok(()),
+        Some(old) => {
+            by_status
+                .remove((status_key(old.status), at, id))
+                .map_err(backend)?;
+        }
+        None => {
+            txn.open_table(CALLBACKS_BY_USER)
+                .map_err(backend)?
+                .insert((record.user_hash.as_str(), at, id), ())
+                .map_err(backend)?;
+        }
+    }
+    by_status
+        .insert((status_key(record.status), at, id), ())
+        .map_err(backend)?;
+    Ok(())
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -136,6 +216,8 @@ fn write(
         due.insert((record.due_at().timestamp_millis(), record.id.as_str()), ())
             .map_err(backend)?;
     }
+    drop(due);
+    index_for_lists(txn, old, record)?;
     let bytes = encode(record)?;
     txn.open_table(CALLBACKS)
         .map_err(backend)?
@@ -160,29 +242,57 @@ pub(crate) fn queue(txn: &WriteTransaction, event: &CreditEvent) -> Result<(), S
 
 #[async_trait]
 impl CallbackOutbox for EmbeddedStore {
+    /// One range read of the index that fits the filter — by user, by status, or by time —
+    /// starting after the cursor: a page costs the same however many events the others hold.
     async fn list(&self, filter: &CallbackFilter) -> Result<Vec<CreditEvent>, StoreError> {
         let filter = filter.clone();
         self.read(move |txn| {
-            let created = txn.open_table(CALLBACKS_CREATED).map_err(backend)?;
             let table = txn.open_table(CALLBACKS).map_err(backend)?;
-            let start = filter.after.as_ref().map_or((i64::MIN, ""), |c| {
-                (c.created_at.timestamp_millis(), c.id.as_str())
-            });
+            let after = filter
+                .after
+                .as_ref()
+                .map(|c| (c.created_at.timestamp_millis(), c.id.as_str()));
             let mut events = Vec::new();
-            for entry in created.range(start..).map_err(backend)? {
-                let (key, _) = entry.map_err(backend)?;
-                let (_, id) = key.value();
-                if filter.after.as_ref().is_some_and(|c| c.id == id) {
-                    continue;
+            let mut take = |id: &str| -> Result<bool, StoreError> {
+                if let Some(bytes) = table.get(id).map_err(backend)? {
+                    let event = decode::<CallbackRecord>(bytes.value())?.to_event();
+                    if matches(&filter, &event) {
+                        events.push(event);
+                    }
                 }
-                let Some(bytes) = table.get(id).map_err(backend)? else {
-                    continue;
-                };
-                let event = decode::<CallbackRecord>(bytes.value())?.to_event();
-                if matches(&filter, &event) {
-                    events.push(event);
-                    if events.len() >= filter.limit {
-                        break;
+                Ok(events.len() < filter.limit)
+            };
+            let prefix = match (&filter.user_hash, filter.status) {
+                (Some(user), _) => Some((CALLBACKS_BY_USER, user.as_str())),
+                (None, Some(status)) => Some((CALLBACKS_BY_STATUS, status_key(status))),
+                (None, None) => None,
+            };
+            match prefix {
+                Some((index, key)) => {
+                    let index = txn.open_table(index).map_err(backend)?;
+                    let start = match after {
+                        Some((at, id)) => Bound::Excluded((key, at, id)),
+                        None => Bound::Included((key, i64::MIN, "")),
+                    };
+                    let end = Bound::Included((key, i64::MAX, "\u{10FFFF}"));
+                    for entry in index.range((start, end)).map_err(backend)? {
+                        let (entry, _) = entry.map_err(backend)?;
+                        if !take(entry.value().2)? {
+                            break;
+                        }
+                    }
+                }
+                None => {
+                    let created = txn.open_table(CALLBACKS_CREATED).map_err(backend)?;
+                    let start = match after {
+                        Some(position) => Bound::Excluded(position),
+                        None => Bound::Unbounded,
+                    };
+                    for entry in created.range((start, Bound::Unbounded)).map_err(backend)? {
+                        let (entry, _) = entry.map_err(backend)?;
+                        if !take(entry.value().1)? {
+                            break;
+                        }
                     }
                 }
             }

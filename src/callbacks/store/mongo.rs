@@ -58,6 +58,13 @@ pub(crate) fn schema() -> Schema {
             doc! { "created_at": 1, "_id": 1 },
             plain,
         ),
+        // The admin list filtered by status, a page at a time.
+        Index::new(
+            CALLBACKS,
+            "status_created_at_id",
+            doc! { "status": 1, "created_at": 1, "_id": 1 },
+            plain,
+        ),
         Index::new(
             CALLBACKS,
             "user_hash_created_at_id",

@@ -41,34 +41,14 @@ impl From<ProgramError> for ApiError {
     }
 }
 
+mod bodies;
+
+use bodies::*;
+
 pub fn router() -> OpenApiRouter<AppState> {
     let router = OpenApiRouter::new();
     let router = with_slash_alias(router, routes!(list_programs, create_program));
     with_slash_alias(router, routes!(get_program, update_program, delete_program))
-}
-
-/// A program's fields, as JSON or as a form. Money defaults to 0 on creation.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ProgramInput {
-    /// 1 to 200 characters, not all blank; required on creation.
-    #[schema(value_type = String, min_length = 1, max_length = 200, pattern = r"\S", example = "Friends 2026")]
-    name: Option<String>,
-    /// What the indicator earns when an indicated user signs up (default 0).
-    #[schema(value_type = Money)]
-    credit_value: Option<Money>,
-    /// What the indicated user must have paid before the indicator's credit is acquired
-    /// (default 0).
-    #[schema(value_type = Money)]
-    target_value: Option<Money>,
-    /// Days an indicator's credit is held before it is acquired: a whole number from 0 to 365
-    /// (default 0, no hold).
-    #[schema(value_type = u16, required = false, maximum = 365, example = 7)]
-    hold_days: Option<serde_json::Value>,
-    /// At least 1, or `null` for no cap (the default); in a form, an empty value or `null` is
-    /// `null`.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<u32>, minimum = 1, example = 3)]
-    max_credits_per_indicator: Option<serde_json::Value>,
 }
 
 /// Keeps a field given as `null` apart from an absent one (`Some(Value::Null)`).
@@ -89,58 +69,6 @@ fn whole_number(value: &serde_json::Value) -> Option<u64> {
                 .flatten()
         }
         _ => None,
-    }
-}
-
-/// A program to create: [`ProgramInput`] with its `name`.
-#[derive(Debug, Deserialize)]
-#[serde(transparent)]
-pub struct NewProgramInput(ProgramInput);
-
-impl utoipa::PartialSchema for NewProgramInput {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
-        let mut schema = <ProgramInput as utoipa::PartialSchema>::schema();
-        if let utoipa::openapi::RefOr::T(utoipa::openapi::Schema::Object(object)) = &mut schema {
-            object.required.push("name".to_owned());
-        }
-        schema
-    }
-}
-
-impl ToSchema for NewProgramInput {}
-
-impl TryFrom<ProgramInput> for ProgramDraft {
-    type Error = ApiError;
-
-    fn try_from(input: ProgramInput) -> Result<Self> {
-        let hold_days = input
-            .hold_days
-            .map(|value| {
-                whole_number(&value)
-                    .ok_or_else(|| ApiError::unprocessable(sentences::PROGRAM_BAD_HOLD_DAYS))
-            })
-            .transpose()?;
-        let max_credits_per_indicator = input
-            .max_credits_per_indicator
-            .map(|value| match &value {
-                serde_json::Value::Null => Ok(None),
-                serde_json::Value::String(text)
-                    if text.trim().is_empty() || text.trim() == "null" =>
-                {
-                    Ok(None)
-                }
-                other => whole_number(other)
-                    .map(Some)
-                    .ok_or_else(|| ApiError::unprocessable(sentences::PROGRAM_BAD_CREDIT_CAP)),
-            })
-            .transpose()?;
-        Ok(Self {
-            name: input.name,
-            credit_value: input.credit_value,
-            target_value: input.target_value,
-            hold_days,
-            max_credits_per_indicator,
-        })
     }
 }
 

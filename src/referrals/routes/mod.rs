@@ -37,6 +37,10 @@ use crate::{
     state::AppState,
 };
 
+mod bodies;
+
+use bodies::*;
+
 pub fn router() -> OpenApiRouter<AppState> {
     [
         routes!(referral_code_by_email),
@@ -89,152 +93,11 @@ impl From<ReferralError> for ApiError {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReferralCodeBody {
-    #[serde(rename = "referralCode")]
-    #[schema(example = "ALBE-7KQ2MZP")]
-    referral_code: String,
-    /// Shown to `admin` and `service`, for a code that carries rules.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = rules_when_shown)]
-    rules: Option<RulesBody>,
-}
-
-impl From<&Referrer> for ReferralCodeBody {
-    fn from(referrer: &Referrer) -> Self {
-        Self {
-            referral_code: referrer.referral_code.to_string(),
-            rules: None,
-        }
-    }
-}
-
-/// The fields of [`RulesBody`], present together or not at all: what a flattened optional
-/// `RulesBody` adds to an answer.
-fn rules_when_shown() -> utoipa::openapi::schema::Object {
-    use utoipa::openapi::schema::{ObjectBuilder, Type};
-    let nullable = |t: Type| utoipa::openapi::schema::SchemaType::from_iter([t, Type::Null]);
-    ObjectBuilder::new()
-        .description(Some(
-            "Shown to `admin` and `service` for a code that carries rules: all four or none.",
-        ))
-        .property(
-            "redemptions",
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .minimum(Some(0)),
-        )
-        .property(
-            "maxRedemptions",
-            ObjectBuilder::new()
-                .schema_type(nullable(Type::Integer))
-                .minimum(Some(0)),
-        )
-        .property(
-            "expiresAt",
-            ObjectBuilder::new()
-                .schema_type(nullable(Type::String))
-                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-                    utoipa::openapi::KnownFormat::DateTime,
-                ))),
-        )
-        .property("active", ObjectBuilder::new().schema_type(Type::Boolean))
-        .build()
-}
-
-/// A code's rules and use, as `admin` and `service` see them.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RulesBody {
-    /// Accounts that redeemed the code.
-    #[schema(example = 2)]
-    redemptions: u64,
-    /// `null`: no limit.
-    #[serde(rename = "maxRedemptions")]
-    #[schema(example = 10)]
-    max_redemptions: Option<u64>,
-    /// RFC 3339, UTC; `null`: never expires.
-    #[serde(rename = "expiresAt")]
-    #[schema(example = "2027-01-31T23:59:59.000Z")]
-    expires_at: Option<String>,
-    /// A code switched off refuses new accounts as an expired one does.
-    active: bool,
-}
-
-impl From<&Referrer> for RulesBody {
-    fn from(referrer: &Referrer) -> Self {
-        Self {
-            redemptions: referrer.redemptions,
-            max_redemptions: referrer.rules.max_redemptions,
-            expires_at: referrer
-                .rules
-                .expires_at
-                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-            active: referrer.rules.active,
-        }
-    }
-}
-
 /// The rules of a referrer's code, for a caller allowed to see them (`admin`, `service`), when
 /// the code carries any: a code without rules answers the look-ups exactly as the seed does.
 fn rules_for(caller: &Caller, referrer: &Referrer) -> Option<RulesBody> {
     (caller.is_privileged() && referrer.rules != CodeRules::default())
         .then(|| RulesBody::from(referrer))
-}
-
-/// A referrer found by code. `fistName` is the seed's spelling, kept for old clients beside
-/// `firstName`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReferrerBody {
-    #[serde(rename = "fistName")]
-    #[schema(example = "Albert")]
-    fist_name: String,
-    #[serde(rename = "firstName")]
-    #[schema(example = "Albert")]
-    first_name: String,
-    #[serde(rename = "lastName")]
-    #[schema(example = "Zabala")]
-    last_name: String,
-    #[serde(rename = "referralCode")]
-    #[schema(example = "ALBE-MQ-X")]
-    referral_code: String,
-    /// Masked (`em***@molt-bonic.com`) for an end user looking at someone else's code.
-    #[schema(example = "email@molt-bonic.com")]
-    email: String,
-    /// Shown to `admin` and `service` for a code that carries rules, and in the answer to a
-    /// change of rules.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = rules_when_shown)]
-    rules: Option<RulesBody>,
-}
-
-impl ReferrerBody {
-    fn new(referrer: &Referrer, email: String, rules: Option<RulesBody>) -> Self {
-        let first_name = referrer.first_name.clone().unwrap_or_default();
-        Self {
-            fist_name: first_name.clone(),
-            first_name,
-            last_name: referrer.last_name.clone().unwrap_or_default(),
-            referral_code: referrer.referral_code.to_string(),
-            email,
-            rules,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RegisteredReferrerBody {
-    #[serde(rename = "referralCode")]
-    referral_code: String,
-    email: String,
-    #[serde(rename = "firstName")]
-    first_name: String,
-    #[serde(rename = "lastName")]
-    last_name: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RegisteredBody {
-    registered: bool,
 }
 
 /// Whether the caller is this referrer (by user id or by the token's e-mail).
@@ -334,26 +197,6 @@ async fn referrer_by_code(
     Ok(Json(ReferrerBody::new(&referrer, email, rules)))
 }
 
-/// A change of rules from a JSON object: each key absent (unchanged), `null` (cleared) or a
-/// value.
-/// A change of rules, as sent: each key absent (unchanged), `null` (cleared) or a value.
-#[derive(Debug, serde::Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RulesInput {
-    /// RFC 3339 with an offset; `null` clears it.
-    #[serde(rename = "expiresAt", default, deserialize_with = "sent")]
-    #[schema(value_type = Option<String>, format = DateTime, example = "2027-01-31T23:59:59Z")]
-    expires_at: Sent,
-    /// At least 1; `null` clears it. Below the current count, it refuses every new account.
-    #[serde(rename = "maxRedemptions", default, deserialize_with = "sent")]
-    #[schema(value_type = Option<u64>, minimum = 1, maximum = 9_223_372_036_854_775_807_i64, example = 10)]
-    max_redemptions: Sent,
-    /// `false` switches the code off; `null` restores the default, `true`.
-    #[serde(default, deserialize_with = "sent")]
-    #[schema(value_type = Option<bool>)]
-    active: Sent,
-}
-
 fn rules_change(body: Option<serde_json::Map<String, serde_json::Value>>) -> Result<RulesChange> {
     use serde_json::Value;
     let body = body.ok_or_else(|| ApiError::unprocessable(RULES_NOT_AN_OBJECT))?;
@@ -428,26 +271,6 @@ async fn change_rules(
         referrer.email.to_string(),
         rules,
     )))
-}
-
-/// A referrer to create, as sent.
-#[derive(Debug, serde::Deserialize, ToSchema)]
-pub struct ExternalRegisterInput {
-    #[serde(default, deserialize_with = "sent")]
-    #[schema(value_type = String, required = true, format = Email, example = "email@bonic.om")]
-    email: Sent,
-    /// At most 100 characters.
-    #[serde(rename = "firstName", default, deserialize_with = "sent")]
-    #[schema(value_type = String, max_length = 100)]
-    first_name: Sent,
-    /// The seed's spelling of `firstName`, read when `firstName` is absent.
-    #[serde(rename = "fistName", default, deserialize_with = "sent")]
-    #[schema(value_type = String, max_length = 100)]
-    fist_name: Sent,
-    /// At most 100 characters.
-    #[serde(rename = "lastName", default, deserialize_with = "sent")]
-    #[schema(value_type = String, max_length = 100)]
-    last_name: Sent,
 }
 
 /// A name field: absent is `None`; a non-string or over-long value is a bad body.
@@ -566,27 +389,6 @@ async fn internal_referral_code(
     Ok(Json(ReferralCodeBody::from(&referrer)))
 }
 
-/// The referrer's own referees, as the referrer sees them.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OwnRefereesBody {
-    #[serde(rename = "referralCode")]
-    #[schema(example = "ALBE-7KQ2MZP")]
-    referral_code: String,
-    /// Every account that redeemed the code.
-    #[schema(example = 2)]
-    redemptions: u64,
-    /// The newest redemptions first, at most 100.
-    referees: Vec<OwnRefereeBody>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OwnRefereeBody {
-    /// `YYYY-MM-DD HH:MM`, UTC.
-    #[serde(rename = "redeemOn")]
-    #[schema(example = "2026-11-22 10:30")]
-    redeem_on: String,
-}
-
 /// Who used the token's user's code: the count and the dates, newest first (at most 100),
 /// without account ids.
 #[utoipa::path(
@@ -683,13 +485,6 @@ async fn redeem_code(
     )
 }
 
-#[derive(Debug, serde::Deserialize, ToSchema)]
-pub struct RedeemInput {
-    #[serde(rename = "referralCode", default, deserialize_with = "sent")]
-    #[schema(value_type = String, required = true, pattern = r"^[A-Za-z0-9_-]{1,64}$", example = "ALBE-MQ-X")]
-    referral_code: Sent,
-}
-
 /// Redeem a referral code for the token's account.
 ///
 /// One code per account, ever: the first redemption answers 200, the same code again 201 with
@@ -725,16 +520,6 @@ async fn redeem(
     .await
 }
 
-#[derive(Debug, serde::Deserialize, ToSchema)]
-pub struct ApplyInput {
-    #[serde(rename = "accountId", default, deserialize_with = "sent")]
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 128, pattern = r"\S", example = "aaaa-bbbb-cccc-dddd")]
-    account_id: Sent,
-    #[serde(rename = "referralCode", default, deserialize_with = "sent")]
-    #[schema(value_type = String, required = true, pattern = r"^[A-Za-z0-9_-]{1,64}$", example = "ALBE-MQ-X")]
-    referral_code: Sent,
-}
-
 /// Apply a referral code to an account (role `admin`).
 ///
 /// As redeem, except that an unknown code is 422 `Referral code is not valid`, as in the seed.
@@ -758,16 +543,6 @@ async fn apply(
         [input.account_id, input.referral_code]
     })?;
     redeem_code(&state, &account, None, &code, Via::Apply).await
-}
-
-#[derive(Debug, serde::Deserialize, ToSchema)]
-pub struct LandlordInput {
-    #[serde(rename = "accountId", default, deserialize_with = "sent")]
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 128, pattern = r"\S", example = "aaaa-bbbb-cccc-dddd")]
-    account_id: Sent,
-    #[serde(rename = "promoCode", default, deserialize_with = "sent")]
-    #[schema(value_type = String, required = true, pattern = r"^[A-Za-z0-9_-]{1,64}$", example = "REFERLAND09283")]
-    promo_code: Sent,
 }
 
 /// Deprecated: redeem a code for an account (role `service` or `admin`); use redeem or apply.

@@ -56,6 +56,10 @@ impl From<IndicationError> for ApiError {
     }
 }
 
+mod bodies;
+
+use bodies::*;
+
 pub fn router() -> OpenApiRouter<AppState> {
     [
         routes!(create_users),
@@ -82,57 +86,6 @@ fn present(value: Option<String>) -> Option<String> {
 }
 
 // ---- POST /users/ -------------------------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-pub struct UsersInput {
-    user_hash: Option<String>,
-    user_hashes: Option<StringList>,
-}
-
-impl utoipa::PartialSchema for UsersInput {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
-        utoipa::openapi::RefOr::T(utoipa::openapi::Schema::AllOf(users_input_schema()))
-    }
-}
-
-impl ToSchema for UsersInput {}
-
-/// `user_hash`, `user_hashes` or both.
-fn users_input_schema() -> utoipa::openapi::schema::AllOf {
-    use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder};
-    let requires = |field: &str| ObjectBuilder::new().required(field);
-    AllOfBuilder::new()
-        .item(
-            ObjectBuilder::new()
-                .property(
-                    "user_hash",
-                    crate::schema::user_hash()
-                        .description(Some("One user hash"))
-                        .examples([serde_json::json!("a1b2c3")]),
-                )
-                .property(
-                    "user_hashes",
-                    crate::schema::user_hash_list(MAX_USERS_PER_REQUEST),
-                ),
-        )
-        .item(
-            AnyOfBuilder::new()
-                .item(requires("user_hash"))
-                .item(requires("user_hashes")),
-        )
-        .description(Some("`user_hash`, `user_hashes` or both"))
-        .build()
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UsersCreatedBody {
-    /// Hashes this request created.
-    #[schema(value_type = Vec<String>)]
-    created: Vec<UserHash>,
-    /// Hashes that were users already (left unchanged).
-    #[schema(value_type = Vec<String>)]
-    existing: Vec<UserHash>,
-}
 
 /// Create users (existing customers, with no indicator) in the default program.
 ///
@@ -184,19 +137,6 @@ async fn create_users(
 }
 
 // ---- POST /register/ ----------------------------------------------------------------------
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct RegisterInput {
-    /// The existing user who referred the new one.
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 128, pattern = r"\S", example = "indicator-hash")]
-    user_indicator: Option<String>,
-    /// The new user who just signed up (not the indicator).
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 128, pattern = r"\S", example = "new-user-hash")]
-    user_indicated: Option<String>,
-    /// The program to join (24 hex characters); the default (oldest) program when absent.
-    #[schema(value_type = String, pattern = r"^[0-9a-fA-F]{24}$")]
-    referral_program_id: Option<String>,
-}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RegisteredUser {
@@ -271,26 +211,6 @@ async fn register(
 
 // ---- PUT /invoice/user/{user_hash}/ -------------------------------------------------------
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct InvoiceInput {
-    /// The sum of all invoices the user has paid so far (a running total, not an increment).
-    #[schema(value_type = Money, required = true)]
-    total_amount_paid: Option<Money>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InvoiceBody {
-    /// The indicator's credit for this user: `target_value` once the threshold has been reached
-    /// (by this call or before) and the credit acquired, else 0.
-    acquired_credit: Money,
-    /// `none` for a user without an indicator; else `pending`, `held`, `acquired` or `capped`.
-    credit_status: CreditStatus,
-    /// Only while `held`: when the credit is released, if the total is still at or above it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "2026-11-29T09:00:00.000Z")]
-    release_at: Option<String>,
-}
-
 /// Record the running total a user has paid.
 ///
 /// When the user was indicated and the total reaches the program's `target_value`, the
@@ -344,21 +264,6 @@ async fn record_invoice(
 
 // ---- GET /statement/{user_hash}/ ----------------------------------------------------------
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StatementBody {
-    /// Sum of `target_value` over the indicated users whose credit is pending (the seed's
-    /// spelling).
-    potencial_credit: Money,
-    /// Sum of the credits held, waiting for their release date.
-    held_credit: Money,
-    /// Sum of the credits already unlocked.
-    acquired_credit: Money,
-    /// How many users this user indicated.
-    indicated_users: usize,
-    /// The user's own program.
-    referral_program: Option<Program>,
-}
-
 /// What a user has earned by indicating others.
 #[utoipa::path(
     get, path = "/statement/{user_hash}/", tag = "indication",
@@ -389,44 +294,6 @@ async fn statement(
 }
 
 // ---- GET /statement/{user_hash}/indicated/ -------------------------------------------------
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IndicatedBody {
-    user_hash: String,
-    #[serde(with = "clock::rfc3339_millis")]
-    #[schema(value_type = String, example = "2026-11-21T17:03:55.123Z")]
-    registered_at: DateTime<Utc>,
-    total_amount_paid: Money,
-    /// The current `target_value` of the user's program; `null` without a program.
-    target_value: Option<Money>,
-    credit_status: CreditStatus,
-    /// As held or acquired (0 when capped); while pending, what the program's target would
-    /// unlock.
-    credit_amount: Option<Money>,
-    /// While held: when the credit is released; else `null`.
-    #[schema(value_type = Option<String>, example = "2026-11-29T09:00:00.000Z")]
-    release_at: Option<String>,
-    #[schema(value_type = Option<String>, example = "2026-11-22T09:00:00.000Z")]
-    acquired_at: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IndicatedPageBody {
-    indicated: Vec<IndicatedBody>,
-    /// Pass as `after` for the next page; `null` on the last.
-    next: Option<String>,
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct IndicatedParams {
-    /// 1 to 500 (default 100).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
-    limit: Option<Limit<{ service::MAX_INDICATED_PAGE }>>,
-    /// The `next` of the previous page.
-    #[param(value_type = Option<String>, pattern = r"^-?[0-9]{1,15}\.([0-9a-fA-F]{2}){1,512}$")]
-    after: Option<Cursor>,
-}
 
 /// The users a user indicated, oldest registration first, each with its total, target and
 /// credit: why an indicator was, or was not yet, credited.
@@ -495,21 +362,6 @@ pub struct CreditCounts {
     capped: u64,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProgramStatsBody {
-    /// Users in the program, imported or indicated.
-    users: u64,
-    /// Users registered in the program by an indicator.
-    indicated_users: u64,
-    credits: CreditCounts,
-    /// What the indicated users received at signup (the `signup_credit` ledger entries).
-    signup_credit_total: Money,
-    /// Credits held now, waiting for their release.
-    held_credit_total: Money,
-    /// Credits acquired (the `acquired_credit` ledger entries).
-    acquired_credit_total: Money,
-}
-
 /// A program's figures: users, credits per state and exact money totals, consistent with the
 /// ledger. Cheap to read: kept current by each write on the embedded store; one aggregation
 /// over the program's users (index `program_id, credit.status`) on MongoDB.
@@ -548,29 +400,6 @@ async fn program_stats(
 }
 
 // ---- POST /emailindication/ and /emailverification/ ---------------------------------------
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct EmailIndicationInput {
-    /// The indicating user's hash.
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 128, pattern = r"\S")]
-    user_indicator: Option<String>,
-    /// A comma-separated string, or an array; at most 100 addresses.
-    #[schema(schema_with = emails_schema, required = true, example = json!(["ana@example.com", "bo@example.org"]))]
-    emails: Option<StringList>,
-}
-
-fn emails_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
-    crate::schema::email_list(MAX_LIST_ITEMS)
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EmailIndicationBody {
-    #[schema(value_type = Vec<String>)]
-    saved_emails: Vec<Email>,
-    #[schema(value_type = Vec<String>)]
-    already_indicated: Vec<Email>,
-    invalid_emails: Vec<String>,
-}
 
 fn email_list(emails: Option<StringList>) -> Result<StringList> {
     emails.ok_or_else(|| ApiError::unprocessable(sentences::EMAILS_REQUIRED))
@@ -617,21 +446,6 @@ async fn indicate_emails(
             invalid_emails: report.invalid,
         }),
     ))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct EmailVerificationInput {
-    /// A comma-separated string, or an array; at most 100 addresses.
-    #[schema(schema_with = emails_schema, required = true, example = json!(["ana@example.com"]))]
-    emails: Option<StringList>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EmailVerificationBody {
-    /// For each address as normalised (trimmed, lower-cased): the hash of the user who indicated
-    /// it, or `false`.
-    #[schema(value_type = Object, example = json!({"ana@example.com": "indicator-hash", "bo@example.org": false}))]
-    emails: BTreeMap<String, serde_json::Value>,
 }
 
 /// Which addresses were indicated, and by whom.

@@ -1,0 +1,59 @@
+//! A credit step in one transaction: the user, the cap place, the holds index, the figures,
+//! the ledger entry and the event.
+
+use super::*;
+
+/// Takes the user's credit through `step` (or `capped`, when the step needs a place under a
+/// full cap) inside the caller's transaction: the cap count, the figures, the holds index, the
+/// ledger entry and the event. Returns the step taken.
+pub(super) fn take_step(
+    txn: &WriteTransaction,
+    user: &mut User,
+    terms: &CreditTerms,
+    step: CreditStep,
+) -> Result<CreditStep, StoreError> {
+    let Some(from) = user.credit.clone() else {
+        return Err(StoreError::Backend(
+            "a credit step needs a credit".to_owned(),
+        ));
+    };
+    let key = terms.cap_key();
+    let mut places = txn.open_table(CAP_PLACES).map_err(backend)?;
+    let held = places
+        .get(key.as_str())
+        .map_err(backend)?
+        .map_or(0, |v| v.value());
+    let step = match step.cap_delta(&from) {
+        1 if terms.cap.is_some_and(|cap| !cap.admits(held)) => terms.capped(),
+        _ => step,
+    };
+    let places_after = match step.cap_delta(&from) {
+        1 => held.saturating_add(1),
+        -1 => held.saturating_sub(1),
+        _ => held,
+    };
+    places.insert(key.as_str(), places_after).map_err(backend)?;
+    drop(places);
+    change_figures(txn, terms.program_id, &terms.indicator, |figures| {
+        figures.count(&from, false)?;
+        figures.count(&step.credit, true)
+    })?;
+    let mut holds = txn.open_table(HOLDS_DUE).map_err(backend)?;
+    if let IndicatorCredit::Held { release_at, .. } = &from {
+        holds
+            .remove((ms(*release_at), user.hash.as_str()))
+            .map_err(backend)?;
+    }
+    if let IndicatorCredit::Held { release_at, .. } = &step.credit {
+        holds
+            .insert((ms(*release_at), user.hash.as_str()), ())
+            .map_err(backend)?;
+    }
+    drop(holds);
+    append_ledger(txn, std::slice::from_ref(&step.ledger))?;
+    if let Some(event) = &step.event {
+        queue_event(txn, event)?;
+    }
+    user.credit = Some(step.credit.clone());
+    Ok(step)
+}

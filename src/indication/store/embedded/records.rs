@@ -1,0 +1,190 @@
+//! Users, ledger entries and indicated e-mails as the embedded store keeps them: JSON records,
+//! times in milliseconds, money as exact text.
+
+use super::*;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub(super) enum CreditRecord {
+    Pending,
+    Held {
+        #[serde(with = "money_text")]
+        amount: Money,
+        #[serde(rename = "held_at_ms", with = "millis")]
+        held_at: DateTime<Utc>,
+        #[serde(rename = "release_at_ms", with = "millis")]
+        release_at: DateTime<Utc>,
+    },
+    Acquired {
+        #[serde(with = "money_text")]
+        amount: Money,
+        #[serde(rename = "at_ms", with = "millis")]
+        at: DateTime<Utc>,
+    },
+    Capped {
+        #[serde(rename = "at_ms", with = "millis")]
+        at: DateTime<Utc>,
+    },
+}
+
+impl CreditRecord {
+    pub(super) fn from_credit(credit: &IndicatorCredit) -> Self {
+        match credit {
+            IndicatorCredit::Pending => Self::Pending,
+            IndicatorCredit::Held {
+                amount,
+                held_at,
+                release_at,
+            } => Self::Held {
+                amount: *amount,
+                held_at: *held_at,
+                release_at: *release_at,
+            },
+            IndicatorCredit::Acquired { amount, at } => Self::Acquired {
+                amount: *amount,
+                at: *at,
+            },
+            IndicatorCredit::Capped { at } => Self::Capped { at: *at },
+        }
+    }
+
+    pub(super) fn into_credit(self) -> IndicatorCredit {
+        match self {
+            Self::Pending => IndicatorCredit::Pending,
+            Self::Held {
+                amount,
+                held_at,
+                release_at,
+            } => IndicatorCredit::Held {
+                amount,
+                held_at,
+                release_at,
+            },
+            Self::Acquired { amount, at } => IndicatorCredit::Acquired { amount, at },
+            Self::Capped { at } => IndicatorCredit::Capped { at },
+        }
+    }
+}
+
+/// A user as stored: money as exact decimal text, times as Unix milliseconds.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct UserRecord {
+    pub(super) hash: String,
+    pub(super) indicator: Option<String>,
+    #[serde(with = "opt_program_id")]
+    pub(super) program_id: Option<ProgramId>,
+    #[serde(with = "money_text")]
+    pub(super) total_amount_paid: Money,
+    #[serde(rename = "created_at_ms", with = "millis")]
+    pub(super) created_at: DateTime<Utc>,
+    pub(super) credit: Option<CreditRecord>,
+}
+
+impl UserRecord {
+    pub(super) fn from_user(user: &User) -> Self {
+        Self {
+            hash: user.hash.to_string(),
+            indicator: user.indicator.as_ref().map(ToString::to_string),
+            program_id: user.program_id,
+            total_amount_paid: user.total_amount_paid,
+            created_at: user.created_at,
+            credit: user.credit.as_ref().map(CreditRecord::from_credit),
+        }
+    }
+
+    pub(super) fn into_user(self) -> User {
+        User {
+            total_amount_paid: self.total_amount_paid,
+            created_at: self.created_at,
+            program_id: self.program_id,
+            hash: UserHash::from_stored(self.hash),
+            indicator: self.indicator.map(UserHash::from_stored),
+            credit: self.credit.map(CreditRecord::into_credit),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct LedgerRecord {
+    pub(super) operation: LedgerOperation,
+    pub(super) user_indicator: Option<String>,
+    pub(super) user_indicated: String,
+    #[serde(with = "opt_program_id")]
+    pub(super) program_id: Option<ProgramId>,
+    #[serde(with = "money_text")]
+    pub(super) amount: Money,
+    #[serde(rename = "created_at_ms", with = "millis")]
+    pub(super) created_at: DateTime<Utc>,
+}
+
+impl LedgerRecord {
+    pub(super) fn from_entry(entry: &LedgerEntry) -> Self {
+        Self {
+            operation: entry.operation,
+            user_indicator: entry.user_indicator.clone(),
+            user_indicated: entry.user_indicated.clone(),
+            program_id: entry.program_id,
+            amount: entry.amount,
+            created_at: entry.created_at,
+        }
+    }
+
+    pub(super) fn into_entry(self) -> LedgerEntry {
+        LedgerEntry {
+            operation: self.operation,
+            amount: self.amount,
+            created_at: self.created_at,
+            program_id: self.program_id,
+            user_indicator: self.user_indicator,
+            user_indicated: self.user_indicated,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct EmailRecord {
+    pub(super) email: String,
+    pub(super) user_indicator: String,
+    #[serde(rename = "created_at_ms", with = "millis")]
+    pub(super) created_at: DateTime<Utc>,
+}
+
+/// Unix milliseconds as an index key (times before 1970 sort first).
+pub(super) fn ms(at: DateTime<Utc>) -> u64 {
+    u64::try_from(at.timestamp_millis()).unwrap_or(0)
+}
+
+pub(super) fn read_user(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    hash: &str,
+) -> Result<Option<User>, StoreError> {
+    match table.get(hash).map_err(backend)? {
+        Some(bytes) => Ok(Some(decode::<UserRecord>(bytes.value())?.into_user())),
+        None => Ok(None),
+    }
+}
+
+pub(super) fn write_user(txn: &WriteTransaction, user: &User) -> Result<(), StoreError> {
+    let record = encode(&UserRecord::from_user(user))?;
+    txn.open_table(USERS)
+        .map_err(backend)?
+        .insert(user.hash.as_str(), record.as_slice())
+        .map_err(backend)?;
+    Ok(())
+}
+
+pub(super) fn append_ledger(
+    txn: &WriteTransaction,
+    entries: &[LedgerEntry],
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(LEDGER).map_err(backend)?;
+    let first = table
+        .last()
+        .map_err(backend)?
+        .map_or(0, |(key, _)| key.value() + 1);
+    for (key, entry) in (first..).zip(entries) {
+        let record = encode(&LedgerRecord::from_entry(entry))?;
+        table.insert(key, record.as_slice()).map_err(backend)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,434 @@
+//! Users are documents keyed by their hash (`_id`, unique by nature). An indicated user's
+//! document also carries the ledger entries and credit events about it, so that register and
+//! the credit unlock are each one single-document write: atomic on a standalone server.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mongodb::{
+    Collection,
+    bson::{Bson, Decimal128, Document, doc, oid::ObjectId},
+    options::ReturnDocument,
+};
+use serde::{Deserialize, Serialize};
+
+mod credits;
+mod figures;
+mod migrations;
+mod records;
+
+use credits::MAX_CREDIT_RACES;
+use figures::figures_overflow;
+use records::*;
+
+use super::{IndicationStore, RegisterOutcome, UsersCreated};
+use crate::{
+    cursor::Cursor,
+    email::Email,
+    indication::domain::{
+        CreditStep, CreditTerms, EmailIndication, IndicatorCredit, LedgerEntry, LedgerOperation,
+        Payment, ProgramFigures, Registration, User, UserHash,
+    },
+    joint::mongo::{EventInUser, event_document, event_in_user},
+    money::Money,
+    programs::ProgramId,
+    storage::{
+        StoreError,
+        mongo::{
+            BULK_CHUNK, Deadline, Gather, Index, IndexKind, Migration, MongoStore, Schema, USERS,
+            from_bson_datetime, from_decimal128, insert_unordered, is_duplicate_key, store_error,
+            to_bson, to_bson_datetime, to_decimal128,
+        },
+    },
+};
+
+pub(crate) const INDICATED_EMAILS: &str = "indicated_emails";
+/// Each indicator's count of held + acquired credits per program (`program:indicator`).
+pub(crate) const CAP_PLACES: &str = "indicator_credits";
+
+/// The users' indexes, and migration 2: figures and cap counts of credits stored before them.
+pub(crate) fn schema() -> Schema {
+    let index = |name, keys| Index::new(USERS, name, keys, IndexKind::Plain);
+    Schema {
+        indexes: vec![
+            // An indicator's indicated users in list order: a page is one index range.
+            index(
+                "user_indicator_created_at_id",
+                doc! { "user_indicator": 1, "created_at": 1, "_id": 1 },
+            ),
+            index(
+                "program_id_credit_status",
+                doc! { "program_id": 1, "credit.status": 1 },
+            ),
+            // Held credits by release time, for the release worker.
+            index(
+                "credit_status_release_at",
+                doc! { "credit.status": 1, "credit.release_at": 1 },
+            ),
+        ],
+        migrations: vec![Migration {
+            version: 2,
+            name: "signup credits and cap counts of earlier credits",
+            run: Box::new(|store| Box::pin(store.count_earlier_credits())),
+        }],
+    }
+}
+
+impl MongoStore {
+    /// Up to `limit` users matching `filter`, in list order.
+    async fn indicated_page(
+        &self,
+        filter: Document,
+        limit: usize,
+    ) -> Result<Vec<UserDoc>, StoreError> {
+        self.users()
+            .find(filter)
+            .projection(user_projection())
+            .sort(doc! { "created_at": 1, "_id": 1 })
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .all_within(self.timeout)
+            .await
+    }
+
+    fn users(&self) -> Collection<UserDoc> {
+        self.db.collection(USERS)
+    }
+
+    fn emails(&self) -> Collection<EmailDoc> {
+        self.db.collection(INDICATED_EMAILS)
+    }
+
+    async fn find_user(&self, filter: Document) -> Result<Option<User>, StoreError> {
+        self.users()
+            .find_one(filter)
+            .projection(user_projection())
+            .within(self.timeout)
+            .await?
+            .map(UserDoc::into_user)
+            .transpose()
+    }
+
+    async fn existing_hashes(&self, hashes: &[UserHash]) -> Result<HashSet<String>, StoreError> {
+        let mut existing = HashSet::new();
+        for chunk in hashes.chunks(BULK_CHUNK) {
+            let ids: Vec<&str> = chunk.iter().map(UserHash::as_str).collect();
+            let docs: Vec<Document> = self
+                .db
+                .collection::<Document>(USERS)
+                .find(doc! { "_id": { "$in": ids } })
+                .projection(doc! { "_id": 1 })
+                .all_within(self.timeout)
+                .await?;
+            existing.extend(
+                docs.iter()
+                    .filter_map(|d| d.get_str("_id").ok().map(str::to_owned)),
+            );
+        }
+        Ok(existing)
+    }
+}
+
+#[async_trait]
+impl IndicationStore for MongoStore {
+    async fn create_users(
+        &self,
+        hashes: Vec<UserHash>,
+        program: Option<ProgramId>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<UsersCreated, StoreError> {
+        let mut seen = HashSet::new();
+        let hashes: Vec<UserHash> = hashes
+            .into_iter()
+            .filter(|h| seen.insert(h.clone()))
+            .collect();
+        let existing = self.existing_hashes(&hashes).await?;
+        let (mut old, missing): (Vec<UserHash>, Vec<UserHash>) = hashes
+            .into_iter()
+            .partition(|h| existing.contains(h.as_str()));
+        if missing.is_empty() {
+            return Ok(UsersCreated {
+                created: Vec::new(),
+                existing: old,
+            });
+        }
+        // Count the users into the program first: a crash before the insert leaves the count too
+        // high, which only keeps the program from being deleted, never the reverse.
+        let wanted = i64::try_from(missing.len()).unwrap_or(i64::MAX);
+        let program = match program {
+            Some(id) if self.add_program_users(id, wanted).await? => Some(id),
+            _ => None,
+        };
+        let docs = missing
+            .iter()
+            .map(|hash| UserDoc::from_user(&User::imported(hash.clone(), program, at)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let raced = insert_unordered(&self.users(), docs, self.timeout).await?;
+        if let (Some(id), false) = (program, raced.is_empty()) {
+            self.add_program_users(id, -i64::try_from(raced.len()).unwrap_or(0))
+                .await?;
+        }
+        let mut created = Vec::new();
+        for (index, hash) in missing.into_iter().enumerate() {
+            if raced.contains(&index) {
+                old.push(hash);
+            } else {
+                created.push(hash);
+            }
+        }
+        Ok(UsersCreated {
+            created,
+            existing: old,
+        })
+    }
+
+    async fn user(&self, hash: &UserHash) -> Result<Option<User>, StoreError> {
+        self.find_user(doc! { "_id": hash.as_str() }).await
+    }
+
+    async fn register(&self, registration: Registration) -> Result<RegisterOutcome, StoreError> {
+        let Some(program) = registration.user.program_id else {
+            return Err(StoreError::Backend(
+                "a registration needs a program".to_owned(),
+            ));
+        };
+        if !self.add_program_users(program, 1).await? {
+            return Ok(RegisterOutcome::ProgramNotFound);
+        }
+        let mut doc = UserDoc::from_user(&registration.user)?;
+        doc.ledger = registration
+            .ledger
+            .iter()
+            .map(LedgerDoc::from_entry)
+            .collect::<Result<_, _>>()?;
+        doc.callbacks = vec![event_in_user(&registration.event)?];
+        doc.signup_credit = Some(to_decimal128(registration.event.amount)?);
+        match self
+            .users()
+            .insert_one(doc)
+            .answered_within(self.timeout)
+            .await?
+        {
+            Ok(_) => Ok(RegisterOutcome::Registered),
+            Err(err) if is_duplicate_key(&err) => {
+                self.add_program_users(program, -1).await?;
+                Ok(RegisterOutcome::AlreadyRegistered)
+            }
+            // The insert may have applied and its answer been lost: the count stays, erring
+            // high (the program cannot be deleted), never low.
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    async fn record_payment(
+        &self,
+        hash: &UserHash,
+        total: Money,
+        terms: Option<CreditTerms>,
+    ) -> Result<Payment, StoreError> {
+        let total_doc = to_decimal128(total)?;
+        for _ in 0..MAX_CREDIT_RACES {
+            let Some(user) = self.user(hash).await? else {
+                return Ok(Payment {
+                    user: None,
+                    step: None,
+                });
+            };
+            let (Some(terms), Some(credit)) = (&terms, &user.credit) else {
+                let user = self
+                    .set_total(doc! { "_id": hash.as_str() }, total_doc)
+                    .await?;
+                return Ok(Payment { user, step: None });
+            };
+            let step = match terms.on_payment(credit, total) {
+                Some(step) => {
+                    self.take_step(
+                        &user,
+                        terms,
+                        step,
+                        Some(total_doc),
+                        credit_filter(hash, credit)?,
+                    )
+                    .await?
+                }
+                // The total alone, while the credit is still in the state it was decided on.
+                None => match self
+                    .set_total(credit_filter(hash, credit)?, total_doc)
+                    .await?
+                {
+                    Some(user) => {
+                        return Ok(Payment {
+                            user: Some(user),
+                            step: None,
+                        });
+                    }
+                    None => continue,
+                },
+            };
+            if let Some((user, step)) = step {
+                return Ok(Payment {
+                    user: Some(user),
+                    step: Some(step),
+                });
+            }
+        }
+        Err(StoreError::Backend(
+            "the user's credit kept changing under this payment".to_owned(),
+        ))
+    }
+
+    async fn due_holds(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<User>, StoreError> {
+        let docs: Vec<UserDoc> = self
+            .users()
+            .find(doc! {
+                "credit.status": to_bson(&CreditState::Held)?,
+                "credit.release_at": { "$lte": to_bson_datetime(now) },
+            })
+            .projection(user_projection())
+            .sort(doc! { "credit.release_at": 1 })
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .all_within(self.timeout)
+            .await?;
+        docs.into_iter().map(UserDoc::into_user).collect()
+    }
+
+    async fn release(
+        &self,
+        hash: &UserHash,
+        terms: CreditTerms,
+    ) -> Result<Option<CreditStep>, StoreError> {
+        let Some(user) = self.user(hash).await? else {
+            return Ok(None);
+        };
+        let Some(credit) = &user.credit else {
+            return Ok(None);
+        };
+        let Some(step) = terms.on_release(credit, user.total_amount_paid) else {
+            return Ok(None);
+        };
+        // The decision read the total too: it must not have moved either.
+        let mut filter = credit_filter(hash, credit)?;
+        filter.insert("total_amount_paid", to_decimal128(user.total_amount_paid)?);
+        Ok(self
+            .take_step(&user, &terms, step, None, filter)
+            .await?
+            .map(|(_, step)| step))
+    }
+
+    async fn program_figures(&self, program: ProgramId) -> Result<ProgramFigures, StoreError> {
+        let groups = self
+            .credit_figures(doc! { "program_id": program.object_id() })
+            .await?;
+        let mut figures = ProgramFigures::default();
+        for (_, group) in groups {
+            figures.add(&group).ok_or_else(figures_overflow)?;
+        }
+        Ok(figures)
+    }
+
+    async fn indicated_figures(
+        &self,
+        indicator: &UserHash,
+    ) -> Result<Vec<(Option<ProgramId>, ProgramFigures)>, StoreError> {
+        self.credit_figures(doc! { "user_indicator": indicator.as_str() })
+            .await
+    }
+
+    /// Two range reads of the index `{user_indicator, created_at, _id}` rather than one `$or`
+    /// (which not every planner serves from the index): the rest of the cursor's millisecond,
+    /// then what comes after it.
+    async fn indicated_by(
+        &self,
+        indicator: &UserHash,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError> {
+        let mut docs: Vec<UserDoc> = Vec::with_capacity(limit);
+        let mut rest = doc! { "user_indicator": indicator.as_str() };
+        if let Some(cursor) = after {
+            let at = to_bson_datetime(cursor.created_at);
+            docs = self
+                .indicated_page(
+                    doc! {
+                        "user_indicator": indicator.as_str(),
+                        "created_at": at,
+                        "_id": { "$gt": cursor.id.as_str() },
+                    },
+                    limit,
+                )
+                .await?;
+            rest.insert("created_at", doc! { "$gt": at });
+        }
+        if docs.len() < limit {
+            docs.extend(self.indicated_page(rest, limit - docs.len()).await?);
+        }
+        docs.into_iter().map(UserDoc::into_user).collect()
+    }
+
+    async fn save_indications(
+        &self,
+        indications: Vec<EmailIndication>,
+    ) -> Result<Vec<bool>, StoreError> {
+        if indications.is_empty() {
+            return Ok(Vec::new());
+        }
+        let docs = indications
+            .iter()
+            .map(|indication| {
+                Ok(EmailDoc {
+                    email: indication.email.to_string(),
+                    user_indicator: indication.indicator.to_string(),
+                    created_at: to_bson_datetime(indication.ledger.created_at),
+                    ledger: vec![LedgerDoc::from_entry(&indication.ledger)?],
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // Unordered: every address is tried; the ones already indicated fail on `_id`.
+        let count = docs.len();
+        let taken = insert_unordered(&self.emails(), docs, self.timeout).await?;
+        let saved = (0..count).map(|index| !taken.contains(&index)).collect();
+        Ok(saved)
+    }
+
+    async fn indicators_of(
+        &self,
+        emails: &[Email],
+    ) -> Result<HashMap<Email, UserHash>, StoreError> {
+        let ids: Vec<Bson> = emails.iter().map(|e| Bson::String(e.to_string())).collect();
+        let docs: Vec<EmailDoc> = self
+            .emails()
+            .find(doc! { "_id": { "$in": ids } })
+            .projection(doc! { "ledger": 0 })
+            .all_within(self.timeout)
+            .await?;
+        Ok(docs
+            .into_iter()
+            .map(|d| {
+                (
+                    Email::from_stored(d.email),
+                    UserHash::from_stored(d.user_indicator),
+                )
+            })
+            .collect())
+    }
+
+    async fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError> {
+        let mut entries = Vec::new();
+        for collection in [USERS, INDICATED_EMAILS] {
+            let docs: Vec<LedgerOnly> = self
+                .db
+                .collection::<LedgerOnly>(collection)
+                .find(doc! { "ledger.0": { "$exists": true } })
+                .projection(doc! { "ledger": 1 })
+                .all_within(self.timeout)
+                .await?;
+            for doc in docs {
+                for entry in doc.ledger {
+                    entries.push(entry.into_entry()?);
+                }
+            }
+        }
+        entries.sort_by_key(|e| e.created_at);
+        Ok(entries)
+    }
+}
