@@ -694,7 +694,8 @@ async fn lists_filtered_by_status_or_user_page_like_the_whole_list(backend: Back
             .map(|e| e["id"].as_str().expect("id").to_owned())
             .collect()
     };
-    let filters: [(&str, fn(&Value) -> bool); 4] = [
+    type Keep = fn(&Value) -> bool;
+    let filters: [(&str, Keep); 4] = [
         ("status=delivered", |e| e["status"] == "delivered"),
         ("status=failed", |e| e["status"] == "failed"),
         ("user_hash=ana", |e| e["user_hash"] == "ana"),
