@@ -7,7 +7,7 @@ use crate::{
     callbacks::{self, CallbackOutbox},
     config::StorageConfig,
     idempotency::{self, IdempotencyStore},
-    indication::{self, IndicationStore},
+    indication::{self, IndicationStore, LedgerScan},
     programs::{self, ProgramStore},
     referrals::{self, ReferralStore},
     storage::{StoreError, StoreHealth, embedded, mongo},
@@ -20,6 +20,8 @@ pub struct Stores {
     pub health: Arc<dyn StoreHealth>,
     pub programs: Arc<dyn ProgramStore>,
     pub indication: Arc<dyn IndicationStore>,
+    /// The whole ledger at once, for audits and tests; nothing in the service reads it.
+    pub ledger: Arc<dyn LedgerScan>,
     pub callbacks: Arc<dyn CallbackOutbox>,
     pub referrals: Arc<dyn ReferralStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
@@ -31,6 +33,7 @@ impl Stores {
         B: StoreHealth
             + ProgramStore
             + IndicationStore
+            + LedgerScan
             + CallbackOutbox
             + ReferralStore
             + IdempotencyStore
@@ -41,6 +44,7 @@ impl Stores {
             health: store.clone(),
             programs: store.clone(),
             indication: store.clone(),
+            ledger: store.clone(),
             callbacks: store.clone(),
             referrals: store.clone(),
             idempotency: store,

@@ -9,4 +9,4 @@ pub mod store;
 
 pub use domain::{LedgerEntry, LedgerOperation, User, UserHash};
 pub use routes::router;
-pub use store::IndicationStore;
+pub use store::{IndicationStore, LedgerScan};

@@ -100,7 +100,11 @@ pub trait IndicationStore: Send + Sync {
     /// The indicator of each of these e-mails that was indicated.
     async fn indicators_of(&self, emails: &[Email])
     -> Result<HashMap<Email, UserHash>, StoreError>;
+}
 
-    /// The whole ledger, oldest first.
+/// The whole ledger, read at once, oldest first: for audits and the contract tests, which
+/// replay it against the figures. No route or worker reads it: it costs the whole ledger.
+#[async_trait]
+pub trait LedgerScan: Send + Sync {
     async fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError>;
 }

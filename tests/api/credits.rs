@@ -31,7 +31,7 @@ contract_tests!(
 );
 
 async fn ledger(app: &TestApp) -> Vec<LedgerEntry> {
-    app.stores.indication.ledger().await.expect("ledger")
+    app.stores.ledger.ledger().await.expect("ledger")
 }
 
 async fn count_ops(app: &TestApp, operation: LedgerOperation) -> usize {

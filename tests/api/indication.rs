@@ -43,7 +43,7 @@ contract_tests!(
 );
 
 async fn ledger(app: &TestApp) -> Vec<LedgerEntry> {
-    app.stores.indication.ledger().await.expect("ledger")
+    app.stores.ledger.ledger().await.expect("ledger")
 }
 
 async fn ledger_ops(app: &TestApp, indicated: &str) -> Vec<LedgerOperation> {

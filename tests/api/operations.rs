@@ -289,13 +289,7 @@ async fn half_sent_requests_are_cut_off_while_others_are_served() {
             .expect("write");
         stalled.push(stream);
     }
-    let served = app
-        .client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(served.status(), StatusCode::OK);
+    assert_eq!(app.health().await, StatusCode::OK);
     let results = futures_util::future::join_all(
         stalled
             .iter_mut()
@@ -304,13 +298,7 @@ async fn half_sent_requests_are_cut_off_while_others_are_served() {
     .await;
     let closed = results.iter().filter(|closed| **closed).count();
     assert_eq!(closed, 200, "half-sent connections still open");
-    let served = app
-        .client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(served.status(), StatusCode::OK);
+    assert_eq!(app.health().await, StatusCode::OK);
 }
 
 /// Sends a `GET /health` on an open connection and reads its answer.

@@ -367,16 +367,7 @@ async fn internal_register_is_idempotent(app: TestApp) {
     )
     .await;
     assert_eq!(fetched, first);
-    let by_email = format!(
-        "/api/referrer/{}/referral-code",
-        STANDARD.encode("albert@example.com")
-    );
-    let body = expect_json(
-        call(&app, Method::GET, &by_email, &app.service_token(), None).await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(body, first);
+    assert_eq!(code_by_email(&app, "albert@example.com").await, first);
 
     // An e-mail registered externally first keeps its code when its user registers.
     let external = code_for(&app, "ext@example.com", "Ext").await;
@@ -878,15 +869,7 @@ async fn import_keeps_codes_and_reports_bad_lines(app: TestApp) {
     )
     .await;
     assert_eq!(body["firstName"], "Smith, Jr");
-    let fresh = format!(
-        "/api/referrer/{}/referral-code",
-        STANDARD.encode("fresh@example.com")
-    );
-    let body = expect_json(
-        call(&app, Method::GET, &fresh, &app.service_token(), None).await,
-        StatusCode::OK,
-    )
-    .await;
+    let body = code_by_email(&app, "fresh@example.com").await;
     assert!(
         body["referralCode"]
             .as_str()
@@ -953,4 +936,11 @@ async fn import_referrers_command_reports_skipped_lines() {
         expect_json(response, StatusCode::OK).await["referralCode"],
         "ABC-6add-T"
     );
+}
+
+/// `GET /api/referrer/{encodeEmail}/referral-code` as the billing service: the 200 body.
+async fn code_by_email(app: &TestApp, email: &str) -> Value {
+    let path = format!("/api/referrer/{}/referral-code", STANDARD.encode(email));
+    let response = call(app, Method::GET, &path, &app.service_token(), None).await;
+    expect_json(response, StatusCode::OK).await
 }

@@ -25,14 +25,12 @@ use figures::*;
 use migrations::*;
 use records::*;
 
-use super::{IndicationStore, RegisterOutcome, UsersCreated};
+use super::{IndicationStore, LedgerScan, RegisterOutcome, UsersCreated};
+// The store speaks the capability's whole domain.
+use crate::indication::domain::*;
 use crate::{
     cursor::Cursor,
     email::Email,
-    indication::domain::{
-        CreditStep, CreditTerms, EmailIndication, IndicatorCredit, LedgerEntry, LedgerOperation,
-        Payment, ProgramFigures, Registration, User, UserHash,
-    },
     joint::embedded::{count_program_users, program_users, queue_event},
     money::Money,
     programs::ProgramId,
@@ -392,7 +390,10 @@ impl IndicationStore for EmbeddedStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl LedgerScan for EmbeddedStore {
     async fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError> {
         self.read(|txn| {
             let table = txn.open_table(LEDGER).map_err(backend)?;

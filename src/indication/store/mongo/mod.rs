@@ -22,14 +22,12 @@ use credits::MAX_CREDIT_RACES;
 use figures::figures_overflow;
 use records::*;
 
-use super::{IndicationStore, RegisterOutcome, UsersCreated};
+use super::{IndicationStore, LedgerScan, RegisterOutcome, UsersCreated};
+// The store speaks the capability's whole domain.
+use crate::indication::domain::*;
 use crate::{
     cursor::Cursor,
     email::Email,
-    indication::domain::{
-        CreditStep, CreditTerms, EmailIndication, IndicatorCredit, LedgerEntry, LedgerOperation,
-        Payment, ProgramFigures, Registration, User, UserHash,
-    },
     joint::mongo::{EventInUser, event_document, event_in_user},
     money::Money,
     programs::ProgramId,
@@ -411,7 +409,10 @@ impl IndicationStore for MongoStore {
             })
             .collect())
     }
+}
 
+#[async_trait]
+impl LedgerScan for MongoStore {
     async fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError> {
         let mut entries = Vec::new();
         for collection in [USERS, INDICATED_EMAILS] {
