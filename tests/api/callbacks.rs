@@ -85,6 +85,19 @@ async fn first_answers(server: &MockServer, times: u64, priority: u8, response: 
         .await;
 }
 
+/// An app with this callback timeout and lease, and `bo` registered (see [`register_bo`]).
+async fn bo_with_timeout(
+    backend: Backend,
+    server: &MockServer,
+    timeout: &str,
+    lease: &str,
+) -> TestApp {
+    let vars = [("CALLBACK_TIMEOUT", timeout), ("CALLBACK_LEASE", lease)];
+    let app = app_with(backend, server, &vars).await;
+    register_bo(&app).await;
+    app
+}
+
 /// A program (credit 10, target 100), user `ana`, and `bo` registered as indicated by her.
 async fn register_bo(app: &TestApp) {
     app.create_program("Friends", json!(10), json!("100.50"))
@@ -261,13 +274,7 @@ async fn retries_after_errors_and_a_timeout_keep_one_event_id(backend: Backend) 
     let slow = ResponseTemplate::new(200).set_delay(Duration::from_secs(3));
     first_answers(&server, 1, 2, slow).await;
     answer(&server, 200).await;
-    let app = app_with(
-        backend,
-        &server,
-        &[("CALLBACK_TIMEOUT", "300ms"), ("CALLBACK_LEASE", "10s")],
-    )
-    .await;
-    register_bo(&app).await;
+    let app = bo_with_timeout(backend, &server, "300ms", "10s").await;
 
     let callbacks = wait_for_callbacks(&app, "?status=delivered", |c| c.len() == 1).await;
     assert_eq!(callbacks[0]["attempts"], 4, "two 500s, a timeout, then 200");
@@ -421,13 +428,7 @@ async fn a_lease_left_by_a_killed_process_expires_and_the_event_goes_out_again(b
     first_answers(&server, 1, 1, hanging).await;
     answer(&server, 200).await;
     let lease = Duration::from_secs(2);
-    let app = app_with(
-        backend,
-        &server,
-        &[("CALLBACK_TIMEOUT", "1s"), ("CALLBACK_LEASE", "2s")],
-    )
-    .await;
-    register_bo(&app).await;
+    let app = bo_with_timeout(backend, &server, "1s", "2s").await;
     wait_for_requests(&server, 1).await;
     let killed_at = std::time::Instant::now();
     let app = app.crash_and_restart().await;

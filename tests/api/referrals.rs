@@ -325,7 +325,7 @@ async fn referrer_by_code_matches_any_case_and_masks_for_end_users(app: TestApp)
 
 async fn internal_register_is_idempotent(app: TestApp) {
     let token = user_token(&app, "acc-7", "Albert@Example.com");
-    expect_error(
+    let own_code = || {
         call(
             &app,
             Method::GET,
@@ -333,7 +333,9 @@ async fn internal_register_is_idempotent(app: TestApp) {
             &token,
             None,
         )
-        .await,
+    };
+    expect_error(
+        own_code().await,
         StatusCode::NOT_FOUND,
         "Referrer not found.",
     )
@@ -354,18 +356,7 @@ async fn internal_register_is_idempotent(app: TestApp) {
     assert!(code.starts_with("ALBE-"));
     let again = register().await;
     assert_eq!(again, first);
-    let fetched = expect_json(
-        call(
-            &app,
-            Method::GET,
-            "/api/referrer/internal/referral-code",
-            &token,
-            None,
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let fetched = expect_json(own_code().await, StatusCode::OK).await;
     assert_eq!(fetched, first);
     assert_eq!(code_by_email(&app, "albert@example.com").await, first);
 
