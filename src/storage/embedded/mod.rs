@@ -1,26 +1,34 @@
 //! The embedded backend: one redb file in `DATA_DIR`. redb transactions are ACID and durable on
 //! commit, so a crash leaves either the whole write or none of it. Records are JSON values keyed
-//! by their identifier. This file is plumbing only: the file, the writer thread, health, and
-//! the run of versioned migrations. Each capability declares its own tables and migrations
-//! (its `store/embedded.rs`), and the composition root (`stores.rs`) hands them to [`open`].
+//! by their identifier. Plumbing only: here the file, its reopening after a disk failure, reads
+//! and health; in `writer` the writer thread; in `schema` the declared tables and the run
+//! of versioned migrations; in `codec` the record encodings. Each capability declares its
+//! own tables and migrations (its `store/embedded`), and the composition root (`stores.rs`)
+//! hands them to [`open`].
 //!
 //! [`open`]: EmbeddedStore::open
 
 use std::{
     any::Any,
-    path::{Path, PathBuf},
+    path::Path,
     sync::{
         Arc, RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
-use redb::{
-    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
-};
-use serde::{Serialize, de::DeserializeOwned};
+use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
 
 use super::{StoreError, StoreHealth};
+
+mod codec;
+mod schema;
+mod writer;
+
+pub(crate) use codec::{decode, encode, millis, money_text, opt_millis, opt_program_id};
+use schema::prepare;
+pub use schema::{Migration, MigrationRun, Schema, Table};
+use writer::{Job, Writer, WriterHandle};
 
 pub const DATABASE_FILE: &str = "referral.redb";
 
@@ -29,64 +37,6 @@ pub(crate) type JsonTable = TableDefinition<'static, &'static str, &'static [u8]
 
 /// Written and removed by a health check after a disk failure, to see that writes fit again.
 const HEALTH_PROBE: JsonTable = TableDefinition::new("health_probe");
-/// The migrations applied to this file: version → name and time.
-const MIGRATIONS: TableDefinition<u32, &[u8]> = TableDefinition::new("schema_migrations");
-
-/// A capability's part of the file: the tables it opens at start (so that reads never meet a
-/// missing one) and its data migrations.
-pub struct Schema {
-    pub tables: Vec<&'static dyn Table>,
-    pub migrations: Vec<Migration>,
-}
-
-impl Schema {
-    /// Tables and no migration.
-    pub fn tables(tables: Vec<&'static dyn Table>) -> Self {
-        Self {
-            tables,
-            migrations: Vec::new(),
-        }
-    }
-}
-
-/// A table a capability declares: created, if missing, at start.
-pub trait Table: Send + Sync {
-    fn create(&self, txn: &WriteTransaction) -> Result<(), StoreError>;
-}
-
-impl<K: redb::Key + Send + Sync + 'static, V: redb::Value + Send + Sync + 'static> Table
-    for TableDefinition<'static, K, V>
-{
-    fn create(&self, txn: &WriteTransaction) -> Result<(), StoreError> {
-        txn.open_table(*self).map(drop).map_err(backend)
-    }
-}
-
-impl<K: redb::Key + Send + Sync + 'static, V: redb::Key + Send + Sync + 'static> Table
-    for redb::MultimapTableDefinition<'static, K, V>
-{
-    fn create(&self, txn: &WriteTransaction) -> Result<(), StoreError> {
-        txn.open_multimap_table(*self).map(drop).map_err(backend)
-    }
-}
-
-/// What a migration runs, inside the transaction that records it.
-pub type MigrationRun = Box<dyn Fn(&WriteTransaction) -> Result<(), StoreError> + Send + Sync>;
-
-/// A numbered change to stored data, run once per file and recorded in `schema_migrations` in
-/// the same transaction: a start on a migrated file reads one small table and runs nothing.
-pub struct Migration {
-    /// Unique across the whole store; migrations run in ascending order.
-    pub version: u32,
-    pub name: &'static str,
-    pub run: MigrationRun,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct AppliedMigration {
-    name: String,
-    applied_at_ms: i64,
-}
 /// redb's page cache (its default is 1 GiB, which the process's memory would grow into as the
 /// file grows). Hot pages — the tables' upper levels, recent users — fit well within this.
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
@@ -134,140 +84,6 @@ impl DiskState {
     }
 }
 
-/// A write waiting for the writer thread: re-runnable, since a batch in which another write
-/// fails is run again without it.
-struct Job {
-    run: Box<dyn Fn(&WriteTransaction) -> Written + Send>,
-    reply: tokio::sync::oneshot::Sender<Written>,
-}
-
-/// What a write's closure returned, its type erased on the way through the writer thread.
-type Written = Result<Box<dyn Any + Send>, StoreError>;
-
-/// The queue of the writer thread, which the last store handle closes and waits for, so that
-/// the file is closed once the store is dropped.
-struct WriterHandle {
-    writes: Option<std::sync::mpsc::Sender<Job>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for WriterHandle {
-    fn drop(&mut self) {
-        self.writes.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// The most writes one commit holds.
-const MAX_BATCH: usize = 256;
-
-/// The writer thread: takes every write waiting (up to [`MAX_BATCH`]), runs them one after the
-/// other in one transaction — so each sees the writes before it, and a check made inside a write
-/// still holds at commit — commits once, and only then answers each. A write whose closure
-/// fails is answered with its error, and the others run again in a fresh transaction without
-/// it, so that its partial changes never commit and it never holds back the rest. Returns when
-/// every store handle is gone.
-struct Writer {
-    slot: Slot,
-    path: PathBuf,
-    disk: Arc<DiskState>,
-    commits: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Writer {
-    fn run(self, jobs: std::sync::mpsc::Receiver<Job>) {
-        while let Ok(first) = jobs.recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            self.commit(batch);
-        }
-    }
-
-    fn commit(&self, mut batch: Vec<Job>) {
-        loop {
-            let txn = self.begin();
-            let txn = match txn {
-                Ok(txn) => txn,
-                Err(err) => return answer_all(batch, &err),
-            };
-            let mut values = Vec::with_capacity(batch.len());
-            let mut failed = None;
-            for (index, job) in batch.iter().enumerate() {
-                match (job.run)(&txn) {
-                    Ok(value) => values.push(value),
-                    Err(err) => {
-                        failed = Some((index, err));
-                        break;
-                    }
-                }
-            }
-            if let Some((index, err)) = failed {
-                drop(txn);
-                if let StoreError::Unavailable(_) = err {
-                    // The disk failed: every write of the batch would.
-                    self.mark_failing(&err);
-                    return answer_all(batch, &err);
-                }
-                let job = batch.remove(index);
-                let _ = job.reply.send(Err(err));
-                if batch.is_empty() {
-                    return;
-                }
-                continue;
-            }
-            match txn.commit().map_err(backend) {
-                Ok(()) => {
-                    self.disk.failing.store(false, Ordering::SeqCst);
-                    self.commits.fetch_add(1, Ordering::Relaxed);
-                    for (job, value) in batch.into_iter().zip(values) {
-                        let _ = job.reply.send(Ok(value));
-                    }
-                }
-                Err(err) => {
-                    self.mark_failing(&err);
-                    answer_all(batch, &err);
-                }
-            }
-            return;
-        }
-    }
-
-    fn begin(&self) -> Result<WriteTransaction, StoreError> {
-        if self.disk.failing.load(Ordering::SeqCst) {
-            let reopened = EmbeddedStore::reopen(&self.slot, &self.path);
-            self.disk.reopen_queued.store(false, Ordering::SeqCst);
-            if let Err(err) = &reopened {
-                tracing::warn!(error = %err, "embedded store not reopened yet; the next operation tries again");
-            }
-            reopened?;
-        }
-        let db = EmbeddedStore::current(&self.slot)?;
-        db.begin_write()
-            .map_err(backend)
-            .inspect_err(|err| self.mark_failing(err))
-    }
-
-    fn mark_failing(&self, err: &StoreError) {
-        if let StoreError::Unavailable(detail) = err {
-            tracing::warn!(error = %detail, "embedded store write failed; it will be reopened");
-            self.disk.failed();
-        }
-    }
-}
-
-fn answer_all(batch: Vec<Job>, err: &StoreError) {
-    for job in batch {
-        let _ = job.reply.send(Err(err.clone()));
-    }
-}
-
 fn unavailable(detail: impl Into<String>) -> StoreError {
     StoreError::Unavailable(detail.into())
 }
@@ -287,48 +103,6 @@ fn open_file(path: &Path) -> Result<Database, StoreError> {
             };
             unavailable(format!("cannot open {}: {e}{hint}", path.display()))
         })
-}
-
-/// Opens every table of `schema` and runs, in one transaction, the migrations this file has
-/// not recorded yet, recording each. redb admits one process per file, so no other instance
-/// can run them at the same time.
-fn prepare(db: &Database, schema: &Schema) -> Result<Vec<u32>, StoreError> {
-    let txn = db.begin_write().map_err(backend)?;
-    txn.open_table(HEALTH_PROBE).map_err(backend)?;
-    for table in &schema.tables {
-        table.create(&txn)?;
-    }
-    let mut applied = Vec::new();
-    let mut migrations: Vec<&Migration> = schema.migrations.iter().collect();
-    migrations.sort_by_key(|m| m.version);
-    for migration in migrations {
-        let done = txn
-            .open_table(MIGRATIONS)
-            .map_err(backend)?
-            .get(migration.version)
-            .map_err(backend)?
-            .is_some();
-        if done {
-            continue;
-        }
-        tracing::info!(
-            version = migration.version,
-            name = migration.name,
-            "running migration"
-        );
-        (migration.run)(&txn)?;
-        let record = encode(&AppliedMigration {
-            name: migration.name.to_owned(),
-            applied_at_ms: chrono::Utc::now().timestamp_millis(),
-        })?;
-        txn.open_table(MIGRATIONS)
-            .map_err(backend)?
-            .insert(migration.version, record.as_slice())
-            .map_err(backend)?;
-        applied.push(migration.version);
-    }
-    txn.commit().map_err(backend)?;
-    Ok(applied)
 }
 
 impl EmbeddedStore {
@@ -491,25 +265,6 @@ impl EmbeddedStore {
     }
 }
 
-impl EmbeddedStore {
-    /// The versions of the migrations recorded as applied, in order.
-    pub async fn applied_migrations(&self) -> Result<Vec<u32>, StoreError> {
-        self.read(|txn| {
-            let table = match txn.open_table(MIGRATIONS) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(err) => return Err(backend(err)),
-            };
-            let mut versions = Vec::new();
-            for entry in table.iter().map_err(backend)? {
-                versions.push(entry.map_err(backend)?.0.value());
-            }
-            Ok(versions)
-        })
-        .await
-    }
-}
-
 #[async_trait::async_trait]
 impl StoreHealth for EmbeddedStore {
     /// Healthy when the file reads, and — after a write failed for want of a working disk —
@@ -561,95 +316,10 @@ pub(crate) fn backend(err: impl Into<redb::Error>) -> StoreError {
     }
 }
 
-pub(crate) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(record)
-        .map_err(|e| StoreError::Backend(format!("cannot encode record: {e}")))
-}
-
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-/// Timestamps as Unix milliseconds (`#[serde(with = "millis")]`).
-pub(crate) mod millis {
-    use chrono::{DateTime, Utc};
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_i64(at.timestamp_millis())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        let ms = i64::deserialize(d)?;
-        DateTime::from_timestamp_millis(ms)
-            .ok_or_else(|| D::Error::custom("timestamp out of range"))
-    }
-}
-
-/// Optional timestamps as Unix milliseconds or null.
-pub(crate) mod opt_millis {
-    use chrono::{DateTime, Utc};
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub fn serialize<S: Serializer>(at: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-        match at {
-            Some(at) => s.serialize_some(&at.timestamp_millis()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-        Option::<i64>::deserialize(d)?
-            .map(|ms| {
-                DateTime::from_timestamp_millis(ms)
-                    .ok_or_else(|| D::Error::custom("timestamp out of range"))
-            })
-            .transpose()
-    }
-}
-
-/// Money as its exact decimal text (`"12.50"`), never a binary float.
-pub(crate) mod money_text {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    use crate::money::Money;
-
-    pub fn serialize<S: Serializer>(money: &Money, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(money)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Money, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse()
-            .map_err(|_| D::Error::custom(format!("bad amount {text}")))
-    }
-}
-
-/// Program ids as their 24 hex characters, or null.
-pub(crate) mod opt_program_id {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    use crate::programs::ProgramId;
-
-    pub fn serialize<S: Serializer>(id: &Option<ProgramId>, s: S) -> Result<S::Ok, S::Error> {
-        match id {
-            Some(id) => s.collect_str(id),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ProgramId>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|id| {
-                id.parse()
-                    .map_err(|_| D::Error::custom(format!("bad program id {id}")))
-            })
-            .transpose()
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use redb::ReadableTable;
+
     use super::*;
 
     const NUMBERS: TableDefinition<&str, u64> = TableDefinition::new("group_commit_test");
