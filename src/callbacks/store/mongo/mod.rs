@@ -19,6 +19,8 @@ use mongodb::{
 };
 use serde::{Deserialize, Serialize};
 
+mod records;
+
 use super::{CallbackOutbox, Lease, Requeue};
 use crate::{
     callbacks::domain::{
@@ -33,6 +35,8 @@ use crate::{
         },
     },
 };
+pub(crate) use records::CallbackDoc;
+use records::*;
 
 pub(crate) const CALLBACKS: &str = "callbacks";
 
@@ -76,118 +80,6 @@ pub(crate) fn schema() -> Schema {
 
 /// Events relayed per pass; a pass repeats until none are left.
 const RELAY_BATCH: i64 = 100;
-
-/// An event as written inside its user document, waiting for the relay.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct CallbackDoc {
-    id: String,
-    event_type: CreditEventType,
-    user_hash: String,
-    amount: Decimal128,
-    program_name: String,
-    user_indicator_hash: String,
-    status: CallbackStatus,
-    attempts: i64,
-    last_error: Option<String>,
-    created_at: mongodb::bson::DateTime,
-    next_attempt_at: mongodb::bson::DateTime,
-}
-
-impl CallbackDoc {
-    pub(crate) fn from_event(event: &CreditEvent) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: event.id.clone(),
-            event_type: event.event_type,
-            user_hash: event.user_hash.to_string(),
-            amount: to_decimal128(event.amount)?,
-            program_name: event.program_name.clone(),
-            user_indicator_hash: event.user_indicator_hash.to_string(),
-            status: event.status,
-            attempts: i64::from(event.attempts),
-            last_error: event.last_error.clone(),
-            created_at: to_bson_datetime(event.created_at),
-            next_attempt_at: to_bson_datetime(event.next_attempt_at),
-        })
-    }
-
-    pub(crate) fn to_document(event: &CreditEvent) -> Result<Document, StoreError> {
-        mongodb::bson::to_document(&Self::from_event(event)?)
-            .map_err(|e| StoreError::Backend(format!("cannot encode event: {e}")))
-    }
-}
-
-/// An event in the `callbacks` collection.
-#[derive(Debug, Serialize, Deserialize)]
-struct OutboxDoc {
-    #[serde(rename = "_id")]
-    id: String,
-    event_type: CreditEventType,
-    user_hash: String,
-    amount: Decimal128,
-    program_name: String,
-    user_indicator_hash: String,
-    status: CallbackStatus,
-    attempts: i64,
-    last_error: Option<String>,
-    last_attempt_at: Option<mongodb::bson::DateTime>,
-    next_attempt_at: mongodb::bson::DateTime,
-    delivered_at: Option<mongodb::bson::DateTime>,
-    created_at: mongodb::bson::DateTime,
-    due_at: mongodb::bson::DateTime,
-    lease_owner: Option<String>,
-}
-
-impl From<CallbackDoc> for OutboxDoc {
-    fn from(event: CallbackDoc) -> Self {
-        Self {
-            id: event.id,
-            event_type: event.event_type,
-            user_hash: event.user_hash,
-            amount: event.amount,
-            program_name: event.program_name,
-            user_indicator_hash: event.user_indicator_hash,
-            status: event.status,
-            attempts: event.attempts,
-            last_error: event.last_error,
-            last_attempt_at: None,
-            next_attempt_at: event.next_attempt_at,
-            delivered_at: None,
-            created_at: event.created_at,
-            due_at: event.next_attempt_at,
-            lease_owner: None,
-        }
-    }
-}
-
-impl OutboxDoc {
-    fn into_event(self) -> Result<CreditEvent, StoreError> {
-        let optional = |at: Option<mongodb::bson::DateTime>| at.map(from_bson_datetime).transpose();
-        Ok(CreditEvent {
-            event_type: self.event_type,
-            user_hash: UserHash::from_stored(self.user_hash),
-            amount: from_decimal128(self.amount)?,
-            program_name: self.program_name,
-            user_indicator_hash: UserHash::from_stored(self.user_indicator_hash),
-            status: self.status,
-            attempts: u32::try_from(self.attempts)
-                .map_err(|_| StoreError::Corrupt(format!("event {}: attempts", self.id)))?,
-            last_error: self.last_error,
-            last_attempt_at: optional(self.last_attempt_at)?,
-            next_attempt_at: from_bson_datetime(self.next_attempt_at)?,
-            delivered_at: optional(self.delivered_at)?,
-            created_at: from_bson_datetime(self.created_at)?,
-            id: self.id,
-        })
-    }
-}
-
-#[derive(Deserialize)]
-struct UnrelayedEvents {
-    #[serde(rename = "_id")]
-    user: String,
-    #[serde(default)]
-    callbacks: Vec<CallbackDoc>,
-}
 
 impl MongoStore {
     fn outbox(&self) -> Collection<OutboxDoc> {

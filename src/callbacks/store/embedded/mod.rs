@@ -14,6 +14,8 @@ use std::ops::Bound;
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+mod records;
+
 use super::{CallbackOutbox, Lease, Requeue, matches};
 use crate::{
     callbacks::domain::{
@@ -29,6 +31,7 @@ use crate::{
         },
     },
 };
+use records::*;
 
 /// Events by id.
 pub(crate) const CALLBACKS: JsonTable = TableDefinition::new("callbacks");
@@ -120,79 +123,6 @@ fn index_for_lists(
         .insert((status_key(record.status), at, id), ())
         .map_err(backend)?;
     Ok(())
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct CallbackRecord {
-    id: String,
-    event_type: CreditEventType,
-    user_hash: String,
-    #[serde(with = "money_text")]
-    amount: Money,
-    program_name: String,
-    user_indicator_hash: String,
-    status: CallbackStatus,
-    attempts: u32,
-    last_error: Option<String>,
-    #[serde(default, with = "opt_millis")]
-    last_attempt_at: Option<DateTime<Utc>>,
-    #[serde(rename = "next_attempt_at_ms", with = "millis")]
-    next_attempt_at: DateTime<Utc>,
-    #[serde(default, with = "opt_millis")]
-    delivered_at: Option<DateTime<Utc>>,
-    #[serde(rename = "created_at_ms", with = "millis")]
-    created_at: DateTime<Utc>,
-    #[serde(default)]
-    lease_owner: Option<String>,
-    #[serde(default, with = "opt_millis")]
-    lease_until: Option<DateTime<Utc>>,
-}
-
-impl CallbackRecord {
-    fn from_event(event: &CreditEvent) -> Self {
-        Self {
-            id: event.id.clone(),
-            event_type: event.event_type,
-            user_hash: event.user_hash.to_string(),
-            amount: event.amount,
-            program_name: event.program_name.clone(),
-            user_indicator_hash: event.user_indicator_hash.to_string(),
-            status: event.status,
-            attempts: event.attempts,
-            last_error: event.last_error.clone(),
-            last_attempt_at: event.last_attempt_at,
-            next_attempt_at: event.next_attempt_at,
-            delivered_at: event.delivered_at,
-            created_at: event.created_at,
-            lease_owner: None,
-            lease_until: None,
-        }
-    }
-
-    fn to_event(&self) -> CreditEvent {
-        CreditEvent {
-            id: self.id.clone(),
-            event_type: self.event_type,
-            user_hash: UserHash::from_stored(self.user_hash.clone()),
-            amount: self.amount,
-            program_name: self.program_name.clone(),
-            user_indicator_hash: UserHash::from_stored(self.user_indicator_hash.clone()),
-            status: self.status,
-            attempts: self.attempts,
-            last_error: self.last_error.clone(),
-            last_attempt_at: self.last_attempt_at,
-            next_attempt_at: self.next_attempt_at,
-            delivered_at: self.delivered_at,
-            created_at: self.created_at,
-        }
-    }
-
-    /// When a pending event is next due: its next attempt, or the end of a lease held on it.
-    fn due_at(&self) -> DateTime<Utc> {
-        self.lease_until.map_or(self.next_attempt_at, |until| {
-            until.max(self.next_attempt_at)
-        })
-    }
 }
 
 fn read(txn: &WriteTransaction, id: &str) -> Result<Option<CallbackRecord>, StoreError> {

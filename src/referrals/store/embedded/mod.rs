@@ -9,6 +9,8 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
+mod records;
+
 use super::{Redeemed, ReferralStore, ReferrerConflict};
 use crate::{
     email::Email,
@@ -21,6 +23,7 @@ use crate::{
         },
     },
 };
+use records::*;
 
 /// Referrers by normalised e-mail.
 pub(crate) const REFERRERS: JsonTable = TableDefinition::new("referrers");
@@ -47,86 +50,8 @@ pub(crate) fn schema() -> Schema {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct ReferrerRecord {
-    email: String,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    referral_code: String,
-    user_id: Option<String>,
-    #[serde(rename = "created_at_ms", with = "millis")]
-    created_at: DateTime<Utc>,
-    #[serde(
-        default,
-        rename = "expires_at_ms",
-        with = "opt_millis",
-        skip_serializing_if = "Option::is_none"
-    )]
-    expires_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    max_redemptions: Option<u64>,
-    #[serde(default = "active_by_default")]
-    active: bool,
-    #[serde(default)]
-    redemptions: u64,
-}
-
 fn active_by_default() -> bool {
     true
-}
-
-impl ReferrerRecord {
-    fn from_referrer(r: &Referrer) -> Self {
-        Self {
-            email: r.email.to_string(),
-            first_name: r.first_name.clone(),
-            last_name: r.last_name.clone(),
-            referral_code: r.referral_code.to_string(),
-            user_id: r.user_id.clone(),
-            created_at: r.created_at,
-            expires_at: r.rules.expires_at,
-            max_redemptions: r.rules.max_redemptions,
-            active: r.rules.active,
-            redemptions: r.redemptions,
-        }
-    }
-
-    fn into_referrer(self) -> Result<Referrer, StoreError> {
-        Ok(Referrer {
-            created_at: self.created_at,
-            email: Email::from_stored(self.email),
-            first_name: self.first_name,
-            last_name: self.last_name,
-            referral_code: ReferralCode::from_stored(self.referral_code),
-            user_id: self.user_id,
-            rules: CodeRules {
-                expires_at: self.expires_at,
-                max_redemptions: self.max_redemptions,
-                active: self.active,
-            },
-            redemptions: self.redemptions,
-        })
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct RefereeRecord {
-    account_id: String,
-    referral_code: String,
-    #[serde(rename = "redeemed_at_ms", with = "millis")]
-    redeemed_at: DateTime<Utc>,
-    via: Via,
-}
-
-impl RefereeRecord {
-    fn into_referee(self) -> Result<Referee, StoreError> {
-        Ok(Referee {
-            redeemed_at: self.redeemed_at,
-            account_id: AccountId::from_stored(self.account_id),
-            referral_code: ReferralCode::from_stored(self.referral_code),
-            via: self.via,
-        })
-    }
 }
 
 fn read_referrer(

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use chrono::{DateTime, Utc};
 
+mod records;
+
 use super::{Redeemed, ReferralStore, ReferrerConflict};
 use crate::{
     email::Email,
@@ -33,6 +35,7 @@ use crate::{
         },
     },
 };
+use records::*;
 
 pub(crate) const REFERRERS: &str = "referrers";
 pub(crate) const REFEREES: &str = "referees";
@@ -69,91 +72,12 @@ pub(crate) fn schema() -> Schema {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct ReferrerDoc {
-    #[serde(rename = "_id")]
-    email: String,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    referral_code: String,
-    code_key: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    user_id: Option<String>,
-    created_at: mongodb::bson::DateTime,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    expires_at: Option<mongodb::bson::DateTime>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    max_redemptions: Option<i64>,
-    #[serde(default = "active_by_default")]
-    active: bool,
-    #[serde(default)]
-    redemptions: i64,
-}
-
 fn active_by_default() -> bool {
     true
 }
 
 fn count_to_bson(count: u64) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)
-}
-
-impl ReferrerDoc {
-    fn from_referrer(r: &Referrer) -> Self {
-        Self {
-            email: r.email.to_string(),
-            first_name: r.first_name.clone(),
-            last_name: r.last_name.clone(),
-            referral_code: r.referral_code.to_string(),
-            code_key: r.referral_code.key(),
-            user_id: r.user_id.clone(),
-            created_at: to_bson_datetime(r.created_at),
-            expires_at: r.rules.expires_at.map(to_bson_datetime),
-            max_redemptions: r.rules.max_redemptions.map(count_to_bson),
-            active: r.rules.active,
-            redemptions: count_to_bson(r.redemptions),
-        }
-    }
-
-    fn into_referrer(self) -> Result<Referrer, StoreError> {
-        Ok(Referrer {
-            email: Email::from_stored(self.email),
-            first_name: self.first_name,
-            last_name: self.last_name,
-            referral_code: ReferralCode::from_stored(self.referral_code),
-            user_id: self.user_id,
-            created_at: from_bson_datetime(self.created_at)?,
-            rules: CodeRules {
-                expires_at: self.expires_at.map(from_bson_datetime).transpose()?,
-                max_redemptions: self
-                    .max_redemptions
-                    .map(|max| u64::try_from(max).unwrap_or(0)),
-                active: self.active,
-            },
-            redemptions: u64::try_from(self.redemptions).unwrap_or(0),
-        })
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct RefereeDoc {
-    #[serde(rename = "_id")]
-    account_id: String,
-    referral_code: String,
-    code_key: String,
-    redeemed_at: mongodb::bson::DateTime,
-    via: Via,
-}
-
-impl RefereeDoc {
-    fn into_referee(self) -> Result<Referee, StoreError> {
-        Ok(Referee {
-            via: self.via,
-            account_id: AccountId::from_stored(self.account_id),
-            referral_code: ReferralCode::from_stored(self.referral_code),
-            redeemed_at: from_bson_datetime(self.redeemed_at)?,
-        })
-    }
 }
 
 impl MongoStore {
