@@ -1,4 +1,5 @@
-//! Money: an exact, non-negative decimal.
+//! Money: an exact, non-negative decimal; and [`SignedMoney`], the amount of a ledger entry or an
+//! event, negative where money is taken back.
 //!
 //! Accepted as a JSON number or a decimal string (form bodies only have strings), returned as a
 //! JSON number with every digit kept (serde_json's `arbitrary_precision`), never a binary float.
@@ -107,6 +108,78 @@ impl PartialSchema for Money {
 
 impl ToSchema for Money {}
 
+/// An exact decimal that may be negative: what a ledger entry or an event moves, negative when a
+/// credit is taken back (`credit_reversed`). Never parsed from request input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SignedMoney(Decimal);
+
+impl Money {
+    /// The same amount taken back: `-amount`.
+    pub fn negated(self) -> SignedMoney {
+        SignedMoney(-self.0)
+    }
+}
+
+impl From<Money> for SignedMoney {
+    fn from(money: Money) -> Self {
+        Self(money.0)
+    }
+}
+
+impl SignedMoney {
+    pub fn amount(self) -> Decimal {
+        self.0
+    }
+
+    /// The amount without its sign.
+    pub fn magnitude(self) -> Money {
+        Money(self.0.abs())
+    }
+
+    pub fn is_negative(self) -> bool {
+        self.0.is_sign_negative() && !self.0.is_zero()
+    }
+}
+
+impl FromStr for SignedMoney {
+    type Err = MoneyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        Decimal::from_str(s)
+            .or_else(|_| Decimal::from_scientific(s))
+            .map(Self)
+            .map_err(|_| MoneyError::NotDecimal)
+    }
+}
+
+impl fmt::Display for SignedMoney {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Serialize for SignedMoney {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        rust_decimal::serde::arbitrary_precision::serialize(&self.0, serializer)
+    }
+}
+
+impl PartialSchema for SignedMoney {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::new(Type::Number))
+            .description(Some(
+                "Exact decimal amount, negative where money is taken back (`credit_reversed`); \
+                 a JSON number with every digit kept.",
+            ))
+            .examples([serde_json::json!(-100.0)])
+            .into()
+    }
+}
+
+impl ToSchema for SignedMoney {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +221,16 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn a_taken_back_amount_is_negative_and_exact() {
+        let money: Money = "100.50".parse().unwrap();
+        let back = money.negated();
+        assert!(back.is_negative());
+        assert_eq!(back.to_string(), "-100.50");
+        assert_eq!(back.magnitude(), money);
+        assert_eq!("-100.50".parse::<SignedMoney>().unwrap(), back);
+        assert_eq!(SignedMoney::from(money).to_string(), "100.50");
     }
 }

@@ -26,12 +26,24 @@ pub const PROGRAM_ID_NOT_FOUND: &str = "ID not found";
 pub const PROGRAM_HAS_USERS: &str = "Program has users";
 pub const PROGRAM_NAME_REQUIRED: &str = "Field `name` is required and must not be empty";
 pub const PROGRAM_BAD_HOLD_DAYS: &str = "Field `hold_days` must be a whole number from 0 to 365";
+pub const PROGRAM_BAD_CLAWBACK_DAYS: &str =
+    "Field `clawback_days` must be a whole number from 0 to 365";
+pub const PROGRAM_BAD_REVIEW: &str = "Field `review` must be one of none, all, flagged";
+pub const PROGRAM_BAD_REVIEW_VELOCITY: &str =
+    "Field `review_velocity` must be a whole number of at least 1, or null";
 pub const PROGRAM_BAD_CREDIT_CAP: &str =
     "Field `max_credits_per_indicator` must be a whole number of at least 1, or null";
 
 // ---- indication ---------------------------------------------------------------------------
 
 pub const USER_NOT_FOUND: &str = "User not found";
+pub const CREDIT_NOT_FOUND: &str = "Credit not found";
+pub const DECISION_REASON_REQUIRED: &str = "Field `reason` is required: one of fraud, \
+     self_referral, duplicate, refund, terms_violation, other";
+pub const DECISION_BAD_REASON: &str = "Field `reason` must be one of fraud, self_referral, \
+     duplicate, refund, terms_violation, other";
+pub const DECISION_NOTE_TOO_LONG: &str = "Field `note` must be at most 500 characters";
+pub const BULK_APPROVE_HASHES: &str = "Field `user_hashes` must list 1 to 100 user hashes";
 pub const REGISTER_HASHES_NEEDED: &str = "Needed user_indicator and user_indicated hashes";
 pub const INDICATOR_HASH_NOT_FOUND: &str = "User indicator hash not found";
 pub const PROGRAM_NOT_FOUND: &str = "Referral program id not found";

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{cursor::Cursor, indication::UserHash, money::Money};
+use crate::{cursor::Cursor, indication::UserHash, money::SignedMoney};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -15,6 +15,9 @@ pub enum CreditEventType {
     SignupCredit,
     /// At the threshold: the indicator receives the program's `target_value`.
     AcquiredCredit,
+    /// An acquired credit taken back (a refund within the clawback window, or an admin's
+    /// reversal): the indicator, with the credit's amount negated.
+    CreditReversed,
 }
 
 impl fmt::Display for CreditEventType {
@@ -63,7 +66,8 @@ pub struct CreditEvent {
     pub event_type: CreditEventType,
     /// The credited user.
     pub user_hash: UserHash,
-    pub amount: Money,
+    /// Negative for `credit_reversed`: the credit billing takes back.
+    pub amount: SignedMoney,
     pub program_name: String,
     /// The indicator of the indication that earned the credit.
     pub user_indicator_hash: UserHash,
@@ -88,7 +92,7 @@ impl CreditEvent {
     pub fn new(
         event_type: CreditEventType,
         user_hash: UserHash,
-        amount: Money,
+        amount: SignedMoney,
         program_name: String,
         user_indicator_hash: UserHash,
         at: DateTime<Utc>,

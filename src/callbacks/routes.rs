@@ -21,7 +21,7 @@ use crate::{
     error::{ApiError, ErrorBody, Result},
     extract::{Limit, Query},
     indication::UserHash,
-    money::Money,
+    money::SignedMoney,
     sentences::{CALLBACK_ALREADY_DELIVERED, CALLBACK_NOT_FOUND},
     state::AppState,
 };
@@ -56,7 +56,8 @@ pub struct CallbackBody {
     user_hash: UserHash,
     #[schema(value_type = String)]
     user_indicator_hash: UserHash,
-    amount: Money,
+    /// Negative for `credit_reversed`.
+    amount: SignedMoney,
     program_name: String,
     status: CallbackStatus,
     attempts: u32,

@@ -8,16 +8,17 @@ use chrono::{DateTime, Utc};
 
 use super::{
     domain::{
-        CreditStatus, CreditTerms, EmailIndication, IndicatorCredit, MAX_LIST_ITEMS,
-        ProgramFigures, Registration, StringList, StringListTooLong, User, UserHash,
+        AdminMove, CreditFlag, CreditStatus, CreditTerms, Decision, EmailIndication,
+        IndicatorCredit, LedgerEntry, MAX_LIST_ITEMS, ProgramFigures, Registration, StringList,
+        StringListTooLong, User, UserHash, VELOCITY_WINDOW, flags_for,
     },
-    store::{IndicationStore, RegisterOutcome, UsersCreated},
+    store::{CreditFilter, CreditPage, Decided, IndicationStore, RegisterOutcome, UsersCreated},
 };
 use crate::{
     cursor::Cursor,
     email::Email,
     money::Money,
-    programs::{Program, ProgramId, ProgramStore},
+    programs::{Program, ProgramId, ProgramStore, domain::Review},
     storage::StoreError,
 };
 
@@ -50,6 +51,10 @@ pub enum IndicationError {
     AlreadyRegistered,
     #[error("no such user")]
     UserNotFound,
+    #[error("no credit for this user")]
+    CreditNotFound,
+    #[error("the move does not apply to a credit that is {0}")]
+    CreditIs(CreditStatus),
     #[error("a sum of credits overflows")]
     Overflow,
     #[error(transparent)]
@@ -144,8 +149,11 @@ pub struct InvoiceOutcome {
     pub release_at: Option<DateTime<Utc>>,
 }
 
-/// The terms of the user's program for its indicator's credit, at `at`.
+/// The terms of the user's program for its indicator's credit, at `at`, with the flags a
+/// credit acquired now would carry where the program reviews credits and this one may still
+/// reach its acquisition.
 async fn credit_terms(
+    users: &dyn IndicationStore,
     programs: &dyn ProgramStore,
     user: &User,
     at: DateTime<Utc>,
@@ -153,10 +161,59 @@ async fn credit_terms(
     let (Some(_), Some(program_id)) = (&user.indicator, user.program_id) else {
         return Ok(None);
     };
-    Ok(programs
-        .get(program_id)
-        .await?
-        .and_then(|program| CreditTerms::new(user, &program, at)))
+    let Some(program) = programs.get(program_id).await? else {
+        return Ok(None);
+    };
+    let Some(mut terms) = CreditTerms::new(user, &program, at) else {
+        return Ok(None);
+    };
+    if program.review != Review::None
+        && matches!(
+            user.credit,
+            Some(
+                IndicatorCredit::Pending
+                    | IndicatorCredit::Held { .. }
+                    | IndicatorCredit::Reversed { .. }
+            )
+        )
+    {
+        terms.flags = credit_flags(users, &program, user).await?;
+    }
+    Ok(Some(terms))
+}
+
+/// The most registrations a `velocity` flag counts (its reason says "at least" beyond).
+const VELOCITY_COUNT_MAX: u64 = 10_000;
+
+/// The flags of `user`'s credit if it were acquired now: two indexed counts. Read before the
+/// store's atomic step: a reversal committed between the count and the step is not seen.
+async fn credit_flags(
+    users: &dyn IndicationStore,
+    program: &Program,
+    user: &User,
+) -> Result<Vec<CreditFlag>> {
+    let Some(indicator) = &user.indicator else {
+        return Ok(Vec::new());
+    };
+    let velocity = match program.review_velocity {
+        Some(limit) => {
+            // The hour up to and including the registration: (registered - 60 min, registered].
+            let from = user.created_at - VELOCITY_WINDOW + chrono::Duration::milliseconds(1);
+            let count = users
+                .registrations_between(
+                    program.id,
+                    indicator,
+                    from,
+                    user.created_at,
+                    VELOCITY_COUNT_MAX,
+                )
+                .await?;
+            Some((count, limit))
+        }
+        None => None,
+    };
+    let reversed = users.reversed_credits(program.id, indicator).await?;
+    Ok(flags_for(velocity, reversed))
 }
 
 /// Stores a user's running total and moves its indicator's credit as the program's terms say:
@@ -174,7 +231,7 @@ pub async fn record_invoice(
         .user(hash)
         .await?
         .ok_or(IndicationError::UserNotFound)?;
-    let terms = credit_terms(programs, &user, at).await?;
+    let terms = credit_terms(users, programs, &user, at).await?;
     let payment = users.record_payment(hash, total, terms).await?;
     let user = payment.user.ok_or(IndicationError::UserNotFound)?;
     if let Some(step) = &payment.step {
@@ -212,7 +269,7 @@ pub async fn release_due(
 ) -> Result<Released> {
     let mut released = Released::default();
     for user in users.due_holds(now, RELEASE_BATCH).await? {
-        let Some(terms) = credit_terms(programs, &user, now).await? else {
+        let Some(terms) = credit_terms(users, programs, &user, now).await? else {
             continue;
         };
         if let Some(step) = users.release(&user.hash, terms).await? {
@@ -232,6 +289,9 @@ pub struct Statement {
     pub potencial_credit: Money,
     /// Sum of the credits held, waiting for their release.
     pub held_credit: Money,
+    /// Sum of the credits waiting for an admin's review.
+    pub in_review_credit: Money,
+    /// Sum of the credits acquired and not reversed.
     pub acquired_credit: Money,
     pub indicated_users: usize,
     pub program: Option<Program>,
@@ -250,6 +310,7 @@ pub async fn statement(
         .ok_or(IndicationError::UserNotFound)?;
     let overflow = || IndicationError::Overflow;
     let (mut potencial, mut held, mut acquired) = (Money::ZERO, Money::ZERO, Money::ZERO);
+    let mut in_review = Money::ZERO;
     let mut indicated = 0u64;
     for (program, figures) in users.indicated_figures(hash).await? {
         indicated = indicated
@@ -260,6 +321,9 @@ pub async fn statement(
             .ok_or_else(overflow)?;
         acquired = acquired
             .checked_add(figures.acquired_credit_total)
+            .ok_or_else(overflow)?;
+        in_review = in_review
+            .checked_add(figures.in_review_credit_total)
             .ok_or_else(overflow)?;
         if figures.pending > 0
             && let Some(program) = match program {
@@ -281,6 +345,7 @@ pub async fn statement(
     Ok(Statement {
         potencial_credit: potencial,
         held_credit: held,
+        in_review_credit: in_review,
         acquired_credit: acquired,
         indicated_users: usize::try_from(indicated).unwrap_or(usize::MAX),
         program,
@@ -445,4 +510,75 @@ pub async fn verify_emails(
             (r.trim().to_lowercase(), indicator)
         })
         .collect())
+}
+
+/// One indicated user's credit, as an admin reviews it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CreditView {
+    pub user: User,
+    /// The credit's ledger entries, oldest first (only when asked for).
+    pub history: Vec<LedgerEntry>,
+}
+
+/// The credit of the indicated user `hash`; with its ledger history.
+pub async fn credit(users: &dyn IndicationStore, hash: &str) -> Result<CreditView> {
+    let hash = UserHash::parse(hash).ok_or(IndicationError::CreditNotFound)?;
+    let user = users
+        .user(&hash)
+        .await?
+        .filter(|user| user.credit.is_some())
+        .ok_or(IndicationError::CreditNotFound)?;
+    let history = users
+        .history(&hash)
+        .await?
+        .into_iter()
+        .filter(|entry| entry.operation != super::domain::LedgerOperation::Indication)
+        .collect();
+    Ok(CreditView { user, history })
+}
+
+pub const DEFAULT_CREDIT_PAGE: usize = 50;
+pub const MAX_CREDIT_PAGE: usize = 500;
+
+/// The credits matching `filter`, in registration order, `limit` of them after `after`.
+pub async fn credits(
+    users: &dyn IndicationStore,
+    filter: &CreditFilter,
+    limit: usize,
+    after: Option<&Cursor>,
+) -> Result<CreditPage> {
+    Ok(users.credits(filter, after, limit).await?)
+}
+
+/// Takes an admin's `action` on the credit of the indicated user `hash`, recording `decision`:
+/// the user after the move, or why it did not apply.
+pub async fn decide(
+    users: &dyn IndicationStore,
+    programs: &dyn ProgramStore,
+    hash: &str,
+    action: AdminMove,
+    decision: Decision,
+    at: DateTime<Utc>,
+) -> Result<User> {
+    let hash = UserHash::parse(hash).ok_or(IndicationError::CreditNotFound)?;
+    let user = users
+        .user(&hash)
+        .await?
+        .ok_or(IndicationError::CreditNotFound)?;
+    let (Some(_), Some(program_id)) = (&user.indicator, user.program_id) else {
+        return Err(IndicationError::CreditNotFound);
+    };
+    let terms = programs
+        .get(program_id)
+        .await?
+        .and_then(|program| CreditTerms::new(&user, &program, at))
+        .ok_or(IndicationError::CreditNotFound)?;
+    match users.decide(&hash, terms, action, decision).await? {
+        Decided::NotFound => Err(IndicationError::CreditNotFound),
+        Decided::Refused(user) => Err(IndicationError::CreditIs(user.credit_status())),
+        Decided::Moved(user, step) => {
+            tracing::info!(program = %program_id, credit = %step.credit.status(), ?action, "credit decided");
+            Ok(user)
+        }
+    }
 }

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::domain::{
-    CreditStep, CreditTerms, EmailIndication, LedgerEntry, Payment, ProgramFigures, Registration,
-    User, UserHash,
+    AdminMove, CreditStatus, CreditStep, CreditTerms, Decision, EmailIndication, LedgerEntry,
+    Payment, ProgramFigures, Registration, User, UserHash,
 };
 use crate::{cursor::Cursor, email::Email, money::Money, programs::ProgramId, storage::StoreError};
 
@@ -29,6 +29,52 @@ pub enum RegisterOutcome {
     AlreadyRegistered,
     /// The program disappeared before the user could join it: nothing was written.
     ProgramNotFound,
+}
+
+/// Which credits an admin lists: every filter given must hold.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CreditFilter {
+    pub status: Option<CreditStatus>,
+    pub program: Option<ProgramId>,
+    pub indicator: Option<UserHash>,
+    /// Only credits that carry a flag.
+    pub flagged: bool,
+}
+
+impl CreditFilter {
+    pub fn matches(&self, user: &User) -> bool {
+        let Some(credit) = &user.credit else {
+            return false;
+        };
+        self.status.is_none_or(|status| credit.status() == status)
+            && self
+                .program
+                .is_none_or(|program| user.program_id == Some(program))
+            && self
+                .indicator
+                .as_ref()
+                .is_none_or(|indicator| user.indicator.as_ref() == Some(indicator))
+            && (!self.flagged || !credit.flags().is_empty())
+    }
+}
+
+/// A page of credits (their indicated users), in registration order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CreditPage {
+    pub users: Vec<User>,
+    /// Where the next page starts; `None` at the end of the list.
+    pub next: Option<Cursor>,
+}
+
+/// What an admin's decision on a credit did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decided {
+    /// No indicated user has this hash.
+    NotFound,
+    /// The move does not apply to the credit's state: the user as it is.
+    Refused(User),
+    /// The credit moved: the user after the move, and the step.
+    Moved(User, CreditStep),
 }
 
 #[async_trait]
@@ -70,6 +116,48 @@ pub trait IndicationStore: Send + Sync {
         hash: &UserHash,
         terms: CreditTerms,
     ) -> Result<Option<CreditStep>, StoreError>;
+
+    /// Takes the admin's `action` on the user's credit as [`CreditTerms::on_decision`] decides
+    /// from the credit as stored, with its ledger entry and event, in one atomic step: of any
+    /// number of concurrent moves of one credit, one wins and the others see its state.
+    async fn decide(
+        &self,
+        hash: &UserHash,
+        terms: CreditTerms,
+        action: AdminMove,
+        decision: Decision,
+    ) -> Result<Decided, StoreError>;
+
+    /// How many users `indicator` registered in `program` between `from` and `to` (both
+    /// included), counting no further than `limit`: one indexed range.
+    async fn registrations_between(
+        &self,
+        program: ProgramId,
+        indicator: &UserHash,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<u64, StoreError>;
+
+    /// How many of `indicator`'s credits in `program` are reversed.
+    async fn reversed_credits(
+        &self,
+        program: ProgramId,
+        indicator: &UserHash,
+    ) -> Result<u64, StoreError>;
+
+    /// Up to `limit` credits matching `filter`, in registration order after `after`. A page
+    /// may hold fewer than `limit` (even none) while `next` is set: a store reads a bounded
+    /// number of index entries per page.
+    async fn credits(
+        &self,
+        filter: &CreditFilter,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<CreditPage, StoreError>;
+
+    /// The ledger entries about one indicated user, oldest first.
+    async fn history(&self, hash: &UserHash) -> Result<Vec<LedgerEntry>, StoreError>;
 
     /// The program's users and credits per state, and the money in each.
     async fn program_figures(&self, program: ProgramId) -> Result<ProgramFigures, StoreError>;

@@ -5,40 +5,41 @@ use std::{fmt, str::FromStr};
 
 use chrono::{DateTime, Utc};
 use mongodb::bson::oid::ObjectId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{clock, money::Money};
 
 pub const MAX_NAME_CHARS: usize = 200;
-/// The longest holding period a program may set.
-pub const MAX_HOLD_DAYS: u16 = 365;
+/// The longest holding period or clawback window a program may set.
+pub const MAX_DAYS: u16 = 365;
 
-/// How long an indicator's credit is held after its indicated user crosses the target: 0 to
-/// 365 days, 0 (no hold) by default.
+/// A program's period in days, 0 to 365, 0 by default: how long an indicator's credit is held
+/// after its indicated user crosses the target (`hold_days`), or how long after its acquisition
+/// a refund still takes it back (`clawback_days`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
-pub struct HoldDays(u16);
+pub struct Days(u16);
 
-/// A holding period outside 0..=365 days.
+/// A period outside 0..=365 days.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("a holding period is 0 to {MAX_HOLD_DAYS} days")]
-pub struct InvalidHoldDays;
+#[error("a period is 0 to {MAX_DAYS} days")]
+pub struct InvalidDays;
 
-impl HoldDays {
-    pub fn new(days: u64) -> Result<Self, InvalidHoldDays> {
+impl Days {
+    pub fn new(days: u64) -> Result<Self, InvalidDays> {
         u16::try_from(days)
             .ok()
-            .filter(|days| *days <= MAX_HOLD_DAYS)
+            .filter(|days| *days <= MAX_DAYS)
             .map(Self)
-            .ok_or(InvalidHoldDays)
+            .ok_or(InvalidDays)
     }
 
     pub fn days(self) -> u16 {
         self.0
     }
 
-    /// The hold as a duration, `None` for no hold.
+    /// The period as a duration, `None` for 0 (no hold, no clawback).
     pub fn duration(self) -> Option<chrono::Duration> {
         (self.0 > 0).then(|| chrono::Duration::days(i64::from(self.0)))
     }
@@ -70,6 +71,62 @@ impl CreditCap {
     /// Whether an indicator holding `count` credits may take one more.
     pub fn admits(self, count: u64) -> bool {
         count < u64::from(self.0)
+    }
+}
+
+/// Which credits wait for an admin's decision before they are acquired.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Review {
+    /// None: credits are acquired as Parts A and E say.
+    #[default]
+    None,
+    /// Every credit that would be acquired goes to `in_review`.
+    All,
+    /// Only a credit carrying a flag (`velocity`, `previous_reversal`) goes to `in_review`.
+    Flagged,
+}
+
+/// Text that names no review mode.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("review is none, all or flagged")]
+pub struct InvalidReview;
+
+impl FromStr for Review {
+    type Err = InvalidReview;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "none" => Ok(Self::None),
+            "all" => Ok(Self::All),
+            "flagged" => Ok(Self::Flagged),
+            _ => Err(InvalidReview),
+        }
+    }
+}
+
+/// The most users an indicator may register in a program within an hour before its credits are
+/// flagged `velocity`: at least 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ReviewVelocity(u32);
+
+/// A velocity below 1 or beyond what a count can hold.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a review velocity is a whole number of at least 1")]
+pub struct InvalidReviewVelocity;
+
+impl ReviewVelocity {
+    pub fn new(max: u64) -> Result<Self, InvalidReviewVelocity> {
+        u32::try_from(max)
+            .ok()
+            .filter(|max| *max >= 1)
+            .map(Self)
+            .ok_or(InvalidReviewVelocity)
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
     }
 }
 
@@ -169,11 +226,21 @@ pub struct Program {
     /// Days an indicator's credit is `held` after the crossing before it is acquired (0 to
     /// 365; 0 acquires at once).
     #[schema(value_type = u16, maximum = 365, example = 7)]
-    pub hold_days: HoldDays,
+    pub hold_days: Days,
     /// The most `held` + `acquired` credits one indicator may hold in this program; further
     /// crossings are `capped`. `null`: no cap.
     #[schema(value_type = Option<u32>, minimum = 1, example = 3)]
     pub max_credits_per_indicator: Option<CreditCap>,
+    /// Days after its acquisition during which an invoice total below an acquired credit
+    /// reverses it (0 to 365; 0: an acquired credit is final).
+    #[schema(value_type = u16, maximum = 365, example = 14)]
+    pub clawback_days: Days,
+    /// Which credits wait for an admin's approval before they are acquired.
+    pub review: Review,
+    /// Flags a credit `velocity` when its indicator registered more than this many users in
+    /// the program in the hour up to this user's registration. `null`: no velocity flag.
+    #[schema(value_type = Option<u32>, minimum = 1, example = 10)]
+    pub review_velocity: Option<ReviewVelocity>,
     #[serde(with = "clock::rfc3339_millis")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "clock::rfc3339_millis")]
@@ -193,8 +260,11 @@ impl Program {
             name,
             credit_value,
             target_value,
-            hold_days: HoldDays::default(),
+            hold_days: Days::default(),
             max_credits_per_indicator: None,
+            clawback_days: Days::default(),
+            review: Review::None,
+            review_velocity: None,
             created_at: now,
             updated_at: now,
         }
@@ -207,9 +277,13 @@ pub struct ProgramPatch {
     pub name: Option<ProgramName>,
     pub credit_value: Option<Money>,
     pub target_value: Option<Money>,
-    pub hold_days: Option<HoldDays>,
+    pub hold_days: Option<Days>,
     /// `Some(None)` removes the cap.
     pub max_credits_per_indicator: Option<Option<CreditCap>>,
+    pub clawback_days: Option<Days>,
+    pub review: Option<Review>,
+    /// `Some(None)` removes the velocity flag.
+    pub review_velocity: Option<Option<ReviewVelocity>>,
 }
 
 impl ProgramPatch {
@@ -232,6 +306,15 @@ impl ProgramPatch {
         }
         if let Some(cap) = self.max_credits_per_indicator {
             program.max_credits_per_indicator = cap;
+        }
+        if let Some(days) = self.clawback_days {
+            program.clawback_days = days;
+        }
+        if let Some(review) = self.review {
+            program.review = review;
+        }
+        if let Some(velocity) = self.review_velocity {
+            program.review_velocity = velocity;
         }
         program.updated_at = at;
     }

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     domain::{
-        CreditCap, Deletion, HoldDays, InvalidCreditCap, InvalidHoldDays, InvalidProgramId,
-        Program, ProgramId, ProgramName, ProgramNameError, ProgramPatch,
+        CreditCap, Days, Deletion, InvalidCreditCap, InvalidProgramId, InvalidReviewVelocity,
+        Program, ProgramId, ProgramName, ProgramNameError, ProgramPatch, Review, ReviewVelocity,
     },
     store::ProgramStore,
 };
@@ -20,10 +20,14 @@ pub enum ProgramError {
     HasUsers,
     #[error("program name: {0}")]
     Name(#[from] ProgramNameError),
-    #[error(transparent)]
-    HoldDays(#[from] InvalidHoldDays),
+    #[error("hold_days is 0 to 365 days")]
+    HoldDays,
+    #[error("clawback_days is 0 to 365 days")]
+    ClawbackDays,
     #[error(transparent)]
     CreditCap(#[from] InvalidCreditCap),
+    #[error(transparent)]
+    ReviewVelocity(#[from] InvalidReviewVelocity),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -46,6 +50,11 @@ pub struct ProgramDraft {
     pub hold_days: Option<u64>,
     /// At least 1; `Some(None)` removes the cap.
     pub max_credits_per_indicator: Option<Option<u64>>,
+    /// Days, 0 to 365.
+    pub clawback_days: Option<u64>,
+    pub review: Option<Review>,
+    /// At least 1; `Some(None)` removes the velocity flag.
+    pub review_velocity: Option<Option<u64>>,
 }
 
 impl ProgramDraft {
@@ -54,10 +63,24 @@ impl ProgramDraft {
             name: self.name.as_deref().map(ProgramName::parse).transpose()?,
             credit_value: self.credit_value,
             target_value: self.target_value,
-            hold_days: self.hold_days.map(HoldDays::new).transpose()?,
+            hold_days: self
+                .hold_days
+                .map(Days::new)
+                .transpose()
+                .map_err(|_| ProgramError::HoldDays)?,
             max_credits_per_indicator: self
                 .max_credits_per_indicator
                 .map(|cap| cap.map(CreditCap::new).transpose())
+                .transpose()?,
+            clawback_days: self
+                .clawback_days
+                .map(Days::new)
+                .transpose()
+                .map_err(|_| ProgramError::ClawbackDays)?,
+            review: self.review,
+            review_velocity: self
+                .review_velocity
+                .map(|velocity| velocity.map(ReviewVelocity::new).transpose())
                 .transpose()?,
         })
     }
@@ -78,6 +101,9 @@ pub async fn create(
     );
     program.hold_days = patch.hold_days.unwrap_or_default();
     program.max_credits_per_indicator = patch.max_credits_per_indicator.flatten();
+    program.clawback_days = patch.clawback_days.unwrap_or_default();
+    program.review = patch.review.unwrap_or_default();
+    program.review_velocity = patch.review_velocity.flatten();
     store.insert(&program).await?;
     Ok(program)
 }

@@ -79,7 +79,8 @@ pub struct InvoiceBody {
     /// The indicator's credit for this user: `target_value` once the threshold has been reached
     /// (by this call or before) and the credit acquired, else 0.
     pub(super) acquired_credit: Money,
-    /// `none` for a user without an indicator; else `pending`, `held`, `acquired` or `capped`.
+    /// `none` for a user without an indicator; else `pending`, `held`, `in_review`,
+    /// `acquired`, `capped`, `rejected` or `reversed`.
     pub(super) credit_status: CreditStatus,
     /// Only while `held`: when the credit is released, if the total is still at or above it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -94,6 +95,8 @@ pub struct StatementBody {
     pub(super) potencial_credit: Money,
     /// Sum of the credits held, waiting for their release date.
     pub(super) held_credit: Money,
+    /// Sum of the credits waiting for an admin's review.
+    pub(super) in_review_credit: Money,
     /// Sum of the credits already unlocked.
     pub(super) acquired_credit: Money,
     /// How many users this user indicated.
@@ -112,9 +115,11 @@ pub struct IndicatedBody {
     /// The current `target_value` of the user's program; `null` without a program.
     pub(super) target_value: Option<Money>,
     pub(super) credit_status: CreditStatus,
-    /// As held or acquired (0 when capped); while pending, what the program's target would
-    /// unlock.
+    /// As held, in review, acquired or reversed (0 when capped or rejected); while pending,
+    /// what the program's target would unlock.
     pub(super) credit_amount: Option<Money>,
+    /// Why the credit was flagged for review (`velocity`, `previous_reversal`); `[]` for none.
+    pub(super) flags: Vec<String>,
     /// While held: when the credit is released; else `null`.
     #[schema(value_type = Option<String>, example = "2026-11-29T09:00:00.000Z")]
     pub(super) release_at: Option<String>,
@@ -151,8 +156,12 @@ pub struct ProgramStatsBody {
     pub(super) signup_credit_total: Money,
     /// Credits held now, waiting for their release.
     pub(super) held_credit_total: Money,
-    /// Credits acquired (the `acquired_credit` ledger entries).
+    /// Credits waiting for an admin's review.
+    pub(super) in_review_credit_total: Money,
+    /// Credits acquired and not reversed.
     pub(super) acquired_credit_total: Money,
+    /// Credits taken back (positive): the amounts of the credits now `reversed`.
+    pub(super) reversed_credit_total: Money,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

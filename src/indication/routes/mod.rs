@@ -50,6 +50,8 @@ impl From<IndicationError> for ApiError {
             E::ProgramIdNotFound => Self::not_found(sentences::PROGRAM_ID_NOT_FOUND),
             E::AlreadyRegistered => Self::Conflict(sentences::ALREADY_REGISTERED.to_owned()),
             E::UserNotFound => Self::not_found(sentences::USER_NOT_FOUND),
+            E::CreditNotFound => Self::not_found(sentences::CREDIT_NOT_FOUND),
+            E::CreditIs(status) => Self::Conflict(format!("Credit is {status}")),
             E::Overflow => Self::Internal(err.to_string()),
             E::Store(err) => err.into(),
         }
@@ -57,11 +59,12 @@ impl From<IndicationError> for ApiError {
 }
 
 mod bodies;
+mod credits;
 
 use bodies::*;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    [
+    let legacy = [
         routes!(create_users),
         routes!(register),
         routes!(record_invoice),
@@ -72,7 +75,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         routes!(verify_emails),
     ]
     .into_iter()
-    .fold(OpenApiRouter::new(), with_slash_alias)
+    .fold(OpenApiRouter::new(), with_slash_alias);
+    legacy.merge(credits::router())
 }
 
 /// A hash from a path: one that cannot be a hash names no user.
@@ -287,6 +291,7 @@ async fn statement(
     Ok(Json(StatementBody {
         potencial_credit: statement.potencial_credit,
         held_credit: statement.held_credit,
+        in_review_credit: statement.in_review_credit,
         acquired_credit: statement.acquired_credit,
         indicated_users: statement.indicated_users,
         referral_program: statement.program,
@@ -325,11 +330,9 @@ async fn indicated(
             .lines
             .iter()
             .map(|line| {
-                let (release_at, acquired_at) = match &line.user.credit {
-                    Some(IndicatorCredit::Held { release_at, .. }) => (Some(*release_at), None),
-                    Some(IndicatorCredit::Acquired { at, .. }) => (None, Some(*at)),
-                    _ => (None, None),
-                };
+                let credit = line.user.credit.as_ref();
+                let release_at = credit.and_then(IndicatorCredit::release_at);
+                let acquired_at = credit.and_then(IndicatorCredit::acquired_at);
                 IndicatedBody {
                     user_hash: line.user.hash.to_string(),
                     registered_at: line.user.created_at,
@@ -339,6 +342,9 @@ async fn indicated(
                     credit_amount: line.credit_amount(),
                     release_at: release_at.map(rfc3339_millis),
                     acquired_at: acquired_at.map(rfc3339_millis),
+                    flags: credit
+                        .map(|credit| credit.flags().iter().map(|f| f.name().to_owned()).collect())
+                        .unwrap_or_default(),
                 }
             })
             .collect(),
@@ -358,8 +364,11 @@ fn rfc3339_millis(at: DateTime<Utc>) -> String {
 pub struct CreditCounts {
     pending: u64,
     held: u64,
+    in_review: u64,
     acquired: u64,
     capped: u64,
+    rejected: u64,
+    reversed: u64,
 }
 
 /// A program's figures: users, credits per state and exact money totals, consistent with the
@@ -390,12 +399,17 @@ async fn program_stats(
         credits: CreditCounts {
             pending: figures.pending,
             held: figures.held,
+            in_review: figures.in_review,
             acquired: figures.acquired,
             capped: figures.capped,
+            rejected: figures.rejected,
+            reversed: figures.reversed,
         },
         signup_credit_total: figures.signup_credit_total,
         held_credit_total: figures.held_credit_total,
+        in_review_credit_total: figures.in_review_credit_total,
         acquired_credit_total: figures.acquired_credit_total,
+        reversed_credit_total: figures.reversed_credit_total,
     }))
 }
 

@@ -25,6 +25,18 @@ pub struct ProgramInput {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>, minimum = 1, example = 3)]
     pub(super) max_credits_per_indicator: Option<serde_json::Value>,
+    /// Days after a credit's acquisition during which an invoice total below it reverses it: a
+    /// whole number from 0 to 365 (default 0: an acquired credit is final).
+    #[schema(value_type = u16, required = false, maximum = 365, example = 14)]
+    pub(super) clawback_days: Option<serde_json::Value>,
+    /// `none` (the default), `all` or `flagged`: which credits wait for an admin's approval.
+    #[schema(value_type = Review, required = false)]
+    pub(super) review: Option<serde_json::Value>,
+    /// At least 1, or `null` for no velocity flag (the default); in a form, an empty value or
+    /// `null` is `null`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 1, example = 10)]
+    pub(super) review_velocity: Option<serde_json::Value>,
 }
 
 /// A program to create: [`ProgramInput`] with its `name`.
@@ -55,18 +67,21 @@ impl TryFrom<ProgramInput> for ProgramDraft {
                     .ok_or_else(|| ApiError::unprocessable(sentences::PROGRAM_BAD_HOLD_DAYS))
             })
             .transpose()?;
-        let max_credits_per_indicator = input
-            .max_credits_per_indicator
+        let clawback_days = input
+            .clawback_days
+            .map(|value| {
+                whole_number(&value)
+                    .ok_or_else(|| ApiError::unprocessable(sentences::PROGRAM_BAD_CLAWBACK_DAYS))
+            })
+            .transpose()?;
+        let review = input
+            .review
             .map(|value| match &value {
-                serde_json::Value::Null => Ok(None),
-                serde_json::Value::String(text)
-                    if text.trim().is_empty() || text.trim() == "null" =>
-                {
-                    Ok(None)
-                }
-                other => whole_number(other)
-                    .map(Some)
-                    .ok_or_else(|| ApiError::unprocessable(sentences::PROGRAM_BAD_CREDIT_CAP)),
+                serde_json::Value::String(text) => text.parse().ok(),
+                _ => None,
+            })
+            .map(|review| {
+                review.ok_or_else(|| ApiError::unprocessable(sentences::PROGRAM_BAD_REVIEW))
             })
             .transpose()?;
         Ok(Self {
@@ -74,7 +89,30 @@ impl TryFrom<ProgramInput> for ProgramDraft {
             credit_value: input.credit_value,
             target_value: input.target_value,
             hold_days,
-            max_credits_per_indicator,
+            max_credits_per_indicator: input
+                .max_credits_per_indicator
+                .map(|value| nullable_whole_number(&value, sentences::PROGRAM_BAD_CREDIT_CAP))
+                .transpose()?,
+            clawback_days,
+            review,
+            review_velocity: input
+                .review_velocity
+                .map(|value| nullable_whole_number(&value, sentences::PROGRAM_BAD_REVIEW_VELOCITY))
+                .transpose()?,
         })
+    }
+}
+
+/// A whole number, or `None` for `null` (in a form: an empty value or `null`); else 422 with
+/// the field's sentence.
+fn nullable_whole_number(value: &serde_json::Value, sentence: &'static str) -> Result<Option<u64>> {
+    match value {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::String(text) if text.trim().is_empty() || text.trim() == "null" => {
+            Ok(None)
+        }
+        other => whole_number(other)
+            .map(Some)
+            .ok_or_else(|| ApiError::unprocessable(sentence)),
     }
 }

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    domain::{MAX_NAME_CHARS, Program, ProgramNameError},
+    domain::{MAX_NAME_CHARS, Program, ProgramNameError, Review},
     service::{self, ProgramDraft, ProgramError},
 };
 use crate::{
@@ -34,8 +34,12 @@ impl From<ProgramError> for ApiError {
             ProgramError::Name(ProgramNameError::TooLong) => Self::unprocessable(format!(
                 "Field `name` must be at most {MAX_NAME_CHARS} characters"
             )),
-            ProgramError::HoldDays(_) => Self::unprocessable(sentences::PROGRAM_BAD_HOLD_DAYS),
+            ProgramError::HoldDays => Self::unprocessable(sentences::PROGRAM_BAD_HOLD_DAYS),
+            ProgramError::ClawbackDays => Self::unprocessable(sentences::PROGRAM_BAD_CLAWBACK_DAYS),
             ProgramError::CreditCap(_) => Self::unprocessable(sentences::PROGRAM_BAD_CREDIT_CAP),
+            ProgramError::ReviewVelocity(_) => {
+                Self::unprocessable(sentences::PROGRAM_BAD_REVIEW_VELOCITY)
+            }
             ProgramError::Store(err) => err.into(),
         }
     }

@@ -9,7 +9,8 @@ use super::ProgramStore;
 use crate::{
     money::Money,
     programs::domain::{
-        CreditCap, Deletion, HoldDays, Program, ProgramId, ProgramName, ProgramPatch,
+        CreditCap, Days, Deletion, Program, ProgramId, ProgramName, ProgramPatch, Review,
+        ReviewVelocity,
     },
     storage::{
         StoreError,
@@ -68,6 +69,12 @@ struct ProgramRecord {
     hold_days: u16,
     #[serde(default)]
     max_credits_per_indicator: Option<u32>,
+    #[serde(default)]
+    clawback_days: u16,
+    #[serde(default)]
+    review: Review,
+    #[serde(default)]
+    review_velocity: Option<u32>,
     #[serde(rename = "created_at_ms", with = "millis")]
     created_at: DateTime<Utc>,
     #[serde(rename = "updated_at_ms", with = "millis")]
@@ -83,6 +90,9 @@ impl ProgramRecord {
             target_value: p.target_value,
             hold_days: p.hold_days.days(),
             max_credits_per_indicator: p.max_credits_per_indicator.map(CreditCap::get),
+            clawback_days: p.clawback_days.days(),
+            review: p.review,
+            review_velocity: p.review_velocity.map(ReviewVelocity::get),
             created_at: p.created_at,
             updated_at: p.updated_at,
         }
@@ -97,11 +107,19 @@ impl ProgramRecord {
             name: ProgramName::from_stored(self.name),
             credit_value: self.credit_value,
             target_value: self.target_value,
-            hold_days: HoldDays::new(self.hold_days.into())
+            hold_days: Days::new(self.hold_days.into())
                 .map_err(|e| StoreError::Corrupt(format!("program {}: {e}", self.id)))?,
             max_credits_per_indicator: self
                 .max_credits_per_indicator
                 .map(|max| CreditCap::new(max.into()))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("program {}: {e}", self.id)))?,
+            clawback_days: Days::new(self.clawback_days.into())
+                .map_err(|e| StoreError::Corrupt(format!("program {}: {e}", self.id)))?,
+            review: self.review,
+            review_velocity: self
+                .review_velocity
+                .map(|max| ReviewVelocity::new(max.into()))
                 .transpose()
                 .map_err(|e| StoreError::Corrupt(format!("program {}: {e}", self.id)))?,
             created_at: self.created_at,

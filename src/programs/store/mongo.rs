@@ -12,13 +12,14 @@ use serde::{Deserialize, Serialize};
 use super::ProgramStore;
 use crate::{
     programs::domain::{
-        CreditCap, Deletion, HoldDays, Program, ProgramId, ProgramName, ProgramPatch,
+        CreditCap, Days, Deletion, Program, ProgramId, ProgramName, ProgramPatch, Review,
+        ReviewVelocity,
     },
     storage::{
         StoreError,
         mongo::{
             Deadline, Gather, Index, IndexKind, MongoStore, Schema, from_bson_datetime,
-            from_decimal128, to_bson_datetime, to_decimal128,
+            from_decimal128, to_bson, to_bson_datetime, to_decimal128,
         },
     },
 };
@@ -48,6 +49,12 @@ struct ProgramDoc {
     hold_days: i32,
     #[serde(default)]
     max_credits_per_indicator: Option<i64>,
+    #[serde(default)]
+    clawback_days: i32,
+    #[serde(default)]
+    review: Review,
+    #[serde(default)]
+    review_velocity: Option<i64>,
     created_at: mongodb::bson::DateTime,
     updated_at: mongodb::bson::DateTime,
     /// How many users belong to the program; a program is deleted only at 0.
@@ -64,6 +71,9 @@ impl ProgramDoc {
             target_value: to_decimal128(p.target_value)?,
             hold_days: i32::from(p.hold_days.days()),
             max_credits_per_indicator: p.max_credits_per_indicator.map(|c| i64::from(c.get())),
+            clawback_days: i32::from(p.clawback_days.days()),
+            review: p.review,
+            review_velocity: p.review_velocity.map(|v| i64::from(v.get())),
             created_at: to_bson_datetime(p.created_at),
             updated_at: to_bson_datetime(p.updated_at),
             user_count: 0,
@@ -78,7 +88,7 @@ impl ProgramDoc {
             target_value: from_decimal128(self.target_value)?,
             hold_days: u64::try_from(self.hold_days)
                 .ok()
-                .and_then(|days| HoldDays::new(days).ok())
+                .and_then(|days| Days::new(days).ok())
                 .ok_or_else(|| StoreError::Corrupt(format!("program {}: hold_days", self.id)))?,
             max_credits_per_indicator: self
                 .max_credits_per_indicator
@@ -87,6 +97,24 @@ impl ProgramDoc {
                         .ok()
                         .and_then(|max| CreditCap::new(max).ok())
                         .ok_or_else(|| StoreError::Corrupt(format!("program {}: cap", self.id)))
+                })
+                .transpose()?,
+            clawback_days: u64::try_from(self.clawback_days)
+                .ok()
+                .and_then(|days| Days::new(days).ok())
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("program {}: clawback_days", self.id))
+                })?,
+            review: self.review,
+            review_velocity: self
+                .review_velocity
+                .map(|max| {
+                    u64::try_from(max)
+                        .ok()
+                        .and_then(|max| ReviewVelocity::new(max).ok())
+                        .ok_or_else(|| {
+                            StoreError::Corrupt(format!("program {}: velocity", self.id))
+                        })
                 })
                 .transpose()?,
             created_at: from_bson_datetime(self.created_at)?,
@@ -183,6 +211,15 @@ impl ProgramStore for MongoStore {
         }
         if let Some(cap) = patch.max_credits_per_indicator {
             set.insert("max_credits_per_indicator", cap.map(|c| i64::from(c.get())));
+        }
+        if let Some(days) = patch.clawback_days {
+            set.insert("clawback_days", i32::from(days.days()));
+        }
+        if let Some(review) = patch.review {
+            set.insert("review", to_bson(&review)?);
+        }
+        if let Some(velocity) = patch.review_velocity {
+            set.insert("review_velocity", velocity.map(|v| i64::from(v.get())));
         }
         set.insert("updated_at", to_bson_datetime(at));
         self.programs()

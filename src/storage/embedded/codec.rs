@@ -51,17 +51,17 @@ pub(crate) mod opt_millis {
     }
 }
 
-/// Money as its exact decimal text (`"12.50"`), never a binary float.
+/// Money (or signed money) as its exact decimal text (`"12.50"`), never a binary float.
 pub(crate) mod money_text {
+    use std::{fmt::Display, str::FromStr};
+
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
-    use crate::money::Money;
-
-    pub fn serialize<S: Serializer>(money: &Money, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer, M: Display>(money: &M, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(money)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Money, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, M: FromStr>(d: D) -> Result<M, D::Error> {
         let text = String::deserialize(d)?;
         text.parse()
             .map_err(|_| D::Error::custom(format!("bad amount {text}")))

@@ -18,7 +18,6 @@ use super::{StoreError, StoreHealth};
 
 mod schema;
 
-use crate::money::Money;
 pub use schema::{Index, IndexKind, Migration, MigrationRun, Schema};
 
 pub const DEFAULT_DATABASE: &str = "referral";
@@ -230,14 +229,18 @@ pub(crate) fn to_bson<T: serde::Serialize>(value: &T) -> Result<mongodb::bson::B
 }
 
 /// Money is stored as Decimal128, exactly.
-pub(crate) fn to_decimal128(money: Money) -> Result<Decimal128, StoreError> {
+pub(crate) fn to_decimal128(money: impl std::fmt::Display) -> Result<Decimal128, StoreError> {
     money
         .to_string()
         .parse()
         .map_err(|e| StoreError::Backend(format!("amount {money} does not fit Decimal128: {e}")))
 }
 
-pub(crate) fn from_decimal128(value: Decimal128) -> Result<Money, StoreError> {
+pub(crate) fn from_decimal128<M>(value: Decimal128) -> Result<M, StoreError>
+where
+    M: std::str::FromStr,
+    M::Err: std::fmt::Display,
+{
     value
         .to_string()
         .parse()

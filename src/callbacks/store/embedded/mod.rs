@@ -22,7 +22,7 @@ use crate::{
         AttemptOutcome, CallbackFilter, CallbackStatus, CreditEvent, CreditEventType,
     },
     indication::UserHash,
-    money::Money,
+    money::SignedMoney,
     storage::{
         StoreError,
         embedded::{

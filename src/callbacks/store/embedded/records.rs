@@ -9,7 +9,7 @@ pub(super) struct CallbackRecord {
     pub(super) event_type: CreditEventType,
     pub(super) user_hash: String,
     #[serde(with = "money_text")]
-    pub(super) amount: Money,
+    pub(super) amount: SignedMoney,
     pub(super) program_name: String,
     pub(super) user_indicator_hash: String,
     pub(super) status: CallbackStatus,

@@ -1,5 +1,5 @@
-//! A credit step in one transaction: the user, the cap place, the holds index, the figures,
-//! the ledger entry and the event.
+//! A credit step in one transaction: the user, the cap place, the holds and status indexes,
+//! the figures, the ledger entry and the event.
 
 use super::*;
 
@@ -50,10 +50,45 @@ pub(super) fn take_step(
             .map_err(backend)?;
     }
     drop(holds);
+    let mut statuses = txn.open_table(CREDIT_STATUSES).map_err(backend)?;
+    let at = user.created_at.timestamp_millis();
+    statuses
+        .remove((from.status().as_str(), at, user.hash.as_str()))
+        .map_err(backend)?;
+    statuses
+        .insert((step.credit.status().as_str(), at, user.hash.as_str()), ())
+        .map_err(backend)?;
+    drop(statuses);
     append_ledger(txn, std::slice::from_ref(&step.ledger))?;
     if let Some(event) = &step.event {
         queue_event(txn, event)?;
     }
     user.credit = Some(step.credit.clone());
     Ok(step)
+}
+
+/// Indexes a new indicated user: in its indicator's list, by credit status, and among the
+/// indicator's registrations in its program.
+pub(super) fn index_registration(txn: &WriteTransaction, user: &User) -> Result<(), StoreError> {
+    let (Some(indicator), Some(program), Some(credit)) =
+        (&user.indicator, user.program_id, &user.credit)
+    else {
+        return Ok(());
+    };
+    let at = user.created_at.timestamp_millis();
+    let hash = user.hash.as_str();
+    txn.open_table(INDICATED_PAGES)
+        .map_err(backend)?
+        .insert((indicator.as_str(), at, hash), ())
+        .map_err(backend)?;
+    txn.open_table(CREDIT_STATUSES)
+        .map_err(backend)?
+        .insert((credit.status().as_str(), at, hash), ())
+        .map_err(backend)?;
+    let program = program.to_string();
+    txn.open_table(REGISTRATIONS)
+        .map_err(backend)?
+        .insert((program.as_str(), indicator.as_str(), at, hash), ())
+        .map_err(backend)?;
+    Ok(())
 }

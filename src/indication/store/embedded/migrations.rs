@@ -1,4 +1,4 @@
-//! The indication capability's data migrations on the embedded store (versions 2 and 3).
+//! The indication capability's data migrations on the embedded store (versions 2, 3 and 5).
 
 use super::*;
 
@@ -101,11 +101,10 @@ pub(super) fn count_earlier_credits(txn: &WriteTransaction) -> Result<(), StoreE
                     .entry((indicator.clone(), program))
                     .or_default(),
             ] {
-                record.signup_credit_total =
-                    record
-                        .signup_credit_total
-                        .checked_add(entry.amount)
-                        .ok_or_else(|| StoreError::Corrupt("signup credit total".to_owned()))?;
+                record.signup_credit_total = record
+                    .signup_credit_total
+                    .checked_add(entry.amount.magnitude())
+                    .ok_or_else(|| StoreError::Corrupt("signup credit total".to_owned()))?;
             }
         }
     }
@@ -133,6 +132,45 @@ pub(super) fn count_earlier_credits(txn: &WriteTransaction) -> Result<(), StoreE
     let mut table = txn.open_table(HOLDS_DUE).map_err(backend)?;
     for (at, hash) in holds {
         table.insert((at, hash.as_str()), ()).map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Indexes the credits stored before migration 5 by status and by program and indicator, and
+/// the ledger by indicated user.
+pub(super) fn index_credits(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut indicated = Vec::new();
+    for entry in txn
+        .open_table(USERS)
+        .map_err(backend)?
+        .iter()
+        .map_err(backend)?
+    {
+        let (_, bytes) = entry.map_err(backend)?;
+        let user = decode::<UserRecord>(bytes.value())?.into_user();
+        if user.indicator.is_some() {
+            indicated.push(user);
+        }
+    }
+    for user in &indicated {
+        index_registration(txn, user)?;
+    }
+    let mut entries = Vec::new();
+    for entry in txn
+        .open_table(LEDGER)
+        .map_err(backend)?
+        .iter()
+        .map_err(backend)?
+    {
+        let (key, bytes) = entry.map_err(backend)?;
+        entries.push((
+            key.value(),
+            decode::<LedgerRecord>(bytes.value())?.user_indicated,
+        ));
+    }
+    let mut by_user = txn.open_table(LEDGER_BY_USER).map_err(backend)?;
+    for (key, user) in &entries {
+        by_user.insert((user.as_str(), *key), ()).map_err(backend)?;
     }
     Ok(())
 }

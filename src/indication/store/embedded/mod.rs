@@ -17,28 +17,32 @@ use serde::{Deserialize, Serialize};
 
 mod credits;
 mod figures;
+mod list;
 mod migrations;
 mod records;
 
 use credits::*;
 use figures::*;
+use list::*;
 use migrations::*;
 use records::*;
 
-use super::{IndicationStore, LedgerScan, RegisterOutcome, UsersCreated};
+use super::{
+    CreditFilter, CreditPage, Decided, IndicationStore, LedgerScan, RegisterOutcome, UsersCreated,
+};
 // The store speaks the capability's whole domain.
 use crate::indication::domain::*;
 use crate::{
     cursor::Cursor,
     email::Email,
     joint::embedded::{count_program_users, program_users, queue_event},
-    money::Money,
+    money::{Money, SignedMoney},
     programs::ProgramId,
     storage::{
         StoreError,
         embedded::{
             EmbeddedStore, JsonTable, Migration, Schema, backend, decode, encode, millis,
-            money_text, opt_program_id,
+            money_text, opt_millis, opt_program_id,
         },
     },
 };
@@ -67,6 +71,17 @@ pub(crate) const INDICATED_FIGURES: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("indicated_figures");
 /// Held credits by (release ms, indicated hash), for the release worker.
 pub(crate) const HOLDS_DUE: TableDefinition<(u64, &str), ()> = TableDefinition::new("holds_due");
+/// Indicated users by (credit status, registration ms, hash): the admin list of credits.
+const CREDIT_STATUSES: TableDefinition<(&str, i64, &str), ()> =
+    TableDefinition::new("credits_by_status");
+/// Indicated users by (program, indicator, registration ms, hash): an indicator's registrations
+/// in a program within an hour, for the `velocity` flag.
+const REGISTRATIONS: TableDefinition<(&str, &str, i64, &str), ()> =
+    TableDefinition::new("registrations_by_program");
+/// Ledger sequence numbers by (indicated user or e-mail, sequence): one credit's history.
+const LEDGER_BY_USER: TableDefinition<(&str, u64), ()> = TableDefinition::new("ledger_by_user");
+/// Index entries the admin list of credits reads at most for one page.
+const CREDIT_SCAN: usize = 2000;
 
 /// The indication tables, and migrations 2 (figures, cap counts and holds built from the users
 /// and ledger stored before they existed) and 3 (the indicated-by index in list order).
@@ -82,6 +97,9 @@ pub(crate) fn schema() -> Schema {
             &HOLDS_DUE,
             &INDICATED_PAGES,
             &INDICATED,
+            &CREDIT_STATUSES,
+            &REGISTRATIONS,
+            &LEDGER_BY_USER,
         ],
         migrations: vec![
             Migration {
@@ -93,6 +111,11 @@ pub(crate) fn schema() -> Schema {
                 version: 3,
                 name: "indicated users in list order",
                 run: Box::new(order_indicated_users),
+            },
+            Migration {
+                version: 5,
+                name: "credits by status, registrations by program, ledger by user",
+                run: Box::new(index_credits),
             },
         ],
     }
@@ -159,20 +182,10 @@ impl IndicationStore for EmbeddedStore {
                 return Ok(RegisterOutcome::ProgramNotFound);
             }
             write_user(txn, user)?;
-            txn.open_table(INDICATED_PAGES)
-                .map_err(backend)?
-                .insert(
-                    (
-                        indicator.as_str(),
-                        user.created_at.timestamp_millis(),
-                        user.hash.as_str(),
-                    ),
-                    (),
-                )
-                .map_err(backend)?;
+            index_registration(txn, user)?;
             append_ledger(txn, &registration.ledger)?;
             queue_event(txn, &registration.event)?;
-            let signup_credit = registration.event.amount;
+            let signup_credit = registration.event.amount.magnitude();
             change_figures(txn, program, indicator, |figures| {
                 figures.indicated_users = figures.indicated_users.saturating_add(1);
                 figures.signup_credit_total = figures
@@ -202,9 +215,9 @@ impl IndicationStore for EmbeddedStore {
                     step: None,
                 });
             };
-            user.total_amount_paid = total;
+            let previous = std::mem::replace(&mut user.total_amount_paid, total);
             let step = match (&terms, &user.credit) {
-                (Some(terms), Some(credit)) => match terms.on_payment(credit, total) {
+                (Some(terms), Some(credit)) => match terms.on_payment(credit, previous, total) {
                     Some(step) => Some(take_step(txn, &mut user, terms, step)?),
                     None => None,
                 },
@@ -265,6 +278,118 @@ impl IndicationStore for EmbeddedStore {
         .await
     }
 
+    async fn decide(
+        &self,
+        hash: &UserHash,
+        terms: CreditTerms,
+        action: AdminMove,
+        decision: Decision,
+    ) -> Result<Decided, StoreError> {
+        let hash = hash.clone();
+        self.write(move |txn| {
+            let Some(mut user) =
+                read_user(&txn.open_table(USERS).map_err(backend)?, hash.as_str())?
+            else {
+                return Ok(Decided::NotFound);
+            };
+            let Some(credit) = user.credit.clone() else {
+                return Ok(Decided::NotFound);
+            };
+            match terms.on_decision(&credit, action, decision.clone()) {
+                Err(_) => Ok(Decided::Refused(user)),
+                Ok(step) => {
+                    let step = take_step(txn, &mut user, &terms, step)?;
+                    write_user(txn, &user)?;
+                    Ok(Decided::Moved(user, step))
+                }
+            }
+        })
+        .await
+    }
+
+    async fn registrations_between(
+        &self,
+        program: ProgramId,
+        indicator: &UserHash,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<u64, StoreError> {
+        let indicator = indicator.clone();
+        self.read(move |txn| {
+            let table = txn.open_table(REGISTRATIONS).map_err(backend)?;
+            let program = program.to_string();
+            let (program, indicator) = (program.as_str(), indicator.as_str());
+            let range = table
+                .range(
+                    (program, indicator, from.timestamp_millis(), "")
+                        ..=(program, indicator, to.timestamp_millis(), "\u{10FFFF}"),
+                )
+                .map_err(backend)?;
+            let mut count = 0;
+            for entry in range.take(usize::try_from(limit).unwrap_or(usize::MAX)) {
+                entry.map_err(backend)?;
+                count += 1;
+            }
+            Ok(count)
+        })
+        .await
+    }
+
+    async fn reversed_credits(
+        &self,
+        program: ProgramId,
+        indicator: &UserHash,
+    ) -> Result<u64, StoreError> {
+        let indicator = indicator.clone();
+        self.read(move |txn| {
+            let program = program.to_string();
+            let table = txn.open_table(INDICATED_FIGURES).map_err(backend)?;
+            Ok(
+                match table
+                    .get((indicator.as_str(), program.as_str()))
+                    .map_err(backend)?
+                {
+                    Some(bytes) => decode::<FiguresRecord>(bytes.value())?.reversed,
+                    None => 0,
+                },
+            )
+        })
+        .await
+    }
+
+    async fn credits(
+        &self,
+        filter: &CreditFilter,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<CreditPage, StoreError> {
+        let filter = filter.clone();
+        let after = after.cloned();
+        self.read(move |txn| credit_page(txn, &filter, after.as_ref(), limit))
+            .await
+    }
+
+    async fn history(&self, hash: &UserHash) -> Result<Vec<LedgerEntry>, StoreError> {
+        let hash = hash.clone();
+        self.read(move |txn| {
+            let index = txn.open_table(LEDGER_BY_USER).map_err(backend)?;
+            let ledger = txn.open_table(LEDGER).map_err(backend)?;
+            let mut entries = Vec::new();
+            for entry in index
+                .range((hash.as_str(), 0)..=(hash.as_str(), u64::MAX))
+                .map_err(backend)?
+            {
+                let (key, _) = entry.map_err(backend)?;
+                if let Some(bytes) = ledger.get(key.value().1).map_err(backend)? {
+                    entries.push(decode::<LedgerRecord>(bytes.value())?.into_entry());
+                }
+            }
+            Ok(entries)
+        })
+        .await
+    }
+
     async fn indicated_figures(
         &self,
         indicator: &UserHash,
@@ -281,7 +406,7 @@ impl IndicationStore for EmbeddedStore {
                 let (key, bytes) = entry.map_err(backend)?;
                 let program = key.value().1.parse().ok();
                 let record: FiguresRecord = decode(bytes.value())?;
-                found.push((program, record.into_figures(0)));
+                found.push((program, record.to_figures(0)));
             }
             Ok(found)
         })
@@ -301,7 +426,7 @@ impl IndicationStore for EmbeddedStore {
                 Some(bytes) => decode(bytes.value())?,
                 None => FiguresRecord::default(),
             };
-            Ok(figures.into_figures(users))
+            Ok(figures.to_figures(users))
         })
         .await
     }

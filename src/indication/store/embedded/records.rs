@@ -15,36 +15,114 @@ pub(super) enum CreditRecord {
         #[serde(rename = "release_at_ms", with = "millis")]
         release_at: DateTime<Utc>,
     },
+    InReview {
+        #[serde(with = "money_text")]
+        amount: Money,
+        #[serde(rename = "crossed_at_ms", with = "millis")]
+        crossed_at: DateTime<Utc>,
+        flags: Vec<CreditFlag>,
+    },
     Acquired {
         #[serde(with = "money_text")]
         amount: Money,
         #[serde(rename = "at_ms", with = "millis")]
         at: DateTime<Utc>,
+        /// Absent from credits stored before reviews: the acquisition time.
+        #[serde(rename = "crossed_at_ms", default, with = "opt_millis")]
+        crossed_at: Option<DateTime<Utc>>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        flags: Vec<CreditFlag>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        approval: Option<Decision>,
     },
     Capped {
         #[serde(rename = "at_ms", with = "millis")]
         at: DateTime<Utc>,
     },
+    Rejected {
+        #[serde(rename = "at_ms", with = "millis")]
+        at: DateTime<Utc>,
+        #[serde(rename = "crossed_at_ms", with = "opt_millis")]
+        crossed_at: Option<DateTime<Utc>>,
+        flags: Vec<CreditFlag>,
+        decision: Decision,
+    },
+    Reversed {
+        #[serde(with = "money_text")]
+        amount: Money,
+        #[serde(rename = "crossed_at_ms", with = "millis")]
+        crossed_at: DateTime<Utc>,
+        #[serde(rename = "acquired_at_ms", with = "millis")]
+        acquired_at: DateTime<Utc>,
+        #[serde(rename = "at_ms", with = "millis")]
+        at: DateTime<Utc>,
+        flags: Vec<CreditFlag>,
+        decision: Decision,
+    },
 }
 
 impl CreditRecord {
     pub(super) fn from_credit(credit: &IndicatorCredit) -> Self {
-        match credit {
+        match credit.clone() {
             IndicatorCredit::Pending => Self::Pending,
             IndicatorCredit::Held {
                 amount,
                 held_at,
                 release_at,
             } => Self::Held {
-                amount: *amount,
-                held_at: *held_at,
-                release_at: *release_at,
+                amount,
+                held_at,
+                release_at,
             },
-            IndicatorCredit::Acquired { amount, at } => Self::Acquired {
-                amount: *amount,
-                at: *at,
+            IndicatorCredit::InReview {
+                amount,
+                crossed_at,
+                flags,
+            } => Self::InReview {
+                amount,
+                crossed_at,
+                flags,
             },
-            IndicatorCredit::Capped { at } => Self::Capped { at: *at },
+            IndicatorCredit::Acquired {
+                amount,
+                at,
+                crossed_at,
+                flags,
+                approval,
+            } => Self::Acquired {
+                amount,
+                at,
+                crossed_at: Some(crossed_at),
+                flags,
+                approval,
+            },
+            IndicatorCredit::Capped { at } => Self::Capped { at },
+            IndicatorCredit::Rejected {
+                at,
+                crossed_at,
+                flags,
+                decision,
+            } => Self::Rejected {
+                at,
+                crossed_at,
+                flags,
+                decision,
+            },
+            IndicatorCredit::Reversed {
+                amount,
+                crossed_at,
+                acquired_at,
+                at,
+                flags,
+                decision,
+            } => Self::Reversed {
+                amount,
+                crossed_at,
+                acquired_at,
+                at,
+                flags,
+                decision,
+            },
         }
     }
 
@@ -60,8 +138,55 @@ impl CreditRecord {
                 held_at,
                 release_at,
             },
-            Self::Acquired { amount, at } => IndicatorCredit::Acquired { amount, at },
+            Self::InReview {
+                amount,
+                crossed_at,
+                flags,
+            } => IndicatorCredit::InReview {
+                amount,
+                crossed_at,
+                flags,
+            },
+            Self::Acquired {
+                amount,
+                at,
+                crossed_at,
+                flags,
+                approval,
+            } => IndicatorCredit::Acquired {
+                amount,
+                at,
+                crossed_at: crossed_at.unwrap_or(at),
+                flags,
+                approval,
+            },
             Self::Capped { at } => IndicatorCredit::Capped { at },
+            Self::Rejected {
+                at,
+                crossed_at,
+                flags,
+                decision,
+            } => IndicatorCredit::Rejected {
+                at,
+                crossed_at,
+                flags,
+                decision,
+            },
+            Self::Reversed {
+                amount,
+                crossed_at,
+                acquired_at,
+                at,
+                flags,
+                decision,
+            } => IndicatorCredit::Reversed {
+                amount,
+                crossed_at,
+                acquired_at,
+                at,
+                flags,
+                decision,
+            },
         }
     }
 }
@@ -112,9 +237,11 @@ pub(super) struct LedgerRecord {
     #[serde(with = "opt_program_id")]
     pub(super) program_id: Option<ProgramId>,
     #[serde(with = "money_text")]
-    pub(super) amount: Money,
+    pub(super) amount: SignedMoney,
     #[serde(rename = "created_at_ms", with = "millis")]
     pub(super) created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) decision: Option<Decision>,
 }
 
 impl LedgerRecord {
@@ -126,6 +253,7 @@ impl LedgerRecord {
             program_id: entry.program_id,
             amount: entry.amount,
             created_at: entry.created_at,
+            decision: entry.decision.clone(),
         }
     }
 
@@ -137,6 +265,7 @@ impl LedgerRecord {
             program_id: self.program_id,
             user_indicator: self.user_indicator,
             user_indicated: self.user_indicated,
+            decision: self.decision,
         }
     }
 }
@@ -182,9 +311,13 @@ pub(super) fn append_ledger(
         .last()
         .map_err(backend)?
         .map_or(0, |(key, _)| key.value() + 1);
+    let mut by_user = txn.open_table(LEDGER_BY_USER).map_err(backend)?;
     for (key, entry) in (first..).zip(entries) {
         let record = encode(&LedgerRecord::from_entry(entry))?;
         table.insert(key, record.as_slice()).map_err(backend)?;
+        by_user
+            .insert((entry.user_indicated.as_str(), key), ())
+            .map_err(backend)?;
     }
     Ok(())
 }

@@ -62,17 +62,12 @@ impl MongoStore {
             };
             if let Some(status) = status {
                 figures.indicated_users = users;
-                match status {
-                    CreditState::Pending => figures.pending = users,
-                    CreditState::Held => {
-                        figures.held = users;
-                        figures.held_credit_total = amount;
-                    }
-                    CreditState::Acquired => {
-                        figures.acquired = users;
-                        figures.acquired_credit_total = amount;
-                    }
-                    CreditState::Capped => figures.capped = users,
+                let (count, total) = figures.of_status(status.status());
+                if let Some(count) = count {
+                    *count = users;
+                }
+                if let Some(total) = total {
+                    *total = amount;
                 }
             }
             match by_program.iter_mut().find(|(p, _)| *p == program) {

@@ -22,7 +22,9 @@ use credits::MAX_CREDIT_RACES;
 use figures::figures_overflow;
 use records::*;
 
-use super::{IndicationStore, LedgerScan, RegisterOutcome, UsersCreated};
+use super::{
+    CreditFilter, CreditPage, Decided, IndicationStore, LedgerScan, RegisterOutcome, UsersCreated,
+};
 // The store speaks the capability's whole domain.
 use crate::indication::domain::*;
 use crate::{
@@ -64,6 +66,21 @@ pub(crate) fn schema() -> Schema {
                 "credit_status_release_at",
                 doc! { "credit.status": 1, "credit.release_at": 1 },
             ),
+            // The admin list of credits, by status in registration order.
+            index(
+                "credit_status_created_at_id",
+                doc! { "credit.status": 1, "created_at": 1, "_id": 1 },
+            ),
+            // An indicator's registrations in a program within an hour (`velocity`).
+            index(
+                "user_indicator_program_id_created_at",
+                doc! { "user_indicator": 1, "program_id": 1, "created_at": 1 },
+            ),
+            // An indicator's reversed credits in a program (`previous_reversal`).
+            index(
+                "user_indicator_program_id_credit_status",
+                doc! { "user_indicator": 1, "program_id": 1, "credit.status": 1 },
+            ),
         ],
         migrations: vec![Migration {
             version: 2,
@@ -74,6 +91,31 @@ pub(crate) fn schema() -> Schema {
 }
 
 impl MongoStore {
+    /// Up to `limit` users matching `filter` after `after`, in list order: two range reads of
+    /// an index ending in `{created_at, _id}` rather than one `$or` (which not every planner
+    /// serves from the index): the rest of the cursor's millisecond, then what comes after it.
+    async fn page_after(
+        &self,
+        filter: Document,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError> {
+        let mut docs: Vec<UserDoc> = Vec::with_capacity(limit);
+        let mut rest = filter.clone();
+        if let Some(cursor) = after {
+            let at = to_bson_datetime(cursor.created_at);
+            let mut same_ms = filter;
+            same_ms.insert("created_at", at);
+            same_ms.insert("_id", doc! { "$gt": cursor.id.as_str() });
+            docs = self.indicated_page(same_ms, limit).await?;
+            rest.insert("created_at", doc! { "$gt": at });
+        }
+        if docs.len() < limit {
+            docs.extend(self.indicated_page(rest, limit - docs.len()).await?);
+        }
+        docs.into_iter().map(UserDoc::into_user).collect()
+    }
+
     /// Up to `limit` users matching `filter`, in list order.
     async fn indicated_page(
         &self,
@@ -238,16 +280,16 @@ impl IndicationStore for MongoStore {
                     .await?;
                 return Ok(Payment { user, step: None });
             };
-            let step = match terms.on_payment(credit, total) {
+            let step = match terms.on_payment(credit, user.total_amount_paid, total) {
                 Some(step) => {
-                    self.take_step(
-                        &user,
-                        terms,
-                        step,
-                        Some(total_doc),
-                        credit_filter(hash, credit)?,
-                    )
-                    .await?
+                    // A reversed credit crosses again only from a total below the target: the
+                    // total it was decided on must not have moved either.
+                    let mut filter = credit_filter(hash, credit)?;
+                    if let IndicatorCredit::Reversed { .. } = credit {
+                        filter.insert("total_amount_paid", to_decimal128(user.total_amount_paid)?);
+                    }
+                    self.take_step(&user, terms, step, Some(total_doc), filter)
+                        .await?
                 }
                 // The total alone, while the credit is still in the state it was decided on.
                 None => match self
@@ -332,35 +374,131 @@ impl IndicationStore for MongoStore {
             .await
     }
 
-    /// Two range reads of the index `{user_indicator, created_at, _id}` rather than one `$or`
-    /// (which not every planner serves from the index): the rest of the cursor's millisecond,
-    /// then what comes after it.
+    /// Two range reads of the index `{user_indicator, created_at, _id}`.
     async fn indicated_by(
         &self,
         indicator: &UserHash,
         after: Option<&Cursor>,
         limit: usize,
     ) -> Result<Vec<User>, StoreError> {
-        let mut docs: Vec<UserDoc> = Vec::with_capacity(limit);
-        let mut rest = doc! { "user_indicator": indicator.as_str() };
-        if let Some(cursor) = after {
-            let at = to_bson_datetime(cursor.created_at);
-            docs = self
-                .indicated_page(
-                    doc! {
-                        "user_indicator": indicator.as_str(),
-                        "created_at": at,
-                        "_id": { "$gt": cursor.id.as_str() },
-                    },
-                    limit,
-                )
-                .await?;
-            rest.insert("created_at", doc! { "$gt": at });
+        self.page_after(doc! { "user_indicator": indicator.as_str() }, after, limit)
+            .await
+    }
+
+    async fn decide(
+        &self,
+        hash: &UserHash,
+        terms: CreditTerms,
+        action: AdminMove,
+        decision: Decision,
+    ) -> Result<Decided, StoreError> {
+        for _ in 0..MAX_CREDIT_RACES {
+            let Some(user) = self.user(hash).await? else {
+                return Ok(Decided::NotFound);
+            };
+            let Some(credit) = &user.credit else {
+                return Ok(Decided::NotFound);
+            };
+            let step = match terms.on_decision(credit, action, decision.clone()) {
+                Ok(step) => step,
+                Err(_) => return Ok(Decided::Refused(user)),
+            };
+            let filter = credit_filter(hash, credit)?;
+            if let Some((user, step)) = self.take_step(&user, &terms, step, None, filter).await? {
+                return Ok(Decided::Moved(user, step));
+            }
         }
-        if docs.len() < limit {
-            docs.extend(self.indicated_page(rest, limit - docs.len()).await?);
+        Err(StoreError::Backend(
+            "the user's credit kept changing under this decision".to_owned(),
+        ))
+    }
+
+    async fn registrations_between(
+        &self,
+        program: ProgramId,
+        indicator: &UserHash,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<u64, StoreError> {
+        self.users()
+            .count_documents(doc! {
+                "user_indicator": indicator.as_str(),
+                "program_id": program.object_id(),
+                "created_at": { "$gte": to_bson_datetime(from), "$lte": to_bson_datetime(to) },
+            })
+            .limit(limit)
+            .within(self.timeout)
+            .await
+    }
+
+    async fn reversed_credits(
+        &self,
+        program: ProgramId,
+        indicator: &UserHash,
+    ) -> Result<u64, StoreError> {
+        self.users()
+            .count_documents(doc! {
+                "user_indicator": indicator.as_str(),
+                "program_id": program.object_id(),
+                "credit.status": to_bson(&CreditState::Reversed)?,
+            })
+            .within(self.timeout)
+            .await
+    }
+
+    async fn credits(
+        &self,
+        filter: &CreditFilter,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<CreditPage, StoreError> {
+        let statuses = match filter.status {
+            Some(status) => vec![status],
+            None => CreditStatus::ALL.to_vec(),
+        };
+        let statuses = statuses
+            .into_iter()
+            .filter_map(CreditState::of)
+            .map(|state| to_bson(&state))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut query = doc! { "credit.status": { "$in": statuses } };
+        if let Some(program) = filter.program {
+            query.insert("program_id", program.object_id());
         }
-        docs.into_iter().map(UserDoc::into_user).collect()
+        if let Some(indicator) = &filter.indicator {
+            query.insert("user_indicator", indicator.as_str());
+        }
+        if filter.flagged {
+            query.insert("credit.flags.0", doc! { "$exists": true });
+        }
+        let mut users = self
+            .page_after(query, after, limit.saturating_add(1))
+            .await?;
+        let next = if users.len() > limit {
+            users.truncate(limit);
+            users.last().map(|user| Cursor {
+                created_at: user.created_at,
+                id: user.hash.to_string(),
+            })
+        } else {
+            None
+        };
+        Ok(CreditPage { users, next })
+    }
+
+    async fn history(&self, hash: &UserHash) -> Result<Vec<LedgerEntry>, StoreError> {
+        let doc = self
+            .db
+            .collection::<LedgerOnly>(USERS)
+            .find_one(doc! { "_id": hash.as_str() })
+            .projection(doc! { "ledger": 1 })
+            .within(self.timeout)
+            .await?;
+        doc.map_or_else(Vec::new, |doc| doc.ledger)
+            .into_iter()
+            .map(LedgerDoc::into_entry)
+            .collect()
     }
 
     async fn save_indications(

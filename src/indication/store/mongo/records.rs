@@ -9,13 +9,44 @@ use super::*;
 pub(super) enum CreditState {
     Pending,
     Held,
+    InReview,
     Acquired,
     Capped,
+    Rejected,
+    Reversed,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+impl CreditState {
+    pub(super) fn of(status: CreditStatus) -> Option<Self> {
+        Some(match status {
+            CreditStatus::None => return None,
+            CreditStatus::Pending => Self::Pending,
+            CreditStatus::Held => Self::Held,
+            CreditStatus::InReview => Self::InReview,
+            CreditStatus::Acquired => Self::Acquired,
+            CreditStatus::Capped => Self::Capped,
+            CreditStatus::Rejected => Self::Rejected,
+            CreditStatus::Reversed => Self::Reversed,
+        })
+    }
+
+    pub(super) fn status(self) -> CreditStatus {
+        match self {
+            Self::Pending => CreditStatus::Pending,
+            Self::Held => CreditStatus::Held,
+            Self::InReview => CreditStatus::InReview,
+            Self::Acquired => CreditStatus::Acquired,
+            Self::Capped => CreditStatus::Capped,
+            Self::Rejected => CreditStatus::Rejected,
+            Self::Reversed => CreditStatus::Reversed,
+        }
+    }
+}
+
+/// A credit as stored: its status, amount and the times, flags and decision its state has.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct CreditDoc {
-    pub(super) status: CreditState,
+    pub(super) status: Option<CreditState>,
     pub(super) amount: Option<Decimal128>,
     pub(super) acquired_at: Option<mongodb::bson::DateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -24,77 +55,121 @@ pub(super) struct CreditDoc {
     pub(super) release_at: Option<mongodb::bson::DateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) capped_at: Option<mongodb::bson::DateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) crossed_at: Option<mongodb::bson::DateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) rejected_at: Option<mongodb::bson::DateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) reversed_at: Option<mongodb::bson::DateTime>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) flags: Vec<CreditFlag>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) decision: Option<Decision>,
 }
 
 impl CreditDoc {
     pub(super) fn from_credit(credit: &IndicatorCredit) -> Result<Self, StoreError> {
+        let date = |at: &DateTime<Utc>| Some(to_bson_datetime(*at));
         let mut doc = Self {
-            status: CreditState::Pending,
-            amount: None,
-            acquired_at: None,
-            held_at: None,
-            release_at: None,
-            capped_at: None,
+            status: CreditState::of(credit.status()),
+            amount: credit.amount().map(to_decimal128).transpose()?,
+            flags: credit.flags().to_vec(),
+            decision: credit.decision().cloned(),
+            release_at: credit.release_at().as_ref().and_then(date),
+            acquired_at: credit.acquired_at().as_ref().and_then(date),
+            reversed_at: credit.reversed_at().as_ref().and_then(date),
+            rejected_at: credit.rejected_at().as_ref().and_then(date),
+            ..Self::default()
         };
         match credit {
+            IndicatorCredit::Held { held_at, .. } => doc.held_at = date(held_at),
+            IndicatorCredit::Capped { at } => doc.capped_at = date(at),
             IndicatorCredit::Pending => {}
-            IndicatorCredit::Held {
-                amount,
-                held_at,
-                release_at,
-            } => {
-                doc.status = CreditState::Held;
-                doc.amount = Some(to_decimal128(*amount)?);
-                doc.held_at = Some(to_bson_datetime(*held_at));
-                doc.release_at = Some(to_bson_datetime(*release_at));
-            }
-            IndicatorCredit::Acquired { amount, at } => {
-                doc.status = CreditState::Acquired;
-                doc.amount = Some(to_decimal128(*amount)?);
-                doc.acquired_at = Some(to_bson_datetime(*at));
-            }
-            IndicatorCredit::Capped { at } => {
-                doc.status = CreditState::Capped;
-                doc.amount = Some(to_decimal128(Money::ZERO)?);
-                doc.capped_at = Some(to_bson_datetime(*at));
-            }
+            _ => doc.crossed_at = credit.crossed_at().as_ref().and_then(date),
         }
         Ok(doc)
     }
 
     pub(super) fn into_credit(self, hash: &str) -> Result<IndicatorCredit, StoreError> {
         let corrupt = || StoreError::Corrupt(format!("user {hash}: bad credit"));
-        Ok(match (self.status, self.amount) {
-            (CreditState::Pending, _) => IndicatorCredit::Pending,
-            (CreditState::Held, Some(amount)) => IndicatorCredit::Held {
-                amount: from_decimal128(amount)?,
-                held_at: from_bson_datetime(self.held_at.ok_or_else(corrupt)?)?,
-                release_at: from_bson_datetime(self.release_at.ok_or_else(corrupt)?)?,
+        let time =
+            |at: Option<mongodb::bson::DateTime>| from_bson_datetime(at.ok_or_else(corrupt)?);
+        let amount = || from_decimal128(self.amount.ok_or_else(corrupt)?);
+        let decision = || self.decision.clone().ok_or_else(corrupt);
+        Ok(match self.status.ok_or_else(corrupt)? {
+            CreditState::Pending => IndicatorCredit::Pending,
+            CreditState::Held => IndicatorCredit::Held {
+                amount: amount()?,
+                held_at: time(self.held_at)?,
+                release_at: time(self.release_at)?,
             },
-            (CreditState::Acquired, Some(amount)) => IndicatorCredit::Acquired {
-                amount: from_decimal128(amount)?,
-                at: from_bson_datetime(self.acquired_at.ok_or_else(corrupt)?)?,
+            CreditState::InReview => IndicatorCredit::InReview {
+                amount: amount()?,
+                crossed_at: time(self.crossed_at)?,
+                flags: self.flags,
             },
-            (CreditState::Capped, _) => IndicatorCredit::Capped {
-                at: from_bson_datetime(self.capped_at.ok_or_else(corrupt)?)?,
+            CreditState::Acquired => {
+                let at = time(self.acquired_at)?;
+                IndicatorCredit::Acquired {
+                    amount: amount()?,
+                    at,
+                    // Credits acquired before reviews existed crossed when acquired.
+                    crossed_at: self
+                        .crossed_at
+                        .map(from_bson_datetime)
+                        .transpose()?
+                        .unwrap_or(at),
+                    approval: self.decision,
+                    flags: self.flags,
+                }
+            }
+            CreditState::Capped => IndicatorCredit::Capped {
+                at: time(self.capped_at)?,
             },
-            (_, None) => return Err(corrupt()),
+            CreditState::Rejected => IndicatorCredit::Rejected {
+                at: time(self.rejected_at)?,
+                crossed_at: self.crossed_at.map(from_bson_datetime).transpose()?,
+                decision: decision()?,
+                flags: self.flags,
+            },
+            CreditState::Reversed => IndicatorCredit::Reversed {
+                amount: amount()?,
+                crossed_at: time(self.crossed_at)?,
+                acquired_at: time(self.acquired_at)?,
+                at: time(self.reversed_at)?,
+                decision: decision()?,
+                flags: self.flags,
+            },
         })
     }
 }
 
-/// The filter that holds only while the user's credit is still `credit`: its status and, for a
-/// held credit, its release time (a credit cancelled and held again has another).
+/// The filter that holds only while the user's credit is still `credit`: its status and the
+/// time that tells this visit to the state from another (a credit cancelled and held again has
+/// another release time).
 pub(super) fn credit_filter(
     hash: &UserHash,
     credit: &IndicatorCredit,
 ) -> Result<Document, StoreError> {
     let mut filter = doc! {
         "_id": hash.as_str(),
-        "credit.status": to_bson(&CreditDoc::from_credit(credit)?.status)?,
+        "credit.status": to_bson(&CreditState::of(credit.status()))?,
     };
-    if let IndicatorCredit::Held { release_at, .. } = credit {
-        filter.insert("credit.release_at", to_bson_datetime(*release_at));
+    // A credit that left the state and came back to it is another one: told apart by a time.
+    match credit {
+        IndicatorCredit::Held { release_at, .. } => {
+            filter.insert("credit.release_at", to_bson_datetime(*release_at));
+        }
+        IndicatorCredit::Acquired { at, .. } => {
+            filter.insert("credit.acquired_at", to_bson_datetime(*at));
+        }
+        IndicatorCredit::InReview { crossed_at, .. } => {
+            filter.insert("credit.crossed_at", to_bson_datetime(*crossed_at));
+        }
+        IndicatorCredit::Reversed { at, .. } => {
+            filter.insert("credit.reversed_at", to_bson_datetime(*at));
+        }
+        _ => {}
     }
     Ok(filter)
 }
@@ -164,6 +239,8 @@ pub(super) struct LedgerDoc {
     pub(super) program_id: Option<ObjectId>,
     pub(super) amount: Decimal128,
     pub(super) created_at: mongodb::bson::DateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) decision: Option<Decision>,
 }
 
 impl LedgerDoc {
@@ -175,6 +252,7 @@ impl LedgerDoc {
             program_id: entry.program_id.map(ProgramId::object_id),
             amount: to_decimal128(entry.amount)?,
             created_at: to_bson_datetime(entry.created_at),
+            decision: entry.decision.clone(),
         })
     }
 
@@ -191,6 +269,7 @@ impl LedgerDoc {
             program_id: self.program_id.map(ProgramId::from_object_id),
             amount: from_decimal128(self.amount)?,
             created_at: from_bson_datetime(self.created_at)?,
+            decision: self.decision,
         })
     }
 }

@@ -1,0 +1,363 @@
+//! The indication program: users who indicate new users, the ledger of what each indication is
+//! worth, and the credit an indicator unlocks once the indicated user has paid enough.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+use crate::{
+    callbacks::{CreditEvent, CreditEventType},
+    email::Email,
+    money::{Money, SignedMoney},
+    programs::{Program, ProgramId},
+};
+
+pub const MAX_HASH_CHARS: usize = 128;
+/// Lists given in one request (e-mails) are capped at this many items.
+pub const MAX_LIST_ITEMS: usize = 100;
+
+/// A user's opaque identifier in the billing system: 1 to 128 characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct UserHash(String);
+
+impl UserHash {
+    /// `None` for an empty (after trimming) or over-long hash.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let hash = raw.trim();
+        (!hash.is_empty() && hash.chars().count() <= MAX_HASH_CHARS).then(|| Self(hash.to_owned()))
+    }
+
+    /// For hashes read back from a store, which were validated when written.
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// From request input (a query parameter): parsed, so an empty or over-long hash is refused.
+impl<'de> Deserialize<'de> for UserHash {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::parse(&raw).ok_or_else(|| serde::de::Error::custom("must have 1 to 128 characters"))
+    }
+}
+
+impl fmt::Display for UserHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct User {
+    pub hash: UserHash,
+    pub indicator: Option<UserHash>,
+    pub program_id: Option<ProgramId>,
+    pub total_amount_paid: Money,
+    pub created_at: DateTime<Utc>,
+    /// Present for indicated users only.
+    pub credit: Option<IndicatorCredit>,
+}
+
+impl User {
+    /// An existing customer, imported with no indicator.
+    pub fn imported(hash: UserHash, program_id: Option<ProgramId>, at: DateTime<Utc>) -> Self {
+        Self {
+            hash,
+            indicator: None,
+            program_id,
+            total_amount_paid: Money::ZERO,
+            created_at: at,
+            credit: None,
+        }
+    }
+
+    pub fn acquired_amount(&self) -> Option<Money> {
+        match &self.credit {
+            Some(IndicatorCredit::Acquired { amount, .. }) => Some(*amount),
+            _ => None,
+        }
+    }
+
+    pub fn credit_status(&self) -> CreditStatus {
+        self.credit
+            .as_ref()
+            .map_or(CreditStatus::None, IndicatorCredit::status)
+    }
+}
+
+mod credit;
+
+pub use credit::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerOperation {
+    Indication,
+    Signup,
+    SignupCredit,
+    PotencialCredit,
+    AcquiredCredit,
+    /// A crossing in a program with a holding period: the credit is held (amount: the credit).
+    CreditHeld,
+    /// A held credit sent back to pending by a total below it (amount: the credit).
+    CreditCancelled,
+    /// A crossing beyond the indicator's cap (amount 0).
+    CreditCapped,
+    /// A credit that would be acquired waits for an admin's decision (amount: the credit).
+    CreditInReview,
+    /// An admin rejected the credit: final (amount 0).
+    CreditRejected,
+    /// An acquired credit taken back (amount: the credit, negative).
+    CreditReversed,
+}
+
+/// One line of the ledger. `user_indicated` is a user hash, or the e-mail address of an
+/// `indication`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LedgerEntry {
+    pub operation: LedgerOperation,
+    pub user_indicator: Option<String>,
+    pub user_indicated: String,
+    pub program_id: Option<ProgramId>,
+    /// Negative for `credit_reversed`.
+    pub amount: SignedMoney,
+    pub created_at: DateTime<Utc>,
+    /// Who decided the move it records, and why (admin decisions and reversals).
+    pub decision: Option<Decision>,
+}
+
+/// Everything a registration writes, in one atomic step: the indicated user, its three ledger
+/// entries and the `signup_credit` event for the billing service.
+#[derive(Clone, Debug)]
+pub struct Registration {
+    pub user: User,
+    pub ledger: Vec<LedgerEntry>,
+    pub event: CreditEvent,
+}
+
+impl Registration {
+    pub fn new(
+        indicated: UserHash,
+        indicator: UserHash,
+        program: &Program,
+        at: DateTime<Utc>,
+    ) -> Self {
+        let entry = |operation, amount| LedgerEntry {
+            operation,
+            user_indicator: Some(indicator.to_string()),
+            user_indicated: indicated.to_string(),
+            program_id: Some(program.id),
+            amount: SignedMoney::from(amount),
+            created_at: at,
+            decision: None,
+        };
+        let ledger = vec![
+            entry(LedgerOperation::Signup, Money::ZERO),
+            entry(LedgerOperation::SignupCredit, program.credit_value),
+            entry(LedgerOperation::PotencialCredit, program.target_value),
+        ];
+        let event = CreditEvent::new(
+            CreditEventType::SignupCredit,
+            indicated.clone(),
+            program.credit_value.into(),
+            program.name.as_str().to_owned(),
+            indicator.clone(),
+            at,
+        );
+        let user = User {
+            hash: indicated,
+            indicator: Some(indicator),
+            program_id: Some(program.id),
+            total_amount_paid: Money::ZERO,
+            created_at: at,
+            credit: Some(IndicatorCredit::Pending),
+        };
+        Self {
+            user,
+            ledger,
+            event,
+        }
+    }
+}
+
+/// A program's figures: how many users and credits in each state, and the money in each.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProgramFigures {
+    pub users: u64,
+    pub indicated_users: u64,
+    pub pending: u64,
+    pub held: u64,
+    pub in_review: u64,
+    pub acquired: u64,
+    pub capped: u64,
+    pub rejected: u64,
+    pub reversed: u64,
+    pub signup_credit_total: Money,
+    pub held_credit_total: Money,
+    pub in_review_credit_total: Money,
+    pub acquired_credit_total: Money,
+    /// The credits taken back: the amounts of the credits now `reversed`.
+    pub reversed_credit_total: Money,
+}
+
+impl ProgramFigures {
+    /// Adds `other`'s counts and money; `None` on overflow.
+    pub fn add(&mut self, other: &ProgramFigures) -> Option<()> {
+        for (count, more) in [
+            (&mut self.users, other.users),
+            (&mut self.indicated_users, other.indicated_users),
+            (&mut self.pending, other.pending),
+            (&mut self.held, other.held),
+            (&mut self.in_review, other.in_review),
+            (&mut self.acquired, other.acquired),
+            (&mut self.capped, other.capped),
+            (&mut self.rejected, other.rejected),
+            (&mut self.reversed, other.reversed),
+        ] {
+            *count = count.checked_add(more)?;
+        }
+        for (total, more) in [
+            (&mut self.signup_credit_total, other.signup_credit_total),
+            (&mut self.held_credit_total, other.held_credit_total),
+            (
+                &mut self.in_review_credit_total,
+                other.in_review_credit_total,
+            ),
+            (&mut self.acquired_credit_total, other.acquired_credit_total),
+            (&mut self.reversed_credit_total, other.reversed_credit_total),
+        ] {
+            *total = total.checked_add(more)?;
+        }
+        Some(())
+    }
+
+    /// The count of credits in `status`, and the money in them where the figures keep it.
+    pub fn of_status(&mut self, status: CreditStatus) -> (Option<&mut u64>, Option<&mut Money>) {
+        match status {
+            CreditStatus::None => (None, None),
+            CreditStatus::Pending => (Some(&mut self.pending), None),
+            CreditStatus::Held => (Some(&mut self.held), Some(&mut self.held_credit_total)),
+            CreditStatus::InReview => (
+                Some(&mut self.in_review),
+                Some(&mut self.in_review_credit_total),
+            ),
+            CreditStatus::Acquired => (
+                Some(&mut self.acquired),
+                Some(&mut self.acquired_credit_total),
+            ),
+            CreditStatus::Capped => (Some(&mut self.capped), None),
+            CreditStatus::Rejected => (Some(&mut self.rejected), None),
+            CreditStatus::Reversed => (
+                Some(&mut self.reversed),
+                Some(&mut self.reversed_credit_total),
+            ),
+        }
+    }
+}
+
+/// The outcome of recording a payment total.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Payment {
+    /// The user after the write, `None` if it does not exist.
+    pub user: Option<User>,
+    /// The step this call took the credit through, if any.
+    pub step: Option<CreditStep>,
+}
+
+/// An e-mail indication and its `indication` ledger entry, saved together.
+#[derive(Clone, Debug)]
+pub struct EmailIndication {
+    pub email: Email,
+    pub indicator: UserHash,
+    pub ledger: LedgerEntry,
+}
+
+impl EmailIndication {
+    pub fn new(
+        email: Email,
+        indicator: UserHash,
+        program_id: Option<ProgramId>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        let ledger = LedgerEntry {
+            operation: LedgerOperation::Indication,
+            user_indicator: Some(indicator.to_string()),
+            user_indicated: email.to_string(),
+            program_id,
+            amount: SignedMoney::default(),
+            created_at: at,
+            decision: None,
+        };
+        Self {
+            email,
+            indicator,
+            ledger,
+        }
+    }
+}
+
+/// A list given as a JSON array of strings, or as one comma-separated string (as the seed's
+/// forms send it).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StringList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for StringList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = StringList;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a comma-separated string or an array of strings")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<StringList, E> {
+                Ok(StringList(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|item| !item.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                ))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<StringList, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    items.push(item);
+                }
+                Ok(StringList(items))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// A list longer than its field accepts.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("Field `{field}` accepts at most {max} items")]
+pub struct StringListTooLong {
+    pub field: &'static str,
+    pub max: usize,
+}
+
+impl StringList {
+    /// Refuses lists over the cap, naming the field.
+    pub fn capped(self, field: &'static str, max: usize) -> Result<Vec<String>, StringListTooLong> {
+        if self.0.len() > max {
+            return Err(StringListTooLong { field, max });
+        }
+        Ok(self.0)
+    }
+}
