@@ -575,8 +575,9 @@ pub async fn decide(
         .ok_or(IndicationError::CreditNotFound)?;
     match users.decide(&hash, terms, action, decision).await? {
         Decided::NotFound => Err(IndicationError::CreditNotFound),
-        Decided::Refused(user) => Err(IndicationError::CreditIs(user.credit_status())),
-        Decided::Moved(user, step) => {
+        Decided::Refused(status) => Err(IndicationError::CreditIs(status)),
+        Decided::Moved(moved) => {
+            let (user, step) = *moved;
             tracing::info!(program = %program_id, credit = %step.credit.status(), ?action, "credit decided");
             Ok(user)
         }

@@ -71,10 +71,10 @@ pub struct CreditPage {
 pub enum Decided {
     /// No indicated user has this hash.
     NotFound,
-    /// The move does not apply to the credit's state: the user as it is.
-    Refused(User),
+    /// The move does not apply to the credit's state: the state it is in.
+    Refused(CreditStatus),
     /// The credit moved: the user after the move, and the step.
-    Moved(User, CreditStep),
+    Moved(Box<(User, CreditStep)>),
 }
 
 #[async_trait]

@@ -301,7 +301,8 @@ async fn twenty_crossings_at_once_with_a_cap_of_five_credit_five(app: TestApp) {
     let figures = stats(&app, &program).await;
     assert_eq!(
         figures["credits"],
-        json!({ "pending": 0, "held": 0, "acquired": 5, "capped": 15 })
+        json!({ "pending": 0, "held": 0, "in_review": 0, "acquired": 5, "capped": 15,
+                "rejected": 0, "reversed": 0 })
     );
     assert_eq!(figures["acquired_credit_total"], json!(500));
     // Capped is final: paying more changes nothing.
@@ -384,13 +385,15 @@ async fn stats_and_the_indicated_list_agree_with_the_ledger(app: TestApp) {
     assert_eq!(
         figures["credits"],
         json!({
-            "pending": count("pending"), "held": count("held"),
+            "pending": count("pending"), "held": count("held"), "in_review": 0,
             "acquired": count("acquired"), "capped": count("capped"),
+            "rejected": 0, "reversed": 0,
         })
     );
     assert_eq!(
         figures["credits"],
-        json!({ "pending": 3, "held": 1, "acquired": 2, "capped": 1 })
+        json!({ "pending": 3, "held": 1, "in_review": 0, "acquired": 2, "capped": 1,
+                "rejected": 0, "reversed": 0 })
     );
     let sum = |operation: LedgerOperation| {
         ledger
@@ -463,7 +466,8 @@ async fn stats_and_the_indicated_list_agree_with_the_ledger(app: TestApp) {
         after = stats(&app, &program).await;
     }
     let mut expected = figures;
-    expected["credits"] = json!({ "pending": 3, "held": 0, "acquired": 3, "capped": 1 });
+    expected["credits"] = json!({ "pending": 3, "held": 0, "in_review": 0, "acquired": 3,
+                                  "capped": 1, "rejected": 0, "reversed": 0 });
     expected["held_credit_total"] = json!(0);
     expected["acquired_credit_total"] = json!(300);
     assert_eq!(after, expected);
@@ -486,8 +490,10 @@ async fn stats_of_an_unknown_program_is_404(app: TestApp) {
         figures,
         json!({
             "users": 0, "indicated_users": 0,
-            "credits": { "pending": 0, "held": 0, "acquired": 0, "capped": 0 },
-            "signup_credit_total": 0, "held_credit_total": 0, "acquired_credit_total": 0,
+            "credits": { "pending": 0, "held": 0, "in_review": 0, "acquired": 0, "capped": 0,
+                         "rejected": 0, "reversed": 0 },
+            "signup_credit_total": 0, "held_credit_total": 0, "in_review_credit_total": 0,
+            "acquired_credit_total": 0, "reversed_credit_total": 0,
         })
     );
     let anonymous = app

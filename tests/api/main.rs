@@ -23,3 +23,4 @@ mod operations;
 mod process;
 mod programs;
 mod referrals;
+mod review;

@@ -50,6 +50,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/callbacks"),
     ("GET", "/admin/callbacks/{id}"),
     ("POST", "/admin/callbacks/{id}/retry"),
+    ("GET", "/admin/credits"),
+    ("GET", "/admin/credits/{user_hash}"),
+    ("POST", "/admin/credits/approve"),
+    ("POST", "/admin/credits/{user_hash}/approve"),
+    ("POST", "/admin/credits/{user_hash}/reject"),
+    ("POST", "/admin/credits/{user_hash}/reverse"),
 ];
 
 contract_tests!(

@@ -296,11 +296,11 @@ impl IndicationStore for EmbeddedStore {
                 return Ok(Decided::NotFound);
             };
             match terms.on_decision(&credit, action, decision.clone()) {
-                Err(_) => Ok(Decided::Refused(user)),
+                Err(status) => Ok(Decided::Refused(status)),
                 Ok(step) => {
                     let step = take_step(txn, &mut user, &terms, step)?;
                     write_user(txn, &user)?;
-                    Ok(Decided::Moved(user, step))
+                    Ok(Decided::Moved(Box::new((user, step))))
                 }
             }
         })

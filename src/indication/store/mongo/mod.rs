@@ -401,11 +401,11 @@ impl IndicationStore for MongoStore {
             };
             let step = match terms.on_decision(credit, action, decision.clone()) {
                 Ok(step) => step,
-                Err(_) => return Ok(Decided::Refused(user)),
+                Err(status) => return Ok(Decided::Refused(status)),
             };
             let filter = credit_filter(hash, credit)?;
             if let Some((user, step)) = self.take_step(&user, &terms, step, None, filter).await? {
-                return Ok(Decided::Moved(user, step));
+                return Ok(Decided::Moved(Box::new((user, step))));
             }
         }
         Err(StoreError::Backend(
