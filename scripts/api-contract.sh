@@ -45,13 +45,22 @@ done
 token=$("$bin" token --sub contract --role admin --email contract-admin@example.com --ttl 2h)
 
 # Data for the generated requests to find (the configuration below offers these values half the
-# time): a program, users (cy indicated by ana), a referrer and its code.
+# time): a program, users (cy indicated by ana, its credit acquired; dy and ed in a reviewed
+# program, in review), a referrer and its code.
 api() { curl -sf -H "Authorization: Bearer $token" -H 'content-type: application/json' "$@"; }
 base="http://127.0.0.1:$port"
 CONTRACT_PROGRAM=$(api "$base/program/" -d '{"name": "Contract", "credit_value": 10, "target_value": 100}' \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 api "$base/users/" -d '{"user_hashes": ["ana", "bo"]}' >/dev/null
 api "$base/register/" -d '{"user_indicator": "ana", "user_indicated": "cy"}' >/dev/null
+REVIEWED=$(api "$base/program/" -d '{"name": "Reviewed", "target_value": 100, "review": "all", "clawback_days": 14}' \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+for hash in dy ed; do
+  api "$base/register/" -d "{\"user_indicator\": \"ana\", \"user_indicated\": \"$hash\", \"referral_program_id\": \"$REVIEWED\"}" >/dev/null
+done
+for hash in cy dy ed; do
+  api -X PUT "$base/invoice/user/$hash/" -d '{"total_amount_paid": 100}' >/dev/null
+done
 email=contract@example.com
 CONTRACT_CODE=$(api "$base/api/referrer/external/register" -d "{\"email\": \"$email\", \"firstName\": \"Con\"}" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["referralCode"])')
@@ -71,6 +80,9 @@ fail-on = ["validation_mismatch"]
 [dictionaries.hashes]
 values = ["ana", "bo", "cy"]
 
+[dictionaries.indicated]
+values = ["cy", "dy", "ed"]
+
 [dictionaries.programs]
 values = ["$CONTRACT_PROGRAM"]
 
@@ -89,7 +101,7 @@ include-name = "POST /api/referee/apply"
 phases.coverage.enabled = false
 
 [parameters]
-"path.user_hash" = { dictionary = "hashes", probability = 0.5 }
+"path.user_hash" = { dictionary = "indicated", probability = 0.5 }
 "path.id" = { dictionary = "programs", probability = 0.5 }
 "path.referralCode" = { dictionary = "codes", probability = 0.5 }
 "path.encodeEmail" = { dictionary = "emails64", probability = 0.5 }

@@ -268,12 +268,20 @@ async fn get_credit(
     }))
 }
 
-/// An admin's decision: a reason (required to reject or reverse) and a note.
+/// An admin's decision to reject or reverse a credit: why, and a note.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct DecisionInput {
     /// `fraud`, `self_referral`, `duplicate`, `refund`, `terms_violation` or `other`.
-    #[schema(value_type = Option<DecisionReason>)]
+    #[schema(value_type = DecisionReason, required = true)]
     reason: Option<String>,
+    /// Up to 500 characters.
+    #[schema(max_length = 500)]
+    note: Option<String>,
+}
+
+/// An approval: an optional note. The body may be left out.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ApprovalInput {
     /// Up to 500 characters.
     #[schema(max_length = 500)]
     note: Option<String>,
@@ -333,7 +341,7 @@ async fn take(
 #[utoipa::path(
     post, path = "/admin/credits/{user_hash}/approve", tag = "credits",
     params(("user_hash" = String, Path, description = "The indicated user's hash")),
-    request_body(content = DecisionInput, content_type = "application/json"),
+    request_body(content = ApprovalInput, content_type = "application/json"),
     responses(
         (status = 200, description = "The credit after the move", body = CreditBody),
         (status = 404, description = "`Credit not found`", body = ErrorBody),
@@ -345,8 +353,12 @@ async fn approve_credit(
     AdminAccess(caller): AdminAccess,
     State(state): State<AppState>,
     Path(user_hash): Path<String>,
-    JsonOrForm(input): JsonOrForm<DecisionInput>,
+    JsonOrForm(input): JsonOrForm<ApprovalInput>,
 ) -> Result<Json<CreditBody>> {
+    let input = DecisionInput {
+        reason: None,
+        note: input.note,
+    };
     let decision = decision(&caller.sub, input, false)?;
     Ok(Json(
         take(&state, &user_hash, AdminMove::Approve, decision).await?,
