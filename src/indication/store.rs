@@ -66,6 +66,23 @@ pub struct CreditPage {
     pub next: Option<Cursor>,
 }
 
+impl CreditPage {
+    /// The page of up to `limit` users out of `users`, read one beyond the page to learn
+    /// whether another follows.
+    pub fn of(mut users: Vec<User>, limit: usize) -> Self {
+        let next = if users.len() > limit {
+            users.truncate(limit);
+            users.last().map(|user| Cursor {
+                created_at: user.created_at,
+                id: user.hash.to_string(),
+            })
+        } else {
+            None
+        };
+        Self { users, next }
+    }
+}
+
 /// What an admin's decision on a credit did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decided {

@@ -6,7 +6,7 @@ use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use referral_api::{
-    callbacks::{CallbackFilter, CreditEvent, CreditEventType},
+    callbacks::CreditEventType,
     clock::Clock,
     indication::{LedgerEntry, LedgerOperation, service::release_due},
 };
@@ -30,30 +30,12 @@ contract_tests!(
     stats_of_an_unknown_program_is_404,
 );
 
-async fn ledger(app: &TestApp) -> Vec<LedgerEntry> {
-    app.stores.ledger.ledger().await.expect("ledger")
-}
-
 async fn count_ops(app: &TestApp, operation: LedgerOperation) -> usize {
-    ledger(app)
+    app.ledger()
         .await
         .iter()
         .filter(|e| e.operation == operation)
         .count()
-}
-
-async fn events(app: &TestApp, event_type: CreditEventType) -> Vec<CreditEvent> {
-    app.stores
-        .callbacks
-        .list(&CallbackFilter {
-            limit: usize::MAX,
-            ..CallbackFilter::default()
-        })
-        .await
-        .expect("outbox")
-        .into_iter()
-        .filter(|e| e.event_type == event_type)
-        .collect()
 }
 
 /// A program with these rules (credit 5, target 100), an indicator and `indicated` users it
@@ -100,14 +82,6 @@ async fn release(app: &TestApp) -> usize {
     .await
     .expect("release")
     .acquired
-}
-
-async fn stats(app: &TestApp, program: &str) -> Value {
-    expect_json(
-        app.get(&format!("/program/{program}/stats/")).await,
-        StatusCode::OK,
-    )
-    .await
 }
 
 async fn programs_take_a_hold_and_a_cap_and_refuse_bad_ones(app: TestApp) {
@@ -198,11 +172,7 @@ async fn a_crossing_with_a_hold_is_held_without_a_callback(app: TestApp) {
     assert_eq!(again, body);
     assert_eq!(count_ops(&app, LedgerOperation::CreditHeld).await, 1);
     assert_eq!(count_ops(&app, LedgerOperation::AcquiredCredit).await, 0);
-    assert!(
-        events(&app, CreditEventType::AcquiredCredit)
-            .await
-            .is_empty()
-    );
+    assert!(app.events(CreditEventType::AcquiredCredit).await.is_empty());
     let statement = expect_json(app.get("/statement/ana/").await, StatusCode::OK).await;
     assert_eq!(statement["held_credit"], json!(100));
     assert_eq!(statement["potencial_credit"], json!(0));
@@ -225,7 +195,8 @@ async fn a_drop_below_the_credit_while_held_cancels_it(app: TestApp) {
         body,
         json!({ "acquired_credit": 0, "credit_status": "pending" })
     );
-    let cancelled: Vec<LedgerEntry> = ledger(&app)
+    let cancelled: Vec<LedgerEntry> = app
+        .ledger()
         .await
         .into_iter()
         .filter(|e| e.operation == LedgerOperation::CreditCancelled)
@@ -259,7 +230,8 @@ async fn a_total_below_at_release_time_does_not_acquire(app: TestApp) {
         invoice(&app, "cy", json!(99.99)).await["credit_status"],
         "pending"
     );
-    let acquired: Vec<String> = ledger(&app)
+    let acquired: Vec<String> = app
+        .ledger()
         .await
         .into_iter()
         .filter(|e| e.operation == LedgerOperation::AcquiredCredit)
@@ -290,15 +262,16 @@ async fn twenty_crossings_at_once_with_a_cap_of_five_credit_five(app: TestApp) {
     assert_eq!(statuses.get("acquired"), Some(&5), "{statuses:?}");
     assert_eq!(statuses.get("capped"), Some(&15), "{statuses:?}");
     assert_eq!(count_ops(&app, LedgerOperation::AcquiredCredit).await, 5);
-    let capped: Vec<LedgerEntry> = ledger(&app)
+    let capped: Vec<LedgerEntry> = app
+        .ledger()
         .await
         .into_iter()
         .filter(|e| e.operation == LedgerOperation::CreditCapped)
         .collect();
     assert_eq!(capped.len(), 15);
     assert!(capped.iter().all(|e| e.amount.to_string() == "0"));
-    assert_eq!(events(&app, CreditEventType::AcquiredCredit).await.len(), 5);
-    let figures = stats(&app, &program).await;
+    assert_eq!(app.events(CreditEventType::AcquiredCredit).await.len(), 5);
+    let figures = app.stats(&program).await;
     assert_eq!(
         figures["credits"],
         json!({ "pending": 0, "held": 0, "in_review": 0, "acquired": 5, "capped": 15,
@@ -378,10 +351,10 @@ async fn stats_and_the_indicated_list_agree_with_the_ledger(app: TestApp) {
     invoice(&app, "a4", json!(100)).await; // held (third place)
     invoice(&app, "a5", json!(100)).await; // capped
     invoice(&app, "a6", json!(40)).await; // pending
-    let ledger = ledger(&app).await;
+    let ledger = app.ledger().await;
     let states = replay(&ledger);
     let count = |state: &str| states.values().filter(|s| **s == state).count();
-    let figures = stats(&app, &program).await;
+    let figures = app.stats(&program).await;
     assert_eq!(
         figures["credits"],
         json!({
@@ -460,10 +433,10 @@ async fn stats_and_the_indicated_list_agree_with_the_ledger(app: TestApp) {
     app.clock.advance(chrono::Duration::days(7));
     let app = app.crash_and_restart().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let mut after = stats(&app, &program).await;
+    let mut after = app.stats(&program).await;
     while after["credits"]["held"] != json!(0) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        after = stats(&app, &program).await;
+        after = app.stats(&program).await;
     }
     let mut expected = figures;
     expected["credits"] = json!({ "pending": 3, "held": 0, "in_review": 0, "acquired": 3,
@@ -485,7 +458,7 @@ async fn stats_of_an_unknown_program_is_404(app: TestApp) {
     }
     let program = app.create_program("Empty", json!(1), json!(2)).await;
     let id = program["id"].as_str().expect("id");
-    let figures = stats(&app, id).await;
+    let figures = app.stats(id).await;
     assert_eq!(
         figures,
         json!({
@@ -558,7 +531,7 @@ async fn a_due_release_acquires_once_with_one_callback(backend: Backend) {
     assert_eq!(acquired.len(), 2, "{acquired:?}");
     assert_ne!(acquired[0], acquired[1]);
     assert_eq!(count_ops(&app, LedgerOperation::AcquiredCredit).await, 2);
-    assert_eq!(events(&app, CreditEventType::AcquiredCredit).await.len(), 2);
+    assert_eq!(app.events(CreditEventType::AcquiredCredit).await.len(), 2);
     assert_eq!(
         invoice(&app, "bo", json!(100)).await["credit_status"],
         "acquired"

@@ -3,7 +3,14 @@
 use std::{path::Path, sync::Arc};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use referral_api::{clock::ShiftedClock, config::Config, startup::Application, stores::Stores};
+use referral_api::{
+    callbacks::{CallbackFilter, CreditEvent, CreditEventType},
+    clock::ShiftedClock,
+    config::Config,
+    indication::LedgerEntry,
+    startup::Application,
+    stores::Stores,
+};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -199,6 +206,35 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             server.await.expect("server stops cleanly");
         }
+    }
+
+    /// The whole ledger, read from the app's store.
+    pub async fn ledger(&self) -> Vec<LedgerEntry> {
+        self.stores.ledger.ledger().await.expect("ledger")
+    }
+
+    /// The events of this type in the outbox, oldest first.
+    pub async fn events(&self, event_type: CreditEventType) -> Vec<CreditEvent> {
+        self.stores
+            .callbacks
+            .list(&CallbackFilter {
+                limit: usize::MAX,
+                ..CallbackFilter::default()
+            })
+            .await
+            .expect("outbox")
+            .into_iter()
+            .filter(|e| e.event_type == event_type)
+            .collect()
+    }
+
+    /// `GET /program/{id}/stats/`, expected to answer 200.
+    pub async fn stats(&self, program: &str) -> Value {
+        expect_json(
+            self.get(&format!("/program/{program}/stats/")).await,
+            StatusCode::OK,
+        )
+        .await
     }
 
     pub fn data_path(&self) -> &Path {

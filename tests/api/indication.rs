@@ -42,12 +42,8 @@ contract_tests!(
     program_with_users_cannot_be_deleted,
 );
 
-async fn ledger(app: &TestApp) -> Vec<LedgerEntry> {
-    app.stores.ledger.ledger().await.expect("ledger")
-}
-
 async fn ledger_ops(app: &TestApp, indicated: &str) -> Vec<LedgerOperation> {
-    ledger(app)
+    app.ledger()
         .await
         .into_iter()
         .filter(|e| e.user_indicated == indicated)
@@ -94,7 +90,7 @@ async fn users_are_created_once_in_the_default_program(app: TestApp) {
     let statement = expect_json(app.get("/statement/u2/").await, StatusCode::OK).await;
     assert_eq!(statement["referral_program"], default);
     assert!(
-        ledger(&app).await.is_empty(),
+        app.ledger().await.is_empty(),
         "imported users have no ledger entries"
     );
 }
@@ -182,7 +178,8 @@ async fn register_writes_the_user_ledger_and_signup_callback(app: TestApp) {
             .is_some_and(|t| t.ends_with('Z'))
     );
 
-    let entries: Vec<LedgerEntry> = ledger(&app)
+    let entries: Vec<LedgerEntry> = app
+        .ledger()
         .await
         .into_iter()
         .filter(|e| e.user_indicated == "newbie")
@@ -269,7 +266,7 @@ async fn register_needs_both_hashes(app: TestApp) {
         )
         .await;
     expect_error_status(response, StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert!(ledger(&app).await.is_empty());
+    assert!(app.ledger().await.is_empty());
 }
 
 /// The seed's prose swaps the labels: the indicator must already exist, the indicated must not.
@@ -288,7 +285,7 @@ async fn register_refuses_swapped_labels(app: TestApp) {
         "User already registered",
     )
     .await;
-    assert!(ledger(&app).await.is_empty());
+    assert!(app.ledger().await.is_empty());
     assert!(pending_events(&app).await.is_empty());
 }
 
@@ -306,7 +303,7 @@ async fn register_refuses_self_indication(app: TestApp) {
         "A user cannot indicate itself",
     )
     .await;
-    assert!(ledger(&app).await.is_empty());
+    assert!(app.ledger().await.is_empty());
 }
 
 async fn register_checks_the_program(app: TestApp) {
@@ -455,7 +452,8 @@ async fn invoice_credits_the_indicator_once_at_the_threshold(app: TestApp) {
         "100.00"
     );
 
-    let acquired: Vec<LedgerEntry> = ledger(&app)
+    let acquired: Vec<LedgerEntry> = app
+        .ledger()
         .await
         .into_iter()
         .filter(|e| e.operation == LedgerOperation::AcquiredCredit)
@@ -521,7 +519,7 @@ async fn invoice_of_a_user_without_indicator_credits_nobody(app: TestApp) {
         body,
         json!({ "acquired_credit": 0, "credit_status": "none" })
     );
-    assert!(ledger(&app).await.is_empty());
+    assert!(app.ledger().await.is_empty());
     assert!(pending_events(&app).await.is_empty());
 }
 
@@ -616,7 +614,8 @@ async fn email_indication_saves_normalised_new_addresses(app: TestApp) {
     assert_eq!(body["already_indicated"], json!(["bo@example.org"]));
     assert_eq!(body["invalid_emails"], json!(["x@", ""]));
 
-    let indications: Vec<String> = ledger(&app)
+    let indications: Vec<String> = app
+        .ledger()
         .await
         .into_iter()
         .filter(|e| {
@@ -663,7 +662,7 @@ async fn email_indication_needs_a_known_indicator(app: TestApp) {
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
-    assert!(ledger(&app).await.is_empty());
+    assert!(app.ledger().await.is_empty());
 }
 
 async fn email_lists_are_capped_at_100(app: TestApp) {
@@ -687,7 +686,7 @@ async fn email_lists_are_capped_at_100(app: TestApp) {
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
-    assert!(ledger(&app).await.is_empty());
+    assert!(app.ledger().await.is_empty());
     let body = json!({ "user_indicator": "indicator", "emails": emails[..100] });
     let saved = expect_json(
         app.post_json("/emailindication/", body).await,

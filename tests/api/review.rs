@@ -5,7 +5,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use referral_api::{
-    callbacks::{CallbackFilter, CreditEvent, CreditEventType},
+    callbacks::CreditEventType,
     indication::{LedgerEntry, LedgerOperation},
 };
 use reqwest::{Response, StatusCode};
@@ -102,38 +102,12 @@ async fn invoice(app: &TestApp, hash: &str, total: Value) -> Value {
     expect_json(app.invoice(hash, total).await, StatusCode::OK).await
 }
 
-async fn ledger(app: &TestApp) -> Vec<LedgerEntry> {
-    app.stores.ledger.ledger().await.expect("ledger")
-}
-
 async fn entries(app: &TestApp, operation: LedgerOperation) -> Vec<LedgerEntry> {
-    ledger(app)
+    app.ledger()
         .await
         .into_iter()
         .filter(|e| e.operation == operation)
         .collect()
-}
-
-async fn events(app: &TestApp, event_type: CreditEventType) -> Vec<CreditEvent> {
-    app.stores
-        .callbacks
-        .list(&CallbackFilter {
-            limit: usize::MAX,
-            ..CallbackFilter::default()
-        })
-        .await
-        .expect("outbox")
-        .into_iter()
-        .filter(|e| e.event_type == event_type)
-        .collect()
-}
-
-async fn stats(app: &TestApp, program: &str) -> Value {
-    expect_json(
-        app.get(&format!("/program/{program}/stats/")).await,
-        StatusCode::OK,
-    )
-    .await
 }
 
 async fn statement(app: &TestApp, hash: &str) -> Value {
@@ -258,14 +232,14 @@ async fn a_refund_within_the_window_reverses_with_a_negative_entry_and_event(app
     assert_eq!(reversed.len(), 1);
     assert_eq!(reversed[0].amount.to_string(), "-100");
     assert_eq!(reversed[0].user_indicator.as_deref(), Some("ana"));
-    let callbacks = events(&app, CreditEventType::CreditReversed).await;
+    let callbacks = app.events(CreditEventType::CreditReversed).await;
     assert_eq!(callbacks.len(), 1);
     assert_eq!(callbacks[0].amount.to_string(), "-100");
     assert_eq!(callbacks[0].user_hash.as_str(), "ana");
     let statement = statement(&app, "ana").await;
     assert_eq!(statement["acquired_credit"], json!(0));
     assert_eq!(statement["in_review_credit"], json!(0));
-    let figures = stats(&app, &program).await;
+    let figures = app.stats(&program).await;
     assert_eq!(figures["credits"]["reversed"], json!(1));
     assert_eq!(figures["credits"]["acquired"], json!(0));
     assert_eq!(figures["reversed_credit_total"], json!(100));
@@ -277,14 +251,14 @@ async fn a_refund_within_the_window_reverses_with_a_negative_entry_and_event(app
     assert!(shown["reversed_at"].is_string());
     // Another drop changes nothing; paid again, the credit is acquired again, with a new event.
     invoice(&app, "bo", json!(10)).await;
-    assert_eq!(events(&app, CreditEventType::CreditReversed).await.len(), 1);
+    assert_eq!(app.events(CreditEventType::CreditReversed).await.len(), 1);
     let again = invoice(&app, "bo", json!(120)).await;
     assert_eq!(
         again,
         json!({ "acquired_credit": 100, "credit_status": "acquired" })
     );
-    assert_eq!(events(&app, CreditEventType::AcquiredCredit).await.len(), 2);
-    let figures = stats(&app, &program).await;
+    assert_eq!(app.events(CreditEventType::AcquiredCredit).await.len(), 2);
+    let figures = app.stats(&program).await;
     assert_eq!(figures["credits"]["reversed"], json!(0));
     assert_eq!(figures["credits"]["acquired"], json!(1));
     assert_eq!(statement_acquired(&app).await, json!(100));
@@ -316,12 +290,8 @@ async fn after_the_window_or_without_clawback_a_drop_changes_nothing(app: TestAp
             .await
             .is_empty()
     );
-    assert!(
-        events(&app, CreditEventType::CreditReversed)
-            .await
-            .is_empty()
-    );
-    assert_eq!(stats(&app, &program).await["credits"]["acquired"], json!(1));
+    assert!(app.events(CreditEventType::CreditReversed).await.is_empty());
+    assert_eq!(app.stats(&program).await["credits"]["acquired"], json!(1));
 }
 
 async fn review_all_holds_every_crossing_until_an_approval_pays_once(app: TestApp) {
@@ -332,15 +302,11 @@ async fn review_all_holds_every_crossing_until_an_approval_pays_once(app: TestAp
             json!({ "acquired_credit": 0, "credit_status": "in_review" })
         );
     }
-    assert!(
-        events(&app, CreditEventType::AcquiredCredit)
-            .await
-            .is_empty()
-    );
+    assert!(app.events(CreditEventType::AcquiredCredit).await.is_empty());
     let in_review = entries(&app, LedgerOperation::CreditInReview).await;
     assert_eq!(in_review.len(), 2);
     assert!(in_review.iter().all(|e| e.amount.to_string() == "100"));
-    let figures = stats(&app, &program).await;
+    let figures = app.stats(&program).await;
     assert_eq!(figures["credits"]["in_review"], json!(2));
     assert_eq!(figures["in_review_credit_total"], json!(200));
     assert_eq!(statement(&app, "ana").await["in_review_credit"], json!(200));
@@ -361,7 +327,7 @@ async fn review_all_holds_every_crossing_until_an_approval_pays_once(app: TestAp
         "Credit is acquired",
     )
     .await;
-    let acquired = events(&app, CreditEventType::AcquiredCredit).await;
+    let acquired = app.events(CreditEventType::AcquiredCredit).await;
     assert_eq!(acquired.len(), 1);
     assert_eq!(acquired[0].user_hash.as_str(), "ana");
     let entry = entries(&app, LedgerOperation::AcquiredCredit).await;
@@ -407,7 +373,7 @@ async fn a_drop_while_in_review_sends_the_credit_back_to_pending(app: TestApp) {
         "Credit is pending",
     )
     .await;
-    let figures = stats(&app, &program).await;
+    let figures = app.stats(&program).await;
     assert_eq!(figures["credits"]["pending"], json!(1));
     assert_eq!(figures["credits"]["in_review"], json!(0));
     assert_eq!(
@@ -491,18 +457,14 @@ async fn a_rejection_needs_a_known_reason_is_final_and_frees_the_cap_place(app: 
         )
         .await;
     }
-    assert!(
-        events(&app, CreditEventType::AcquiredCredit)
-            .await
-            .is_empty()
-    );
+    assert!(app.events(CreditEventType::AcquiredCredit).await.is_empty());
     // The place is free again.
     register(&app, "ana", &["dy"], &program).await;
     assert_eq!(
         invoice(&app, "dy", json!(100)).await["credit_status"],
         "in_review"
     );
-    let figures = stats(&app, &program).await;
+    let figures = app.stats(&program).await;
     assert_eq!(figures["credits"]["rejected"], json!(1));
     assert_eq!(figures["credits"]["capped"], json!(1));
     assert_eq!(figures["credits"]["in_review"], json!(1));
@@ -628,10 +590,10 @@ async fn an_admin_reverses_and_a_later_crossing_acquires_again(app: TestApp) {
         invoice(&app, "bo", json!(100)).await["credit_status"],
         "acquired"
     );
-    assert_eq!(events(&app, CreditEventType::CreditReversed).await.len(), 1);
-    assert_eq!(events(&app, CreditEventType::AcquiredCredit).await.len(), 2);
+    assert_eq!(app.events(CreditEventType::CreditReversed).await.len(), 1);
+    assert_eq!(app.events(CreditEventType::AcquiredCredit).await.len(), 2);
     assert_eq!(
-        stats(&app, &program).await["acquired_credit_total"],
+        app.stats(&program).await["acquired_credit_total"],
         json!(100)
     );
 }
@@ -804,7 +766,7 @@ async fn a_bulk_approval_answers_for_each_as_alone(app: TestApp) {
     assert_eq!(body["results"][0]["credit"]["note"], "batch");
     assert_eq!(body["results"][1]["error"], "Credit is pending");
     assert_eq!(body["results"][2]["error"], "Credit not found");
-    assert_eq!(events(&app, CreditEventType::AcquiredCredit).await.len(), 1);
+    assert_eq!(app.events(CreditEventType::AcquiredCredit).await.len(), 1);
     for bad in [
         json!({}),
         json!({ "user_hashes": [] }),
@@ -848,7 +810,7 @@ async fn twelve_concurrent_approvals_pay_once(app: TestApp) {
     let statuses = race(&app, (0..12).map(|_| Move::Decide("approve"))).await;
     assert_eq!(count(&statuses, StatusCode::OK), 1, "{statuses:?}");
     assert_eq!(count(&statuses, StatusCode::CONFLICT), 11, "{statuses:?}");
-    assert_eq!(events(&app, CreditEventType::AcquiredCredit).await.len(), 1);
+    assert_eq!(app.events(CreditEventType::AcquiredCredit).await.len(), 1);
     assert_eq!(
         entries(&app, LedgerOperation::AcquiredCredit).await.len(),
         1
@@ -915,7 +877,7 @@ async fn raced_moves_on_one_credit_leave_one_winner(app: TestApp) {
     assert_eq!(moved, 1, "{statuses:?}");
     // Of the eight decisions, exactly one succeeded.
     assert_eq!(count(&statuses, StatusCode::CONFLICT), 7, "{statuses:?}");
-    assert!(events(&app, CreditEventType::AcquiredCredit).await.len() <= 1);
+    assert!(app.events(CreditEventType::AcquiredCredit).await.len() <= 1);
     if credit(&app, "bo").await["status"] == "rejected" {
         return;
     }
@@ -931,8 +893,8 @@ async fn raced_moves_on_one_credit_leave_one_winner(app: TestApp) {
         1,
         "{statuses:?}"
     );
-    assert_eq!(events(&app, CreditEventType::CreditReversed).await.len(), 1);
-    assert_eq!(stats(&app, &program).await["credits"]["reversed"], json!(1));
+    assert_eq!(app.events(CreditEventType::CreditReversed).await.len(), 1);
+    assert_eq!(app.stats(&program).await["credits"]["reversed"], json!(1));
 }
 
 /// Each indicated user's credit state, replayed from the ledger.
@@ -977,9 +939,9 @@ fn replay_money(ledger: &[LedgerEntry], state: &str) -> rust_decimal::Decimal {
 }
 
 async fn assert_figures_replay(app: &TestApp, program: &str) {
-    let ledger = ledger(app).await;
+    let ledger = app.ledger().await;
     let states = replay(&ledger);
-    let figures = stats(app, program).await;
+    let figures = app.stats(program).await;
     for state in [
         "pending",
         "held",
@@ -1053,7 +1015,7 @@ async fn figures_agree_with_a_replay_of_the_ledger_before_and_after_a_crash(app:
     )
     .await;
     invoice(&app, "m7", json!(100)).await; // in review
-    let figures = stats(&app, &program).await;
+    let figures = app.stats(&program).await;
     assert_eq!(
         figures["credits"],
         json!({ "pending": 1, "held": 0, "in_review": 2, "acquired": 1, "capped": 0,
@@ -1063,7 +1025,7 @@ async fn figures_agree_with_a_replay_of_the_ledger_before_and_after_a_crash(app:
     assert_figures_replay(&app, &program).await;
     let app = app.crash_and_restart().await;
     assert_figures_replay(&app, &program).await;
-    assert_eq!(stats(&app, &program).await, figures);
+    assert_eq!(app.stats(&program).await, figures);
 }
 
 /// A refunded customer's credit reaches billing as a signed `credit_reversed` callback with the

@@ -316,6 +316,20 @@ fn decision(caller: &str, input: DecisionInput, reason_required: bool) -> Result
     })
 }
 
+/// An admin's decision from a route: validated (a reason is required to reject or reverse),
+/// taken, and answered with the credit after the move.
+async fn decided(
+    caller: &crate::auth::Caller,
+    state: &AppState,
+    user_hash: &str,
+    action: AdminMove,
+    input: DecisionInput,
+) -> Result<Json<CreditBody>> {
+    let reason_required = matches!(action, AdminMove::Reject | AdminMove::Reverse);
+    let decision = decision(&caller.sub, input, reason_required)?;
+    Ok(Json(take(state, user_hash, action, decision).await?))
+}
+
 async fn take(
     state: &AppState,
     user_hash: &str,
@@ -359,10 +373,7 @@ async fn approve_credit(
         reason: None,
         note: input.note,
     };
-    let decision = decision(&caller.sub, input, false)?;
-    Ok(Json(
-        take(&state, &user_hash, AdminMove::Approve, decision).await?,
-    ))
+    decided(&caller, &state, &user_hash, AdminMove::Approve, input).await
 }
 
 /// Reject a pending, held or reviewed credit: final, worth nothing, its cap place given back
@@ -384,10 +395,7 @@ async fn reject_credit(
     Path(user_hash): Path<String>,
     JsonOrForm(input): JsonOrForm<DecisionInput>,
 ) -> Result<Json<CreditBody>> {
-    let decision = decision(&caller.sub, input, true)?;
-    Ok(Json(
-        take(&state, &user_hash, AdminMove::Reject, decision).await?,
-    ))
+    decided(&caller, &state, &user_hash, AdminMove::Reject, input).await
 }
 
 /// Reverse an acquired credit: a negative `credit_reversed` entry and a `credit_reversed`
@@ -409,10 +417,7 @@ async fn reverse_credit(
     Path(user_hash): Path<String>,
     JsonOrForm(input): JsonOrForm<DecisionInput>,
 ) -> Result<Json<CreditBody>> {
-    let decision = decision(&caller.sub, input, true)?;
-    Ok(Json(
-        take(&state, &user_hash, AdminMove::Reverse, decision).await?,
-    ))
+    decided(&caller, &state, &user_hash, AdminMove::Reverse, input).await
 }
 
 /// Credits to approve at once.

@@ -102,16 +102,9 @@ pub(super) fn credit_page(
             break;
         }
     }
-    let next = if found.len() > limit {
-        found.truncate(limit);
-        found.last().map(|user| Cursor {
-            created_at: user.created_at,
-            id: user.hash.to_string(),
-        })
-    } else if scanned >= CREDIT_SCAN {
-        last.as_ref().map(cursor).transpose()?
-    } else {
-        None
-    };
-    Ok(CreditPage { users: found, next })
+    let mut page = CreditPage::of(found, limit);
+    if page.next.is_none() && scanned >= CREDIT_SCAN {
+        page.next = last.as_ref().map(cursor).transpose()?;
+    }
+    Ok(page)
 }

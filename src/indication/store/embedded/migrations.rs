@@ -55,14 +55,7 @@ pub(super) fn count_earlier_credits(txn: &WriteTransaction) -> Result<(), StoreE
     let mut by_indicator = HashMap::<(String, ProgramId), FiguresRecord>::new();
     let mut places = HashMap::<String, u64>::new();
     let mut holds = Vec::new();
-    for entry in txn
-        .open_table(USERS)
-        .map_err(backend)?
-        .iter()
-        .map_err(backend)?
-    {
-        let (_, bytes) = entry.map_err(backend)?;
-        let user = decode::<UserRecord>(bytes.value())?.into_user();
+    for user in stored_users(txn)? {
         let (Some(program), Some(indicator), Some(credit)) =
             (user.program_id, &user.indicator, &user.credit)
         else {
@@ -139,21 +132,8 @@ pub(super) fn count_earlier_credits(txn: &WriteTransaction) -> Result<(), StoreE
 /// Indexes the credits stored before migration 5 by status and by program and indicator, and
 /// the ledger by indicated user.
 pub(super) fn index_credits(txn: &WriteTransaction) -> Result<(), StoreError> {
-    let mut indicated = Vec::new();
-    for entry in txn
-        .open_table(USERS)
-        .map_err(backend)?
-        .iter()
-        .map_err(backend)?
-    {
-        let (_, bytes) = entry.map_err(backend)?;
-        let user = decode::<UserRecord>(bytes.value())?.into_user();
-        if user.indicator.is_some() {
-            indicated.push(user);
-        }
-    }
-    for user in &indicated {
-        index_registration(txn, user)?;
+    for user in stored_users(txn)? {
+        index_registration(txn, &user)?;
     }
     let mut entries = Vec::new();
     for entry in txn
@@ -173,4 +153,19 @@ pub(super) fn index_credits(txn: &WriteTransaction) -> Result<(), StoreError> {
         by_user.insert((user.as_str(), *key), ()).map_err(backend)?;
     }
     Ok(())
+}
+
+/// Every stored user, read whole: for migrations, which run once.
+fn stored_users(txn: &WriteTransaction) -> Result<Vec<User>, StoreError> {
+    let mut users = Vec::new();
+    for entry in txn
+        .open_table(USERS)
+        .map_err(backend)?
+        .iter()
+        .map_err(backend)?
+    {
+        let (_, bytes) = entry.map_err(backend)?;
+        users.push(decode::<UserRecord>(bytes.value())?.into_user());
+    }
+    Ok(users)
 }

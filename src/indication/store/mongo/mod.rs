@@ -472,19 +472,10 @@ impl IndicationStore for MongoStore {
         if filter.flagged {
             query.insert("credit.flags.0", doc! { "$exists": true });
         }
-        let mut users = self
+        let users = self
             .page_after(query, after, limit.saturating_add(1))
             .await?;
-        let next = if users.len() > limit {
-            users.truncate(limit);
-            users.last().map(|user| Cursor {
-                created_at: user.created_at,
-                id: user.hash.to_string(),
-            })
-        } else {
-            None
-        };
-        Ok(CreditPage { users, next })
+        Ok(CreditPage::of(users, limit))
     }
 
     async fn history(&self, hash: &UserHash) -> Result<Vec<LedgerEntry>, StoreError> {
