@@ -226,6 +226,7 @@ fn callback_worker(
         settings: WorkerSettings {
             concurrency: config.concurrency,
             lease: config.lease,
+            timeout: config.timeout,
             schedule: config.schedule.clone(),
             poll_interval: POLL_INTERVAL,
         },

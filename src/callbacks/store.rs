@@ -18,6 +18,14 @@ pub struct Lease {
     pub until: DateTime<Utc>,
 }
 
+/// One attempt to record: the event, when the attempt ended and what it came to.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    pub id: String,
+    pub at: DateTime<Utc>,
+    pub outcome: AttemptOutcome,
+}
+
 /// What an admin's "retry now" did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Requeue {
@@ -55,6 +63,25 @@ pub trait CallbackOutbox: Send + Sync {
         at: DateTime<Utc>,
         outcome: AttemptOutcome,
     ) -> Result<bool, StoreError>;
+
+    /// Records several attempts, as [`Self::record_attempt`] each, in as few writes as the
+    /// store can: how many were recorded (the others' leases were lost).
+    async fn record_attempts(
+        &self,
+        owner: &str,
+        attempts: Vec<Attempt>,
+    ) -> Result<usize, StoreError> {
+        let mut recorded = 0;
+        for attempt in attempts {
+            if self
+                .record_attempt(&attempt.id, owner, attempt.at, attempt.outcome)
+                .await?
+            {
+                recorded += 1;
+            }
+        }
+        Ok(recorded)
+    }
 
     /// Makes a `pending` or `failed` event due at `now` (its attempts are kept).
     async fn requeue(&self, id: &str, now: DateTime<Utc>) -> Result<Requeue, StoreError>;

@@ -1,9 +1,10 @@
-//! The delivery worker: claims due events under a lease, sends up to `concurrency` at once,
-//! records each attempt, and stops between deliveries when told to. It wakes at once when an
-//! event is written in this process, and polls for the rest (events written by other instances,
-//! retries falling due, leases running out).
+//! The delivery worker: claims due events under a lease, a batch at a time, sends up to
+//! `concurrency` at once, records the attempts that ended together in one write, and stops
+//! between deliveries when told to. It wakes at once when an event is written in this process,
+//! and polls for the rest (events written by other instances, retries falling due, leases
+//! running out).
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use rand::RngExt;
 use tokio::{sync::Notify, task::JoinSet};
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     delivery::{Sender, Sent},
     domain::{AttemptOutcome, CreditEvent, RetrySchedule},
-    store::{CallbackOutbox, Lease},
+    store::{Attempt, CallbackOutbox, Lease},
 };
 use crate::clock::Clock;
 
@@ -37,8 +38,28 @@ impl OutboxSignal {
 pub struct WorkerSettings {
     pub concurrency: usize,
     pub lease: Duration,
+    /// How long one attempt may take (`CALLBACK_TIMEOUT`).
+    pub timeout: Duration,
     pub schedule: RetrySchedule,
     pub poll_interval: Duration,
+}
+
+/// The most rounds of `concurrency` deliveries one claim covers.
+const MAX_CLAIM_ROUNDS: u32 = 8;
+
+impl WorkerSettings {
+    /// How many events one claim takes: as many rounds of `concurrency` deliveries as fit in
+    /// the lease with a round to spare when every attempt takes the whole timeout, so that no
+    /// claimed event waits past its lease (where another instance would send it too).
+    pub fn claim_batch(&self) -> usize {
+        let rounds = self
+            .lease
+            .as_secs_f64()
+            .div_euclid(self.timeout.as_secs_f64().max(0.001));
+        // Bounded above, so the cast cannot truncate.
+        let rounds = (rounds - 1.0).clamp(1.0, f64::from(MAX_CLAIM_ROUNDS)) as usize;
+        self.concurrency.max(1).saturating_mul(rounds)
+    }
 }
 
 pub struct Worker {
@@ -53,31 +74,75 @@ pub struct Worker {
 
 impl Worker {
     /// Delivers until `shutdown` is cancelled, then lets the deliveries in flight finish (each
-    /// is bounded by the callback timeout) and returns.
+    /// is bounded by the callback timeout), records them and returns. Events claimed but not
+    /// yet sent are left to their leases, and go out again when those run out.
     pub async fn run(self, shutdown: CancellationToken) {
         let this = Arc::new(self);
-        let mut in_flight = JoinSet::new();
-        tracing::info!(owner = %this.owner, "callback worker started");
+        let mut in_flight: JoinSet<Attempt> = JoinSet::new();
+        let mut queued: VecDeque<CreditEvent> = VecDeque::new();
+        let concurrency = this.settings.concurrency.max(1);
+        let batch = this.settings.claim_batch();
+        tracing::info!(owner = %this.owner, batch, "callback worker started");
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
-            let free = this.settings.concurrency.saturating_sub(in_flight.len());
-            if free > 0 {
-                for event in this.claim(free).await {
-                    let worker = this.clone();
-                    in_flight.spawn(async move { worker.deliver(event).await });
+            // One claim refills the local queue once it runs below a round of deliveries.
+            if queued.len() < concurrency {
+                let want = batch.saturating_sub(queued.len() + in_flight.len());
+                if want > 0 {
+                    queued.extend(this.claim(want).await);
                 }
+            }
+            while in_flight.len() < concurrency {
+                let Some(event) = queued.pop_front() else {
+                    break;
+                };
+                let worker = this.clone();
+                in_flight.spawn(async move { worker.deliver(event).await });
             }
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = this.signal.woken() => {}
                 () = tokio::time::sleep(this.settings.poll_interval) => {}
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                Some(ended) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    // Every attempt that has ended by now is recorded in the same write.
+                    let mut attempts: Vec<Attempt> = ended.into_iter().collect();
+                    while let Some(ended) = in_flight.try_join_next() {
+                        attempts.extend(ended);
+                    }
+                    this.record(attempts).await;
+                }
             }
         }
-        while in_flight.join_next().await.is_some() {}
+        let mut attempts = Vec::new();
+        while let Some(ended) = in_flight.join_next().await {
+            attempts.extend(ended);
+        }
+        this.record(attempts).await;
         tracing::info!(owner = %this.owner, "callback worker stopped");
+    }
+
+    /// Records attempts that ended, in one write where the store can.
+    async fn record(&self, attempts: Vec<Attempt>) {
+        if attempts.is_empty() {
+            return;
+        }
+        let count = attempts.len();
+        match self.outbox.record_attempts(&self.owner, attempts).await {
+            Ok(recorded) if recorded < count => {
+                tracing::warn!(
+                    lost = count - recorded,
+                    "leases lost before the attempts were recorded"
+                );
+            }
+            Ok(_) => {}
+            Err(err) => {
+                // The leases run out and the events are sent again: at least once, never lost.
+                crate::ops::metrics::store_error(err.kind());
+                tracing::warn!(error = %err, count, "cannot record callback attempts");
+            }
+        }
     }
 
     async fn claim(&self, limit: usize) -> Vec<CreditEvent> {
@@ -98,7 +163,8 @@ impl Worker {
         }
     }
 
-    async fn deliver(&self, event: CreditEvent) {
+    /// Sends one attempt and says what it came to; the caller records it.
+    async fn deliver(&self, event: CreditEvent) -> Attempt {
         let started = self.clock.now();
         let sent = self.sender.send(&event, started.timestamp()).await;
         let attempts = event.attempts.saturating_add(1);
@@ -119,7 +185,7 @@ impl Worker {
         });
         match &outcome {
             AttemptOutcome::Delivered => {
-                tracing::info!(event_id = %event.id, event_type = %event.event_type, attempts, "callback delivered");
+                tracing::debug!(event_id = %event.id, event_type = %event.event_type, attempts, "callback delivered");
             }
             AttemptOutcome::Retry {
                 error,
@@ -131,20 +197,36 @@ impl Worker {
                 tracing::error!(event_id = %event.id, attempts, %error, "callback failed for good");
             }
         }
-        match self
-            .outbox
-            .record_attempt(&event.id, &self.owner, now, outcome)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(event_id = %event.id, "lease lost before the attempt was recorded");
-            }
-            Err(err) => {
-                // The lease runs out and the event is sent again: at least once, never lost.
-                crate::ops::metrics::store_error(err.kind());
-                tracing::warn!(event_id = %event.id, error = %err, "cannot record callback attempt");
-            }
+        Attempt {
+            id: event.id,
+            at: now,
+            outcome,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(concurrency: usize, lease: u64, timeout: u64) -> WorkerSettings {
+        WorkerSettings {
+            concurrency,
+            lease: Duration::from_secs(lease),
+            timeout: Duration::from_secs(timeout),
+            schedule: RetrySchedule::default(),
+            poll_interval: POLL_INTERVAL,
+        }
+    }
+
+    #[test]
+    fn a_claim_covers_the_rounds_that_fit_in_the_lease() {
+        // 60 s lease, 10 s timeout: six rounds fit, five are claimed.
+        assert_eq!(settings(8, 60, 10).claim_batch(), 40);
+        // A lease barely longer than the timeout: one round.
+        assert_eq!(settings(8, 15, 10).claim_batch(), 8);
+        // A long lease: at most eight rounds.
+        assert_eq!(settings(8, 3600, 1).claim_batch(), 64);
+        assert_eq!(settings(0, 60, 10).claim_batch(), 5);
     }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 mod records;
 
-use super::{CallbackOutbox, Lease, Requeue, matches};
+use super::{Attempt, CallbackOutbox, Lease, Requeue, matches};
 use crate::{
     callbacks::domain::{
         AttemptOutcome, CallbackFilter, CallbackStatus, CreditEvent, CreditEventType,
@@ -299,37 +299,31 @@ impl CallbackOutbox for EmbeddedStore {
         outcome: AttemptOutcome,
     ) -> Result<bool, StoreError> {
         let (id, owner) = (id.to_owned(), owner.to_owned());
+        self.write(move |txn| apply_attempt(txn, &id, &owner, at, outcome.clone()))
+            .await
+    }
+
+    /// One write for the whole batch: one commit, however many attempts.
+    async fn record_attempts(
+        &self,
+        owner: &str,
+        attempts: Vec<Attempt>,
+    ) -> Result<usize, StoreError> {
+        let owner = owner.to_owned();
         self.write(move |txn| {
-            let Some(old) = read(txn, &id)? else {
-                return Ok(false);
-            };
-            if old.lease_owner.as_deref() != Some(owner.as_str()) {
-                return Ok(false);
-            }
-            let mut record = old.clone();
-            record.attempts = record.attempts.saturating_add(1);
-            record.last_attempt_at = Some(at);
-            record.lease_owner = None;
-            record.lease_until = None;
-            match outcome.clone() {
-                AttemptOutcome::Delivered => {
-                    record.status = CallbackStatus::Delivered;
-                    record.delivered_at = Some(at);
-                }
-                AttemptOutcome::Retry {
-                    error,
-                    next_attempt_at,
-                } => {
-                    record.last_error = Some(error);
-                    record.next_attempt_at = next_attempt_at;
-                }
-                AttemptOutcome::Failed { error } => {
-                    record.status = CallbackStatus::Failed;
-                    record.last_error = Some(error);
+            let mut recorded = 0;
+            for attempt in &attempts {
+                if apply_attempt(
+                    txn,
+                    &attempt.id,
+                    &owner,
+                    attempt.at,
+                    attempt.outcome.clone(),
+                )? {
+                    recorded += 1;
                 }
             }
-            write(txn, Some(&old), &record)?;
-            Ok(true)
+            Ok(recorded)
         })
         .await
     }
@@ -353,4 +347,45 @@ impl CallbackOutbox for EmbeddedStore {
         })
         .await
     }
+}
+
+/// Records an attempt of an event `owner` holds the lease of, and releases the lease; `false`
+/// (nothing written) when the lease was lost to another worker meanwhile.
+fn apply_attempt(
+    txn: &WriteTransaction,
+    id: &str,
+    owner: &str,
+    at: DateTime<Utc>,
+    outcome: AttemptOutcome,
+) -> Result<bool, StoreError> {
+    let Some(old) = read(txn, id)? else {
+        return Ok(false);
+    };
+    if old.lease_owner.as_deref() != Some(owner) {
+        return Ok(false);
+    }
+    let mut record = old.clone();
+    record.attempts = record.attempts.saturating_add(1);
+    record.last_attempt_at = Some(at);
+    record.lease_owner = None;
+    record.lease_until = None;
+    match outcome {
+        AttemptOutcome::Delivered => {
+            record.status = CallbackStatus::Delivered;
+            record.delivered_at = Some(at);
+        }
+        AttemptOutcome::Retry {
+            error,
+            next_attempt_at,
+        } => {
+            record.last_error = Some(error);
+            record.next_attempt_at = next_attempt_at;
+        }
+        AttemptOutcome::Failed { error } => {
+            record.status = CallbackStatus::Failed;
+            record.last_error = Some(error);
+        }
+    }
+    write(txn, Some(&old), &record)?;
+    Ok(true)
 }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 mod records;
 
-use super::{CallbackOutbox, Lease, Requeue};
+use super::{Attempt, CallbackOutbox, Lease, Requeue};
 use crate::{
     callbacks::domain::{
         AttemptOutcome, CallbackFilter, CallbackStatus, CreditEvent, CreditEventType,
@@ -266,6 +266,53 @@ impl CallbackOutbox for MongoStore {
             .within(self.timeout)
             .await?;
         Ok(result.matched_count == 1)
+    }
+
+    /// The deliveries of the batch in one `updateMany` (they set the same fields; the batch's
+    /// last attempt time stands for all, within the moments the batch took); each failure on
+    /// its own, as it carries its own error and due time.
+    async fn record_attempts(
+        &self,
+        owner: &str,
+        attempts: Vec<Attempt>,
+    ) -> Result<usize, StoreError> {
+        let (delivered, failed): (Vec<Attempt>, Vec<Attempt>) = attempts
+            .into_iter()
+            .partition(|attempt| attempt.outcome == AttemptOutcome::Delivered);
+        let mut recorded = 0;
+        if let Some(at) = delivered.iter().map(|attempt| attempt.at).max() {
+            let at = to_bson_datetime(at);
+            let ids: Vec<&str> = delivered
+                .iter()
+                .map(|attempt| attempt.id.as_str())
+                .collect();
+            let result = self
+                .outbox()
+                .update_many(
+                    doc! { "_id": { "$in": ids }, "lease_owner": owner },
+                    doc! {
+                        "$set": {
+                            "last_attempt_at": at,
+                            "lease_owner": Bson::Null,
+                            "status": status_bson(CallbackStatus::Delivered)?,
+                            "delivered_at": at,
+                        },
+                        "$inc": { "attempts": 1 },
+                    },
+                )
+                .within(self.timeout)
+                .await?;
+            recorded += usize::try_from(result.matched_count).unwrap_or(usize::MAX);
+        }
+        for attempt in failed {
+            if self
+                .record_attempt(&attempt.id, owner, attempt.at, attempt.outcome)
+                .await?
+            {
+                recorded += 1;
+            }
+        }
+        Ok(recorded)
     }
 
     async fn requeue(&self, id: &str, now: DateTime<Utc>) -> Result<Requeue, StoreError> {
