@@ -7,7 +7,10 @@
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use rand::RngExt;
-use tokio::{sync::Notify, task::JoinSet};
+use tokio::{
+    sync::{Notify, mpsc},
+    task::JoinSet,
+};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -76,9 +79,15 @@ impl Worker {
     /// Delivers until `shutdown` is cancelled, then lets the deliveries in flight finish (each
     /// is bounded by the callback timeout), records them and returns. Events claimed but not
     /// yet sent are left to their leases, and go out again when those run out.
+    ///
+    /// Neither a claim nor a record holds deliveries back: attempts that end go to a recorder
+    /// task, which writes all that have ended since its last write in one; claims refill a
+    /// local queue while the queued events are sent.
     pub async fn run(self, shutdown: CancellationToken) {
         let this = Arc::new(self);
-        let mut in_flight: JoinSet<Attempt> = JoinSet::new();
+        let (ended, attempts) = mpsc::unbounded_channel::<Attempt>();
+        let recorder = tokio::spawn(this.clone().record_until_closed(attempts));
+        let mut in_flight = JoinSet::new();
         let mut queued: VecDeque<CreditEvent> = VecDeque::new();
         let concurrency = this.settings.concurrency.max(1);
         let batch = this.settings.claim_batch();
@@ -87,40 +96,54 @@ impl Worker {
             if shutdown.is_cancelled() {
                 break;
             }
+            let send = |queued: &mut VecDeque<CreditEvent>, in_flight: &mut JoinSet<()>| {
+                while in_flight.len() < concurrency {
+                    let Some(event) = queued.pop_front() else {
+                        break;
+                    };
+                    let (worker, ended) = (this.clone(), ended.clone());
+                    in_flight.spawn(async move {
+                        // The recorder outlives every delivery; a send cannot fail before.
+                        let _ = ended.send(worker.deliver(event).await);
+                    });
+                }
+            };
+            send(&mut queued, &mut in_flight);
             // One claim refills the local queue once it runs below a round of deliveries.
             if queued.len() < concurrency {
                 let want = batch.saturating_sub(queued.len() + in_flight.len());
                 if want > 0 {
                     queued.extend(this.claim(want).await);
+                    send(&mut queued, &mut in_flight);
                 }
-            }
-            while in_flight.len() < concurrency {
-                let Some(event) = queued.pop_front() else {
-                    break;
-                };
-                let worker = this.clone();
-                in_flight.spawn(async move { worker.deliver(event).await });
             }
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = this.signal.woken() => {}
                 () = tokio::time::sleep(this.settings.poll_interval) => {}
-                Some(ended) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    // Every attempt that has ended by now is recorded in the same write.
-                    let mut attempts: Vec<Attempt> = ended.into_iter().collect();
-                    while let Some(ended) = in_flight.try_join_next() {
-                        attempts.extend(ended);
-                    }
-                    this.record(attempts).await;
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    while in_flight.try_join_next().is_some() {}
                 }
             }
         }
-        let mut attempts = Vec::new();
-        while let Some(ended) = in_flight.join_next().await {
-            attempts.extend(ended);
+        while in_flight.join_next().await.is_some() {}
+        drop(ended);
+        if recorder.await.is_err() {
+            tracing::error!(owner = %this.owner, "the callback recorder stopped unexpectedly");
         }
-        this.record(attempts).await;
         tracing::info!(owner = %this.owner, "callback worker stopped");
+    }
+
+    /// Records the attempts that end, all those waiting in one write, until every sender is
+    /// gone.
+    async fn record_until_closed(self: Arc<Self>, mut attempts: mpsc::UnboundedReceiver<Attempt>) {
+        while let Some(first) = attempts.recv().await {
+            let mut batch = vec![first];
+            while let Ok(more) = attempts.try_recv() {
+                batch.push(more);
+            }
+            self.record(batch).await;
+        }
     }
 
     /// Records attempts that ended, in one write where the store can.

@@ -104,12 +104,17 @@ impl MongoStore {
                 .flat_map(|holder| holder.callbacks.iter().cloned().map(OutboxDoc::from))
                 .collect();
             insert_unordered(&self.outbox(), copies, self.timeout).await?;
-            // Then one removal per user, of exactly the events copied from it.
-            for holder in &batch {
-                let ids: Vec<&str> = holder.callbacks.iter().map(|e| e.id.as_str()).collect();
+            // Then one removal from all the batch's users of exactly the events copied: event
+            // ids are unique, so each user loses only its own.
+            let holders: Vec<&str> = batch.iter().map(|holder| holder.user.as_str()).collect();
+            let ids: Vec<&str> = batch
+                .iter()
+                .flat_map(|holder| holder.callbacks.iter().map(|e| e.id.as_str()))
+                .collect();
+            if !holders.is_empty() {
                 users
-                    .update_one(
-                        doc! { "_id": &holder.user },
+                    .update_many(
+                        doc! { "_id": { "$in": holders } },
                         doc! { "$pull": { "callbacks": { "id": { "$in": ids } } } },
                     )
                     .within(self.timeout)
@@ -203,30 +208,49 @@ impl CallbackOutbox for MongoStore {
         limit: usize,
     ) -> Result<Vec<CreditEvent>, StoreError> {
         self.relay_callbacks().await?;
-        let mut claimed = Vec::new();
-        while claimed.len() < limit {
-            let doc = self
-                .outbox()
-                .find_one_and_update(
-                    doc! {
-                        "status": status_bson(CallbackStatus::Pending)?,
-                        "due_at": { "$lte": to_bson_datetime(now) },
-                    },
-                    doc! { "$set": {
-                        "due_at": to_bson_datetime(lease.until),
-                        "lease_owner": &lease.owner,
-                    } },
-                )
-                .sort(doc! { "due_at": 1 })
-                .return_document(ReturnDocument::After)
-                .within(self.timeout)
-                .await?;
-            match doc {
-                Some(doc) => claimed.push(doc.into_event()?),
-                None => break,
-            }
+        // Three round trips for the whole batch: the due ids, one conditional update that
+        // leases those still due under a token of this claim (of two workers, each event goes
+        // to one), and the events that carry the token.
+        let due = doc! {
+            "status": status_bson(CallbackStatus::Pending)?,
+            "due_at": { "$lte": to_bson_datetime(now) },
+        };
+        let ids: Vec<Bson> = self
+            .db
+            .collection::<Document>(CALLBACKS)
+            .find(due.clone())
+            .sort(doc! { "due_at": 1 })
+            .projection(doc! { "_id": 1 })
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .all_within(self.timeout)
+            .await?
+            .into_iter()
+            .filter_map(|doc| doc.get("_id").cloned())
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(claimed)
+        let token = uuid::Uuid::new_v4().to_string();
+        let mut leased = due;
+        leased.insert("_id", doc! { "$in": ids.clone() });
+        self.outbox()
+            .update_many(
+                leased,
+                doc! { "$set": {
+                    "due_at": to_bson_datetime(lease.until),
+                    "lease_owner": &lease.owner,
+                    "claim": &token,
+                } },
+            )
+            .within(self.timeout)
+            .await?;
+        let docs: Vec<OutboxDoc> = self
+            .outbox()
+            .find(doc! { "_id": { "$in": ids }, "claim": &token })
+            .sort(doc! { "due_at": 1, "_id": 1 })
+            .all_within(self.timeout)
+            .await?;
+        docs.into_iter().map(OutboxDoc::into_event).collect()
     }
 
     async fn record_attempt(
