@@ -29,7 +29,7 @@ use crate::{
     callbacks::{self, OutboxSignal},
     clock::Clock,
     config::HttpConfig,
-    error,
+    error, events,
     idempotency::middleware as idempotency,
     indication,
     limits::{DRAIN_LIMIT, REQUEST_TIMEOUT},
@@ -49,6 +49,7 @@ pub fn api_routes() -> (Router<AppState>, OpenApiDoc) {
         .merge(indication::router())
         .merge(referrals::router())
         .merge(callbacks::router())
+        .merge(events::router())
         .split_for_parts();
     openapi::add_common_responses(&mut doc);
     (routes, doc)
@@ -80,6 +81,7 @@ pub struct Parts {
     pub auth: Arc<Authenticator>,
     pub clock: Arc<dyn Clock>,
     pub outbox_signal: OutboxSignal,
+    pub event_retention: chrono::Duration,
 }
 
 /// The whole application: routes, docs at `/docs` and `/openapi.json`, `/metrics`, and the
@@ -92,6 +94,7 @@ pub fn router(parts: Parts, http: &HttpConfig) -> Router {
         auth,
         clock,
         outbox_signal,
+        event_retention,
     } = parts;
     let state = AppState::new(SharedState {
         stores,
@@ -100,6 +103,7 @@ pub fn router(parts: Parts, http: &HttpConfig) -> Router {
         outbox_signal,
         endpoints: Arc::new(endpoints(&doc)),
         rate_limits: Arc::new(RateLimits::new(http)),
+        event_retention,
     });
     let x_request_id = HeaderName::from_static("x-request-id");
     let app = routes

@@ -10,6 +10,7 @@ pub mod embedded {
 
     use crate::{
         callbacks::{CreditEvent, store::embedded as callbacks},
+        events::{Event, store::embedded as events},
         programs::{ProgramId, store::embedded as programs},
         storage::{StoreError, embedded::backend},
     };
@@ -20,6 +21,11 @@ pub mod embedded {
         event: &CreditEvent,
     ) -> Result<(), StoreError> {
         callbacks::queue(txn, event)
+    }
+
+    /// Appends an event to the feed, in the caller's transaction.
+    pub(crate) fn record_event(txn: &WriteTransaction, event: &Event) -> Result<(), StoreError> {
+        events::append(txn, event)
     }
 
     /// Counts `added` users into the program, in the caller's transaction; `false` (nothing
@@ -53,6 +59,7 @@ pub mod mongo {
 
     use crate::{
         callbacks::{CreditEvent, store::mongo::CallbackDoc},
+        events::{Event, store::mongo::EventDoc},
         storage::StoreError,
     };
 
@@ -67,5 +74,11 @@ pub mod mongo {
     /// The same, as a document for a `$push`.
     pub(crate) fn event_document(event: &CreditEvent) -> Result<Document, StoreError> {
         CallbackDoc::to_document(event)
+    }
+
+    /// A feed event as it waits inside the document of its move for the events relay (in the
+    /// document's `events`).
+    pub(crate) fn feed_document(event: &Event) -> Result<Document, StoreError> {
+        EventDoc::to_document(event)
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod cursor;
 pub mod email;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod idempotency;
 pub mod indication;

@@ -15,6 +15,7 @@ use crate::{
     },
     clock::{Clock, SystemClock},
     config::{CallbackConfig, Config, HttpConfig, LegacyRoutesAuth},
+    events::retention::{SWEEP_INTERVAL, Sweeper},
     indication::release::ReleaseWorker,
     ops::server,
     storage::StoreError,
@@ -47,6 +48,7 @@ pub struct Application {
     /// `None` while no callback URL is configured: events wait as `pending`.
     worker: Option<Worker>,
     release: ReleaseWorker,
+    sweeper: Sweeper,
     http: HttpConfig,
 }
 
@@ -74,6 +76,12 @@ impl Application {
             interval: config.credit_release_interval,
             signal: signal.clone(),
         };
+        let sweeper = Sweeper {
+            feed: stores.events.clone(),
+            clock: Arc::new(SystemClock),
+            retention: event_retention(&config),
+            interval: SWEEP_INTERVAL,
+        };
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .map_err(|source| StartupError::Bind {
@@ -93,6 +101,7 @@ impl Application {
             signal,
             worker,
             release,
+            sweeper,
             http: config.http.clone(),
         })
     }
@@ -104,6 +113,7 @@ impl Application {
             worker.clock = clock.clone();
         }
         self.release.clock = clock.clone();
+        self.sweeper.clock = clock.clone();
         self.clock = clock;
         self
     }
@@ -133,6 +143,7 @@ impl Application {
                 auth: self.auth,
                 clock: self.clock,
                 outbox_signal: self.signal,
+                event_retention: self.sweeper.retention,
             },
             &self.http,
         );
@@ -158,6 +169,14 @@ impl Application {
                 "release worker"
             });
             names.insert(task.id(), "release worker");
+        }
+        {
+            let stop = stop.clone();
+            let task = tasks.spawn(async move {
+                self.sweeper.run(stop).await;
+                "event sweeper"
+            });
+            names.insert(task.id(), "event sweeper");
         }
         {
             let stop = stop.clone();
@@ -271,4 +290,9 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+/// `EVENT_RETENTION` as a time span (a retention beyond what one holds is kept as the longest).
+fn event_retention(config: &Config) -> chrono::Duration {
+    chrono::Duration::from_std(config.events.retention).unwrap_or(chrono::Duration::MAX)
 }

@@ -45,6 +45,8 @@ pub struct SharedState {
     /// `METHOD path` of every documented route, for `GET /`.
     pub endpoints: Arc<Vec<String>>,
     pub rate_limits: Arc<RateLimits>,
+    /// `EVENT_RETENTION`: how long the feed keeps events.
+    pub event_retention: chrono::Duration,
 }
 
 /// The token checks' extractors take the authenticator from the state.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::{
     callbacks::{self, CallbackOutbox},
     config::StorageConfig,
+    events::{self, EventFeed},
     idempotency::{self, IdempotencyStore},
     indication::{self, IndicationStore, LedgerScan},
     programs::{self, ProgramStore},
@@ -23,6 +24,7 @@ pub struct Stores {
     /// The whole ledger at once, for audits and tests; nothing in the service reads it.
     pub ledger: Arc<dyn LedgerScan>,
     pub callbacks: Arc<dyn CallbackOutbox>,
+    pub events: Arc<dyn EventFeed>,
     pub referrals: Arc<dyn ReferralStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
 }
@@ -35,6 +37,7 @@ impl Stores {
             + IndicationStore
             + LedgerScan
             + CallbackOutbox
+            + EventFeed
             + ReferralStore
             + IdempotencyStore
             + 'static,
@@ -46,6 +49,7 @@ impl Stores {
             indication: store.clone(),
             ledger: store.clone(),
             callbacks: store.clone(),
+            events: store.clone(),
             referrals: store.clone(),
             idempotency: store,
         }
@@ -60,6 +64,7 @@ macro_rules! capability_schemas {
             indication::store::$backend::schema(),
             referrals::store::$backend::schema(),
             callbacks::store::$backend::schema(),
+            events::store::$backend::schema(),
             idempotency::store::$backend::schema(),
         ]
     };

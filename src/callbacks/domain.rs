@@ -81,12 +81,7 @@ pub struct CreditEvent {
     pub created_at: DateTime<Utc>,
 }
 
-/// A version 7 UUID for an event created at `at`: time-ordered, random below the millisecond.
-fn event_id(at: DateTime<Utc>) -> String {
-    let seconds = u64::try_from(at.timestamp()).unwrap_or(0);
-    let time = uuid::Timestamp::from_unix(uuid::NoContext, seconds, at.timestamp_subsec_nanos());
-    uuid::Uuid::new_v7(time).to_string()
-}
+use crate::events::domain::uuid_v7 as event_id;
 
 impl CreditEvent {
     pub fn new(

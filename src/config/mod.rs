@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod callbacks;
+pub mod events;
 pub mod limits;
 pub mod server;
 pub mod storage;
@@ -53,6 +54,7 @@ pub struct Config {
     pub jwt: JwtConfig,
     pub legacy_routes_auth: LegacyRoutesAuth,
     pub callbacks: CallbackConfig,
+    pub events: events::EventConfig,
     pub log_format: LogFormat,
     pub http: HttpConfig,
     /// How often the background worker releases the held credits that are due.
@@ -91,6 +93,7 @@ impl Config {
             jwt: auth.jwt,
             legacy_routes_auth: auth.legacy_routes,
             callbacks: callbacks::read(vars)?,
+            events: events::read(vars)?,
             log_format: server.log_format,
             http: limits::read(vars)?,
             credit_release_interval: server.credit_release_interval,

@@ -4,7 +4,10 @@
 //! on the same state and only one of them moves it.
 
 use super::*;
-use crate::programs::domain::{CreditCap, Review};
+use crate::{
+    events::{Event, EventType},
+    programs::domain::{CreditCap, Review},
+};
 
 /// Where an indicated user stands towards the credit of its indicator.
 #[derive(Clone, Debug, PartialEq)]
@@ -310,6 +313,26 @@ pub struct CreditStep {
 }
 
 impl CreditStep {
+    /// The feed's event for this step, in a program named `program_name`.
+    pub fn feed(&self, program_name: &str) -> Event {
+        let event_type = match self.ledger.operation {
+            LedgerOperation::CreditHeld => EventType::CreditHeld,
+            LedgerOperation::CreditInReview => EventType::CreditInReview,
+            LedgerOperation::CreditCancelled => EventType::CreditCancelled,
+            LedgerOperation::CreditCapped => EventType::CreditCapped,
+            LedgerOperation::CreditRejected => EventType::CreditRejected,
+            LedgerOperation::CreditReversed => EventType::CreditReversed,
+            _ => EventType::CreditAcquired,
+        };
+        credit_event(
+            event_type,
+            &self.ledger,
+            program_name,
+            self.ledger.user_indicator.as_deref(),
+            &self.credit,
+        )
+    }
+
     /// +1 for a step that takes a place under the cap, -1 for one that frees it, else 0.
     pub fn cap_delta(&self, from: &IndicatorCredit) -> i64 {
         i64::from(self.credit.counts_toward_cap()) - i64::from(from.counts_toward_cap())
@@ -579,6 +602,29 @@ impl CreditTerms {
     pub fn cap_key(&self) -> String {
         format!("{}:{}", self.program_id, self.indicator)
     }
+}
+
+/// A `credit.*` event: the move's ledger entry (program, users, amount, time), the credited
+/// user and the credit's state after the move.
+pub fn credit_event(
+    event_type: EventType,
+    entry: &LedgerEntry,
+    program_name: &str,
+    user_hash: Option<&str>,
+    credit: &IndicatorCredit,
+) -> Event {
+    let data = serde_json::json!({
+        "program_id": entry.program_id.map(|id| id.to_string()),
+        "program_name": program_name,
+        "user_hash": user_hash,
+        "user_indicator": entry.user_indicator,
+        "user_indicated": entry.user_indicated,
+        "amount": entry.amount,
+        "status": credit.status(),
+        "flags": credit.flags().iter().map(CreditFlag::name).collect::<Vec<_>>(),
+        "reason": credit.decision().and_then(|decision| decision.reason),
+    });
+    Event::new(event_type, data, entry.created_at)
 }
 
 /// The flags of a credit that would be acquired now, from what the store counted: the

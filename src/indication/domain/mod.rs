@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use crate::{
     callbacks::{CreditEvent, CreditEventType},
     email::Email,
+    events::{Event, EventType},
     money::{Money, SignedMoney},
     programs::{Program, ProgramId},
 };
@@ -140,6 +141,8 @@ pub struct Registration {
     pub user: User,
     pub ledger: Vec<LedgerEntry>,
     pub event: CreditEvent,
+    /// The feed's `credit.signup` event: the signup credit, to the indicated user.
+    pub feed: Event,
 }
 
 impl Registration {
@@ -158,9 +161,17 @@ impl Registration {
             created_at: at,
             decision: None,
         };
+        let signup = entry(LedgerOperation::SignupCredit, program.credit_value);
+        let feed = credit_event(
+            EventType::CreditSignup,
+            &signup,
+            program.name.as_str(),
+            Some(indicated.as_str()),
+            &IndicatorCredit::Pending,
+        );
         let ledger = vec![
             entry(LedgerOperation::Signup, Money::ZERO),
-            entry(LedgerOperation::SignupCredit, program.credit_value),
+            signup,
             entry(LedgerOperation::PotencialCredit, program.target_value),
         ];
         let event = CreditEvent::new(
@@ -183,6 +194,7 @@ impl Registration {
             user,
             ledger,
             event,
+            feed,
         }
     }
 }

@@ -63,6 +63,7 @@ pub(super) fn take_step(
     if let Some(event) = &step.event {
         queue_event(txn, event)?;
     }
+    record_event(txn, &step.feed(&terms.program_name))?;
     user.credit = Some(step.credit.clone());
     Ok(step)
 }

@@ -35,7 +35,7 @@ use crate::indication::domain::*;
 use crate::{
     cursor::Cursor,
     email::Email,
-    joint::embedded::{count_program_users, program_users, queue_event},
+    joint::embedded::{count_program_users, program_users, queue_event, record_event},
     money::{Money, SignedMoney},
     programs::ProgramId,
     storage::{
@@ -185,6 +185,7 @@ impl IndicationStore for EmbeddedStore {
             index_registration(txn, user)?;
             append_ledger(txn, &registration.ledger)?;
             queue_event(txn, &registration.event)?;
+            record_event(txn, &registration.feed)?;
             let signup_credit = registration.event.amount.magnitude();
             change_figures(txn, program, indicator, |figures| {
                 figures.indicated_users = figures.indicated_users.saturating_add(1);

@@ -107,6 +107,7 @@ impl MongoStore {
         if let Some(event) = &step.event {
             push.insert("callbacks", event_document(event)?);
         }
+        push.insert("events", feed_document(&step.feed(&terms.program_name))?);
         let updated = self
             .users()
             .find_one_and_update(filter, doc! { "$set": set, "$push": push })

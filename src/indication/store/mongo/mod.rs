@@ -30,7 +30,7 @@ use crate::indication::domain::*;
 use crate::{
     cursor::Cursor,
     email::Email,
-    joint::mongo::{EventInUser, event_document, event_in_user},
+    joint::mongo::{EventInUser, event_document, event_in_user, feed_document},
     money::Money,
     programs::ProgramId,
     storage::{
@@ -242,6 +242,7 @@ impl IndicationStore for MongoStore {
             .map(LedgerDoc::from_entry)
             .collect::<Result<_, _>>()?;
         doc.callbacks = vec![event_in_user(&registration.event)?];
+        doc.events = vec![feed_document(&registration.feed)?];
         doc.signup_credit = Some(to_decimal128(registration.event.amount)?);
         match self
             .users()

@@ -193,6 +193,9 @@ pub(super) struct UserDoc {
     pub(super) ledger: Vec<LedgerDoc>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) callbacks: Vec<EventInUser>,
+    /// Feed events waiting for the events relay.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) events: Vec<Document>,
 }
 
 impl UserDoc {
@@ -212,6 +215,7 @@ impl UserDoc {
             signup_credit: None,
             ledger: Vec::new(),
             callbacks: Vec::new(),
+            events: Vec::new(),
         })
     }
 
@@ -293,5 +297,5 @@ pub(super) struct LedgerOnly {
 
 /// User reads leave out the ledger and the events.
 pub(super) fn user_projection() -> Document {
-    doc! { "ledger": 0, "callbacks": 0 }
+    doc! { "ledger": 0, "callbacks": 0, "events": 0 }
 }

@@ -1,0 +1,39 @@
+//! What the feed needs from storage. Events are written by the stores of the capabilities whose
+//! moves they record, inside those moves (see `joint`); this trait reads them back in the order
+//! they were written and removes them once they are older than the retention.
+
+pub mod embedded;
+pub mod mongo;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::domain::{Event, EventType};
+use crate::storage::StoreError;
+
+/// A page of the feed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FeedPage {
+    pub events: Vec<Event>,
+    /// The position after the last event read (or the one asked from, when none was): where
+    /// the next page starts.
+    pub next: u64,
+}
+
+#[async_trait]
+pub trait EventFeed: Send + Sync {
+    /// Up to `limit` events of `types` (every type when empty) written after position `after`,
+    /// in the order they were written, leaving out those older than `retention` at `now`.
+    async fn feed(
+        &self,
+        types: &[EventType],
+        after: u64,
+        limit: usize,
+        now: DateTime<Utc>,
+        retention: chrono::Duration,
+    ) -> Result<FeedPage, StoreError>;
+
+    /// Removes up to `limit` of the events older than `before`; how many it removed. A store
+    /// that expires events by itself (a TTL index) removes none here.
+    async fn sweep(&self, before: DateTime<Utc>, limit: usize) -> Result<usize, StoreError>;
+}
