@@ -12,6 +12,7 @@ mod callbacks;
 mod code_rules;
 mod credits;
 mod embedded;
+mod events;
 mod faults;
 mod fuzz;
 mod idempotency;

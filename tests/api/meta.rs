@@ -50,6 +50,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/callbacks"),
     ("GET", "/admin/callbacks/{id}"),
     ("POST", "/admin/callbacks/{id}/retry"),
+    ("GET", "/events"),
     ("GET", "/admin/credits"),
     ("GET", "/admin/credits/{user_hash}"),
     ("POST", "/admin/credits/approve"),
