@@ -8,12 +8,17 @@ pub fn now() -> DateTime<Utc> {
 }
 
 /// `2026-11-21T17:03:55.123Z`, the form every timestamp of the API takes.
+pub fn rfc3339_millis_string(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// [`rfc3339_millis_string`] for serde (`#[serde(with = "clock::rfc3339_millis")]`).
 pub mod rfc3339_millis {
-    use chrono::{DateTime, SecondsFormat, Utc};
+    use chrono::{DateTime, Utc};
     use serde::Serializer;
 
     pub fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
+        serializer.serialize_str(&super::rfc3339_millis_string(*at))
     }
 }
 

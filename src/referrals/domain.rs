@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::email::Email;
+use crate::{
+    email::Email,
+    events::{Event, EventType},
+};
 
 /// Characters of the random part of a code: digits and upper-case letters without the ones
 /// that read alike (0/O, 1/I/L, U/V).
@@ -253,6 +256,38 @@ impl From<&Referee> for RefereeBody {
             referral_code: referee.referral_code.to_string(),
             redeem_on: referee.redeemed_at.format("%Y-%m-%d %H:%M").to_string(),
         }
+    }
+}
+
+impl Referrer {
+    /// The feed's `referrer.created` event, at the referrer's creation.
+    pub fn created_event(&self) -> Event {
+        Event::new(
+            EventType::ReferrerCreated,
+            serde_json::json!({
+                "referral_code": self.referral_code.to_string(),
+                "email": self.email.as_str(),
+                "first_name": self.first_name,
+                "last_name": self.last_name,
+            }),
+            self.created_at,
+        )
+    }
+}
+
+impl Referee {
+    /// The feed's `referral.redeemed` event, at the account's first redemption.
+    pub fn redeemed_event(&self) -> Event {
+        Event::new(
+            EventType::ReferralRedeemed,
+            serde_json::json!({
+                "referral_code": self.referral_code.to_string(),
+                "account_id": self.account_id.to_string(),
+                "redeemed_at": crate::clock::rfc3339_millis_string(self.redeemed_at),
+                "via": self.via,
+            }),
+            self.redeemed_at,
+        )
     }
 }
 

@@ -19,6 +19,7 @@ contract_tests!(
     pages_read_every_event_once_while_writes_go_on,
     events_survive_a_crash_as_the_moves_do,
     bad_queries_are_422_and_end_users_are_401,
+    referrers_and_first_redemptions_are_events,
 );
 
 async fn feed(app: &TestApp, query: &str) -> Value {
@@ -317,4 +318,51 @@ async fn embedded_events_leave_the_feed_after_the_retention() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_events_leave_the_feed_after_the_retention() {
     events_leave_the_feed_after_the_retention(Backend::Mongo).await;
+}
+
+async fn referrers_and_first_redemptions_are_events(app: TestApp) {
+    let admin = app.token("root", &["admin"]);
+    let post = |path: &str, body: Value| {
+        app.client
+            .post(app.url(path))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let created = expect_json(
+        post(
+            "/api/referrer/external/register",
+            json!({ "email": "maria@example.com", "firstName": "Maria" }),
+        )
+        .await
+        .expect("register"),
+        StatusCode::OK,
+    )
+    .await;
+    let code = created["referralCode"].as_str().expect("code").to_owned();
+    for _ in 0..2 {
+        let response = post(
+            "/api/referee/apply",
+            json!({ "accountId": "acc-1", "referralCode": code }),
+        )
+        .await
+        .expect("apply");
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+    let all = read_all(&app, "", 10).await;
+    assert_eq!(
+        types(&json!({ "events": all })),
+        ["referrer.created", "referral.redeemed"]
+    );
+    assert_eq!(all[0]["data"]["referral_code"], json!(code));
+    assert_eq!(all[0]["data"]["email"], "maria@example.com");
+    assert_eq!(all[0]["data"]["first_name"], "Maria");
+    assert_eq!(all[1]["data"]["referral_code"], json!(code));
+    assert_eq!(all[1]["data"]["account_id"], "acc-1");
+    assert_eq!(all[1]["data"]["via"], "apply");
+    assert!(
+        all[1]["data"]["redeemed_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
 }

@@ -31,8 +31,8 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            Deadline, Gather, Index, IndexKind, MongoStore, Schema, USERS, from_bson_datetime,
-            insert_unordered, is_duplicate_key, store_error, to_bson_datetime,
+            Deadline, Gather, Index, IndexKind, MongoStore, REFEREES, REFERRERS, Schema, USERS,
+            from_bson_datetime, insert_unordered, is_duplicate_key, store_error, to_bson_datetime,
         },
     },
 };
@@ -40,7 +40,7 @@ use crate::{
 pub(crate) const EVENTS: &str = "events";
 const POSITIONS: &str = "event_positions";
 /// The collections whose documents carry events waiting for the relay.
-const SOURCES: [&str; 1] = [USERS];
+const SOURCES: [&str; 3] = [USERS, REFERRERS, REFEREES];
 /// Documents relayed per batch.
 const RELAY_BATCH: i64 = 100;
 /// How long a relay holds the feed's positions before another may take them over.

@@ -353,9 +353,7 @@ async fn indicated(
 }
 
 /// A time as the API writes it: RFC 3339 in UTC, to the millisecond.
-fn rfc3339_millis(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+use crate::clock::rfc3339_millis_string as rfc3339_millis;
 
 // ---- GET /program/{id}/stats/ --------------------------------------------------------------
 

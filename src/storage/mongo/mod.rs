@@ -26,6 +26,10 @@ pub const DEFAULT_DATABASE: &str = "referral";
 /// share — a credit event is born inside its user's document (atomic with the move), and the
 /// callback relay takes it from there into `callbacks`. Named here, below both.
 pub(crate) const USERS: &str = "users";
+/// Referrers and referees: their documents carry the feed events of their creation and
+/// redemption until the events relay takes them. Named here, below both.
+pub(crate) const REFERRERS: &str = "referrers";
+pub(crate) const REFEREES: &str = "referees";
 pub struct MongoStore {
     pub(crate) db: Database,
     /// `DATABASE_TIMEOUT`: server selection, connection, and every operation give up after it.

@@ -14,6 +14,7 @@ mod records;
 use super::{Redeemed, ReferralStore, ReferrerConflict};
 use crate::{
     email::Email,
+    joint::embedded::record_event,
     referrals::domain::{AccountId, CodeRules, Referee, ReferralCode, Referrer, RulesChange, Via},
     storage::{
         StoreError,
@@ -184,6 +185,7 @@ impl ReferralStore for EmbeddedStore {
         referrer: &Referrer,
     ) -> Result<Result<(), ReferrerConflict>, StoreError> {
         let referrer = referrer.clone();
+        let created = referrer.created_event();
         self.write(move |txn| {
             let email = referrer.email.as_str();
             let code_key = referrer.referral_code.key();
@@ -210,6 +212,7 @@ impl ReferralStore for EmbeddedStore {
             codes.insert(code_key.as_str(), email).map_err(backend)?;
             drop((codes, users));
             write_referrer(txn, &referrer)?;
+            record_event(txn, &created)?;
             Ok(Ok(()))
         })
         .await
@@ -251,6 +254,7 @@ impl ReferralStore for EmbeddedStore {
 
     async fn redeem(&self, referee: &Referee, now: DateTime<Utc>) -> Result<Redeemed, StoreError> {
         let referee = referee.clone();
+        let redeemed = referee.redeemed_event();
         self.write(move |txn| {
             let account = referee.account_id.as_str();
             let held = read_referee(&txn.open_table(REFEREES).map_err(backend)?, account)?;
@@ -287,6 +291,7 @@ impl ReferralStore for EmbeddedStore {
                 .map_err(backend)?;
             referrer.redemptions = referrer.redemptions.saturating_add(1);
             write_referrer(txn, &referrer)?;
+            record_event(txn, &redeemed)?;
             Ok(Redeemed::Stored)
         })
         .await

@@ -23,6 +23,7 @@ mod records;
 use super::{Redeemed, ReferralStore, ReferrerConflict};
 use crate::{
     email::Email,
+    joint::mongo::feed_document,
     referrals::{
         domain::{AccountId, CodeRules, Referee, ReferralCode, Referrer, RulesChange, Via},
         service::MAX_ATTEMPTS,
@@ -30,15 +31,12 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            Deadline, Gather, Index, IndexKind, Migration, MongoStore, Schema, from_bson_datetime,
-            is_duplicate_key, store_error, to_bson_datetime,
+            Deadline, Gather, Index, IndexKind, Migration, MongoStore, REFEREES, REFERRERS, Schema,
+            from_bson_datetime, is_duplicate_key, store_error, to_bson_datetime,
         },
     },
 };
 use records::*;
-
-pub(crate) const REFERRERS: &str = "referrers";
-pub(crate) const REFEREES: &str = "referees";
 
 /// The referral codes' indexes, and migration 1: the `redemptions` count of referrers stored
 /// before it existed.
@@ -159,9 +157,11 @@ impl ReferralStore for MongoStore {
         &self,
         referrer: &Referrer,
     ) -> Result<Result<(), ReferrerConflict>, StoreError> {
+        let mut doc = ReferrerDoc::from_referrer(referrer);
+        doc.events = vec![feed_document(&referrer.created_event())?];
         match self
             .referrers()
-            .insert_one(ReferrerDoc::from_referrer(referrer))
+            .insert_one(doc)
             .answered_within(self.timeout)
             .await?
         {
@@ -257,6 +257,7 @@ impl ReferralStore for MongoStore {
             code_key,
             redeemed_at: to_bson_datetime(referee.redeemed_at),
             via: referee.via,
+            events: vec![feed_document(&referee.redeemed_event())?],
         };
         match self
             .referees()

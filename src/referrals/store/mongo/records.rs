@@ -21,6 +21,9 @@ pub(super) struct ReferrerDoc {
     pub(super) active: bool,
     #[serde(default)]
     pub(super) redemptions: i64,
+    /// Feed events waiting for the events relay.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) events: Vec<Document>,
 }
 
 impl ReferrerDoc {
@@ -37,6 +40,7 @@ impl ReferrerDoc {
             max_redemptions: r.rules.max_redemptions.map(count_to_bson),
             active: r.rules.active,
             redemptions: count_to_bson(r.redemptions),
+            events: Vec::new(),
         }
     }
 
@@ -68,6 +72,9 @@ pub(super) struct RefereeDoc {
     pub(super) code_key: String,
     pub(super) redeemed_at: mongodb::bson::DateTime,
     pub(super) via: Via,
+    /// Feed events waiting for the events relay.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) events: Vec<Document>,
 }
 
 impl RefereeDoc {
