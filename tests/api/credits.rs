@@ -16,7 +16,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
 
 use crate::{
     contract_tests,
-    helpers::{Backend, TestApp, expect_error, expect_json},
+    helpers::{Backend, TestApp, expect_error, expect_json, replay},
 };
 
 contract_tests!(
@@ -315,22 +315,6 @@ async fn a_cancelled_hold_frees_its_place_under_the_cap(app: TestApp) {
         invoice(&app, "bo", json!(100)).await["credit_status"],
         "capped"
     );
-}
-
-/// Each indicated user's credit state, replayed from the ledger.
-fn replay(ledger: &[LedgerEntry]) -> HashMap<String, &'static str> {
-    let mut states = HashMap::new();
-    for entry in ledger {
-        let state = match entry.operation {
-            LedgerOperation::PotencialCredit | LedgerOperation::CreditCancelled => "pending",
-            LedgerOperation::CreditHeld => "held",
-            LedgerOperation::AcquiredCredit => "acquired",
-            LedgerOperation::CreditCapped => "capped",
-            _ => continue,
-        };
-        states.insert(entry.user_indicated.clone(), state);
-    }
-    states
 }
 
 async fn stats_and_the_indicated_list_agree_with_the_ledger(app: TestApp) {

@@ -7,7 +7,7 @@ use referral_api::{
     callbacks::{CallbackFilter, CreditEvent, CreditEventType},
     clock::ShiftedClock,
     config::Config,
-    indication::LedgerEntry,
+    indication::{LedgerEntry, LedgerOperation},
     startup::Application,
     stores::Stores,
 };
@@ -412,4 +412,23 @@ fn init_test_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
         referral_api::telemetry::init(referral_api::config::LogFormat::Text);
     }
+}
+
+/// Each indicated user's credit state, replayed from the ledger.
+pub fn replay(ledger: &[LedgerEntry]) -> std::collections::HashMap<String, &'static str> {
+    let mut states = std::collections::HashMap::new();
+    for entry in ledger {
+        let state = match entry.operation {
+            LedgerOperation::PotencialCredit | LedgerOperation::CreditCancelled => "pending",
+            LedgerOperation::CreditHeld => "held",
+            LedgerOperation::CreditInReview => "in_review",
+            LedgerOperation::AcquiredCredit => "acquired",
+            LedgerOperation::CreditCapped => "capped",
+            LedgerOperation::CreditRejected => "rejected",
+            LedgerOperation::CreditReversed => "reversed",
+            _ => continue,
+        };
+        states.insert(entry.user_indicated.clone(), state);
+    }
+    states
 }

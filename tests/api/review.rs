@@ -14,7 +14,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
 
 use crate::{
     contract_tests,
-    helpers::{Backend, TestApp, expect_error, expect_json},
+    helpers::{Backend, TestApp, expect_error, expect_json, replay},
 };
 
 contract_tests!(
@@ -895,25 +895,6 @@ async fn raced_moves_on_one_credit_leave_one_winner(app: TestApp) {
     );
     assert_eq!(app.events(CreditEventType::CreditReversed).await.len(), 1);
     assert_eq!(app.stats(&program).await["credits"]["reversed"], json!(1));
-}
-
-/// Each indicated user's credit state, replayed from the ledger.
-fn replay(ledger: &[LedgerEntry]) -> HashMap<String, &'static str> {
-    let mut states = HashMap::new();
-    for entry in ledger {
-        let state = match entry.operation {
-            LedgerOperation::PotencialCredit | LedgerOperation::CreditCancelled => "pending",
-            LedgerOperation::CreditHeld => "held",
-            LedgerOperation::CreditInReview => "in_review",
-            LedgerOperation::AcquiredCredit => "acquired",
-            LedgerOperation::CreditCapped => "capped",
-            LedgerOperation::CreditRejected => "rejected",
-            LedgerOperation::CreditReversed => "reversed",
-            _ => continue,
-        };
-        states.insert(entry.user_indicated.clone(), state);
-    }
-    states
 }
 
 /// The last amount each credit moved with, replayed from the ledger: the money in its state.
