@@ -6,7 +6,8 @@ use std::{collections::HashMap, time::Duration};
 
 use referral_api::{
     callbacks::CreditEventType,
-    indication::{LedgerEntry, LedgerOperation},
+    clock::Clock,
+    indication::{LedgerEntry, LedgerOperation, service::release_due},
 };
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -33,6 +34,7 @@ contract_tests!(
     only_admins_decide,
     twelve_concurrent_approvals_pay_once,
     raced_moves_on_one_credit_leave_one_winner,
+    a_due_release_raced_by_rejections_moves_the_credit_once,
     figures_agree_with_a_replay_of_the_ledger_before_and_after_a_crash,
 );
 
@@ -917,6 +919,39 @@ fn replay_money(ledger: &[LedgerEntry], state: &str) -> rust_decimal::Decimal {
         .filter(|(_, s)| **s == state)
         .filter_map(|(hash, _)| last.get(hash))
         .sum()
+}
+
+async fn a_due_release_raced_by_rejections_moves_the_credit_once(app: TestApp) {
+    let program = program_with(&app, json!({ "hold_days": 7 }), &["bo"]).await;
+    invoice(&app, "bo", json!(100)).await;
+    app.clock.advance(chrono::Duration::days(8));
+    let releases: Vec<_> = (0..4)
+        .map(|_| {
+            let (indication, programs, now) = (
+                app.stores.indication.clone(),
+                app.stores.programs.clone(),
+                app.clock.now(),
+            );
+            tokio::spawn(async move {
+                release_due(indication.as_ref(), programs.as_ref(), now)
+                    .await
+                    .expect("release")
+            })
+        })
+        .collect();
+    let statuses = race(&app, (0..4).map(|_| Move::Decide("reject"))).await;
+    for release in releases {
+        release.await.expect("release task");
+    }
+    let acquired = entries(&app, LedgerOperation::AcquiredCredit).await.len();
+    let rejected = entries(&app, LedgerOperation::CreditRejected).await.len();
+    assert_eq!(acquired + rejected, 1, "{statuses:?}");
+    assert_eq!(count(&statuses, StatusCode::OK), rejected, "{statuses:?}");
+    assert_eq!(
+        app.events(CreditEventType::AcquiredCredit).await.len(),
+        acquired
+    );
+    assert_figures_replay(&app, &program).await;
 }
 
 async fn assert_figures_replay(app: &TestApp, program: &str) {
