@@ -25,6 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
+    api_keys::{self, KeyResolver},
     auth::Authenticator,
     callbacks::{self, OutboxSignal},
     clock::Clock,
@@ -50,6 +51,7 @@ pub fn api_routes() -> (Router<AppState>, OpenApiDoc) {
         .merge(referrals::router())
         .merge(callbacks::router())
         .merge(events::router())
+        .merge(api_keys::router())
         .split_for_parts();
     openapi::add_common_responses(&mut doc);
     (routes, doc)
@@ -96,6 +98,7 @@ pub fn router(parts: Parts, http: &HttpConfig) -> Router {
         outbox_signal,
         event_retention,
     } = parts;
+    let (stores_keys, clock_keys) = (stores.api_keys.clone(), clock.clone());
     let state = AppState::new(SharedState {
         stores,
         auth,
@@ -104,6 +107,7 @@ pub fn router(parts: Parts, http: &HttpConfig) -> Router {
         endpoints: Arc::new(endpoints(&doc)),
         rate_limits: Arc::new(RateLimits::new(http)),
         event_retention,
+        api_keys: Arc::new(KeyResolver::new(stores_keys, clock_keys)),
     });
     let x_request_id = HeaderName::from_static("x-request-id");
     let app = routes
@@ -118,6 +122,7 @@ pub fn router(parts: Parts, http: &HttpConfig) -> Router {
                 .on_response(record_response),
             PropagateRequestIdLayer::new(x_request_id),
             middleware::from_fn(metrics::track),
+            middleware::from_fn_with_state(state.api_keys.clone(), api_keys::resolve),
             middleware::from_fn_with_state(
                 idempotency::IdempotencyState::from_ref(&state),
                 idempotency::enforce,

@@ -225,19 +225,28 @@ impl Authenticator {
     }
 
     fn caller_from_headers(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        let value = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthorized)?
-            .trim();
-        // The seed sends the bare token; `Bearer <token>` is accepted too.
-        let token = match value.split_once(' ') {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
-            Some(_) => return Err(ApiError::Unauthorized),
-            None => value,
-        };
-        self.verify(token)
+        self.verify(bearer_token(headers).ok_or(ApiError::Unauthorized)?)
     }
+}
+
+/// The token of the `Authorization` header: `Bearer <token>`, or the bare token the seed
+/// sends; `None` without one or with another scheme.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())?
+        .trim();
+    match value.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => Some(rest.trim()),
+        Some(_) => None,
+        None => Some(value),
+    }
+}
+
+/// Keeps the caller a layer found for the request (an API key's; `None`: refused), so that
+/// every later look at the caller takes it instead of verifying the header as a token.
+pub fn remember_caller(extensions: &mut axum::http::Extensions, caller: Option<Caller>) {
+    extensions.insert(Verified(caller));
 }
 
 fn hs256(secret: &[u8]) -> (Algorithm, DecodingKey, Option<EncodingKey>) {

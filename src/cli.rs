@@ -5,6 +5,10 @@ use std::{fs::File, io::BufReader, path::PathBuf, time::Duration};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::{
+    api_keys::{
+        NewKey,
+        domain::{KeyFieldError, key_fields},
+    },
     auth::{Authenticator, Claims, KeyError},
     config::{Config, ConfigError},
     indication::import::{ImportError as UsersImportError, import_users},
@@ -44,6 +48,8 @@ pub enum CliError {
     },
     #[error("{url}: {detail}")]
     Health { url: String, detail: String },
+    #[error("api-key: {0}")]
+    KeyField(#[from] KeyFieldError),
 }
 
 fn open(path: &std::path::Path) -> Result<File, CliError> {
@@ -85,6 +91,21 @@ pub enum Command {
         /// The file to read.
         file: PathBuf,
     },
+    /// API keys for back-end callers.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Make a key and print it (shown this once; only its hash is kept).
+    Create {
+        /// Who uses it (`billing`): callers with the key are `key:<name>`.
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -124,7 +145,24 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Health => probe(&config).await,
         Command::ImportUsers { file } => import(config, file).await,
         Command::ImportReferrers { file } => import_codes(config, file).await,
+        Command::ApiKey(ApiKeyCommand::Create { name, role }) => {
+            println!("{}", create_key(&config, &name, role).await?);
+            Ok(())
+        }
     }
+}
+
+/// Makes an API key in the configured store; the key, to print once.
+async fn create_key(config: &Config, name: &str, role: RoleArg) -> Result<String, CliError> {
+    let role = match role {
+        RoleArg::Admin => "admin",
+        RoleArg::Service => "service",
+    };
+    let (name, role) = key_fields(Some(name), Some(role))?;
+    let stores = stores::open(&config.storage).await?;
+    let made = NewKey::generate(name, role, crate::clock::now());
+    stores.api_keys.insert_key(&made.record).await?;
+    Ok(made.key)
 }
 
 /// How long `health` waits for an answer.

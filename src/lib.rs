@@ -1,5 +1,6 @@
 //! referral-api: referral programs, indications and credits, and referral codes, over HTTP.
 
+pub mod api_keys;
 pub mod app;
 pub mod auth;
 pub mod callbacks;

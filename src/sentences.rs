@@ -38,6 +38,9 @@ pub const PROGRAM_BAD_CREDIT_CAP: &str =
 
 pub const USER_NOT_FOUND: &str = "User not found";
 pub const CREDIT_NOT_FOUND: &str = "Credit not found";
+pub const API_KEY_NOT_FOUND: &str = "API key not found";
+pub const API_KEY_BAD_NAME: &str = "Field `name` is required and must have 1 to 100 characters";
+pub const API_KEY_BAD_ROLE: &str = "Field `role` must be service or admin";
 pub const DECISION_REASON_REQUIRED: &str = "Field `reason` is required: one of fraud, \
      self_referral, duplicate, refund, terms_violation, other";
 pub const DECISION_BAD_REASON: &str = "Field `reason` must be one of fraud, self_referral, \

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 
 use crate::{
+    api_keys::KeyResolver,
     auth::Authenticator,
     callbacks::{CallbackOutbox, OutboxSignal},
     clock::Clock,
@@ -47,6 +48,15 @@ pub struct SharedState {
     pub rate_limits: Arc<RateLimits>,
     /// `EVENT_RETENTION`: how long the feed keeps events.
     pub event_retention: chrono::Duration,
+    /// Resolves `Bearer rk_…` API keys, with a short cache.
+    pub api_keys: Arc<KeyResolver>,
+}
+
+/// The API-key layer takes the resolver.
+impl FromRef<AppState> for Arc<KeyResolver> {
+    fn from_ref(state: &AppState) -> Self {
+        state.api_keys.clone()
+    }
 }
 
 /// The token checks' extractors take the authenticator from the state.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::{
+    api_keys::{self, ApiKeyStore},
     callbacks::{self, CallbackOutbox},
     config::StorageConfig,
     events::{self, EventFeed},
@@ -27,6 +28,7 @@ pub struct Stores {
     pub events: Arc<dyn EventFeed>,
     pub referrals: Arc<dyn ReferralStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
+    pub api_keys: Arc<dyn ApiKeyStore>,
 }
 
 impl Stores {
@@ -40,6 +42,7 @@ impl Stores {
             + EventFeed
             + ReferralStore
             + IdempotencyStore
+            + ApiKeyStore
             + 'static,
     {
         Self {
@@ -51,7 +54,8 @@ impl Stores {
             callbacks: store.clone(),
             events: store.clone(),
             referrals: store.clone(),
-            idempotency: store,
+            idempotency: store.clone(),
+            api_keys: store,
         }
     }
 }
@@ -66,6 +70,7 @@ macro_rules! capability_schemas {
             callbacks::store::$backend::schema(),
             events::store::$backend::schema(),
             idempotency::store::$backend::schema(),
+            api_keys::store::$backend::schema(),
         ]
     };
 }
