@@ -1,9 +1,8 @@
 //! An API key: `rk_<id>_<secret>`. The id (64 random bits, hex) names the key and is shown in
-//! lists as its prefix; the secret (192 random bits) is shown once, at creation, and only its
+//! lists as its prefix; the secret (192 random bits, hex) is shown once, at creation, and only its
 //! SHA-256 is kept. A key is checked by its id's record and a constant-time comparison of the
 //! secret's hash.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -73,7 +72,7 @@ impl NewKey {
         let mut secret = [0u8; 24];
         rand::fill(&mut secret);
         let id = hex::encode(id);
-        let secret = URL_SAFE_NO_PAD.encode(secret);
+        let secret = hex::encode(secret);
         Self {
             key: format!("{KEY_PREFIX}{id}_{secret}"),
             record: ApiKey {
@@ -137,7 +136,8 @@ mod tests {
         assert!(!made.key.contains(&made.record.secret_hash));
         assert_eq!(made.record.prefix(), format!("rk_{id}"));
         // 192 random bits of secret, 64 of id.
-        assert_eq!(secret.len(), 32);
+        assert_eq!(secret.len(), 48);
+        assert!(!secret.contains('_'));
         for bad in [
             "rk_",
             "rk_abc_x",
