@@ -38,6 +38,7 @@ use utoipa::{
         (name = "referees", description = "Redeeming referral codes"),
         (name = "callbacks", description = "Credit events sent to the billing service (signed form POSTs, retried; `webhook-id` is the key to deduplicate on), for admins"),
         (name = "api-keys", description = "Keys for back-end callers (`Authorization: Bearer rk_…`), for admins: shown once, stored as a hash, revoked on every instance within 10 seconds"),
+        (name = "exports", description = "The ledger and the credits as CSV for finance, streamed, for admins"),
         (name = "events", description = "The feed of every credit move and redemption, in the order they were written"),
         (name = "credits", description = "Credits taken back and reviewed, for admins: the review queue with each flag's reason, one credit's history, and decisions (approve, reject, reverse) recorded with who took them and why"),
     )

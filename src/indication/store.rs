@@ -207,9 +207,47 @@ pub trait IndicationStore: Send + Sync {
     -> Result<HashMap<Email, UserHash>, StoreError>;
 }
 
-/// The whole ledger, read at once, oldest first: for audits and the contract tests, which
-/// replay it against the figures. No route or worker reads it: it costs the whole ledger.
+/// Which ledger entries an export takes: every filter given must hold.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LedgerFilter {
+    pub program: Option<ProgramId>,
+    /// From this time on (included).
+    pub since: Option<DateTime<Utc>>,
+    /// Before this time (excluded).
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl LedgerFilter {
+    pub fn matches(&self, entry: &LedgerEntry) -> bool {
+        self.program
+            .is_none_or(|program| entry.program_id == Some(program))
+            && self.since.is_none_or(|since| entry.created_at >= since)
+            && self.until.is_none_or(|until| entry.created_at < until)
+    }
+}
+
+/// Records an export page reads at most.
+pub const LEDGER_PAGE: usize = 500;
+
+/// A page of the ledger, for an export.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LedgerPage {
+    pub entries: Vec<LedgerEntry>,
+    /// Where the next page starts (opaque); `None` at the end.
+    pub next: Option<String>,
+}
+
+/// The ledger, read whole (for audits and the contract tests, which replay it against the
+/// figures; no route or worker reads it whole) or a page at a time (for exports).
 #[async_trait]
 pub trait LedgerScan: Send + Sync {
     async fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError>;
+
+    /// The entries matching `filter` among the next records read after `after` (a few hundred
+    /// at most, so a page may hold fewer, even none, while `next` is set).
+    async fn ledger_page(
+        &self,
+        filter: &LedgerFilter,
+        after: Option<String>,
+    ) -> Result<LedgerPage, StoreError>;
 }

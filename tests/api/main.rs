@@ -14,6 +14,7 @@ mod code_rules;
 mod credits;
 mod embedded;
 mod events;
+mod exports;
 mod faults;
 mod fuzz;
 mod idempotency;

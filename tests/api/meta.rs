@@ -51,6 +51,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/callbacks/{id}"),
     ("POST", "/admin/callbacks/{id}/retry"),
     ("GET", "/events"),
+    ("GET", "/admin/export/ledger.csv"),
+    ("GET", "/admin/export/credits.csv"),
     ("GET", "/admin/api-keys"),
     ("POST", "/admin/api-keys"),
     ("DELETE", "/admin/api-keys/{id}"),

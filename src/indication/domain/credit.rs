@@ -372,6 +372,22 @@ impl CreditTerms {
             amount,
             created_at: self.at,
             decision: decision.cloned(),
+            event_id: None,
+        }
+    }
+
+    /// A step that queues a billing callback: its ledger entry names the event.
+    fn paid(
+        &self,
+        credit: IndicatorCredit,
+        mut ledger: LedgerEntry,
+        event: CreditEvent,
+    ) -> CreditStep {
+        ledger.event_id = Some(event.id.clone());
+        CreditStep {
+            credit,
+            ledger,
+            event: Some(event),
         }
     }
 
@@ -402,21 +418,21 @@ impl CreditTerms {
         flags: Vec<CreditFlag>,
         approval: Option<Decision>,
     ) -> CreditStep {
-        CreditStep {
-            ledger: self.entry(
-                LedgerOperation::AcquiredCredit,
-                amount.into(),
-                approval.as_ref(),
-            ),
-            event: Some(self.event(CreditEventType::AcquiredCredit, amount.into())),
-            credit: IndicatorCredit::Acquired {
+        self.paid(
+            IndicatorCredit::Acquired {
                 amount,
                 at: self.at,
                 crossed_at,
                 flags,
-                approval,
+                approval: approval.clone(),
             },
-        }
+            self.entry(
+                LedgerOperation::AcquiredCredit,
+                amount.into(),
+                approval.as_ref(),
+            ),
+            self.event(CreditEventType::AcquiredCredit, amount.into()),
+        )
     }
 
     /// Acquired, or in review where the program's review applies to this credit.
@@ -471,22 +487,22 @@ impl CreditTerms {
         else {
             return None;
         };
-        Some(CreditStep {
-            ledger: self.entry(
-                LedgerOperation::CreditReversed,
-                amount.negated(),
-                Some(&decision),
-            ),
-            event: Some(self.event(CreditEventType::CreditReversed, amount.negated())),
-            credit: IndicatorCredit::Reversed {
+        Some(self.paid(
+            IndicatorCredit::Reversed {
                 amount: *amount,
                 crossed_at: *crossed_at,
                 acquired_at: *at,
                 at: self.at,
                 flags: flags.clone(),
-                decision,
+                decision: decision.clone(),
             },
-        })
+            self.entry(
+                LedgerOperation::CreditReversed,
+                amount.negated(),
+                Some(&decision),
+            ),
+            self.event(CreditEventType::CreditReversed, amount.negated()),
+        ))
     }
 
     /// Whether a credit acquired at `acquired_at` is still inside the clawback window.

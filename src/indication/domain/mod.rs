@@ -132,6 +132,8 @@ pub struct LedgerEntry {
     pub created_at: DateTime<Utc>,
     /// Who decided the move it records, and why (admin decisions and reversals).
     pub decision: Option<Decision>,
+    /// The id of the billing callback the move queued, for the entries that queue one.
+    pub event_id: Option<String>,
 }
 
 /// Everything a registration writes, in one atomic step: the indicated user, its three ledger
@@ -160,6 +162,7 @@ impl Registration {
             amount: SignedMoney::from(amount),
             created_at: at,
             decision: None,
+            event_id: None,
         };
         let signup = entry(LedgerOperation::SignupCredit, program.credit_value);
         let feed = credit_event(
@@ -169,7 +172,7 @@ impl Registration {
             Some(indicated.as_str()),
             &IndicatorCredit::Pending,
         );
-        let ledger = vec![
+        let mut ledger = vec![
             entry(LedgerOperation::Signup, Money::ZERO),
             signup,
             entry(LedgerOperation::PotencialCredit, program.target_value),
@@ -182,6 +185,7 @@ impl Registration {
             indicator.clone(),
             at,
         );
+        ledger[1].event_id = Some(event.id.clone());
         let user = User {
             hash: indicated,
             indicator: Some(indicator),
@@ -306,6 +310,7 @@ impl EmailIndication {
             amount: SignedMoney::default(),
             created_at: at,
             decision: None,
+            event_id: None,
         };
         Self {
             email,

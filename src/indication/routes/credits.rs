@@ -192,6 +192,12 @@ pub struct CreditParams {
 #[derive(Debug)]
 pub struct ProgramIdParam(ProgramId);
 
+impl ProgramIdParam {
+    pub fn id(self) -> ProgramId {
+        self.0
+    }
+}
+
 impl<'de> Deserialize<'de> for ProgramIdParam {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;

@@ -28,7 +28,8 @@ use migrations::*;
 use records::*;
 
 use super::{
-    CreditFilter, CreditPage, Decided, IndicationStore, LedgerScan, RegisterOutcome, UsersCreated,
+    CreditFilter, CreditPage, Decided, IndicationStore, LEDGER_PAGE, LedgerFilter, LedgerPage,
+    LedgerScan, RegisterOutcome, UsersCreated,
 };
 // The store speaks the capability's whole domain.
 use crate::indication::domain::*;
@@ -529,6 +530,40 @@ impl LedgerScan for EmbeddedStore {
                 entries.push(decode::<LedgerRecord>(bytes.value())?.into_entry());
             }
             Ok(entries)
+        })
+        .await
+    }
+
+    /// In write order, by sequence number: `after` is the last number read.
+    async fn ledger_page(
+        &self,
+        filter: &LedgerFilter,
+        after: Option<String>,
+    ) -> Result<LedgerPage, StoreError> {
+        let filter = filter.clone();
+        let start = after
+            .and_then(|after| after.parse::<u64>().ok())
+            .map_or(Bound::Unbounded, Bound::Excluded);
+        self.read(move |txn| {
+            let table = txn.open_table(LEDGER).map_err(backend)?;
+            let mut page = LedgerPage::default();
+            let mut read = 0;
+            for entry in table
+                .range::<u64>((start, Bound::Unbounded))
+                .map_err(backend)?
+                .take(LEDGER_PAGE)
+            {
+                let (key, bytes) = entry.map_err(backend)?;
+                read += 1;
+                let entry = decode::<LedgerRecord>(bytes.value())?.into_entry();
+                if filter.matches(&entry) {
+                    page.entries.push(entry);
+                }
+                if read == LEDGER_PAGE {
+                    page.next = Some(key.value().to_string());
+                }
+            }
+            Ok(page)
         })
         .await
     }

@@ -242,6 +242,8 @@ pub(super) struct LedgerRecord {
     pub(super) created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) decision: Option<Decision>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) event_id: Option<String>,
 }
 
 impl LedgerRecord {
@@ -254,6 +256,7 @@ impl LedgerRecord {
             amount: entry.amount,
             created_at: entry.created_at,
             decision: entry.decision.clone(),
+            event_id: entry.event_id.clone(),
         }
     }
 
@@ -266,6 +269,7 @@ impl LedgerRecord {
             user_indicator: self.user_indicator,
             user_indicated: self.user_indicated,
             decision: self.decision,
+            event_id: self.event_id,
         }
     }
 }

@@ -23,7 +23,8 @@ use figures::figures_overflow;
 use records::*;
 
 use super::{
-    CreditFilter, CreditPage, Decided, IndicationStore, LedgerScan, RegisterOutcome, UsersCreated,
+    CreditFilter, CreditPage, Decided, IndicationStore, LedgerFilter, LedgerPage, LedgerScan,
+    RegisterOutcome, UsersCreated,
 };
 // The store speaks the capability's whole domain.
 use crate::indication::domain::*;
@@ -561,5 +562,59 @@ impl LedgerScan for MongoStore {
         }
         entries.sort_by_key(|e| e.created_at);
         Ok(entries)
+    }
+
+    /// The users' ledgers by user hash, then the indicated e-mails' by address, a hundred
+    /// documents a page: `after` is `u<hash>` or `e<address>`, the last document read.
+    async fn ledger_page(
+        &self,
+        filter: &LedgerFilter,
+        after: Option<String>,
+    ) -> Result<LedgerPage, StoreError> {
+        const DOCS: i64 = 100;
+        let (collection, prefix, from) = match after.as_deref() {
+            Some(position) if position.starts_with('e') => {
+                (INDICATED_EMAILS, 'e', Some(position[1..].to_owned()))
+            }
+            Some(position) if position.starts_with('u') => {
+                (USERS, 'u', Some(position[1..].to_owned()))
+            }
+            _ => (USERS, 'u', None),
+        };
+        let mut query = doc! { "ledger.0": { "$exists": true } };
+        if let Some(from) = &from {
+            query.insert("_id", doc! { "$gt": from });
+        }
+        if let Some(program) = filter.program {
+            query.insert("ledger.program_id", program.object_id());
+        }
+        let docs: Vec<Document> = self
+            .db
+            .collection::<Document>(collection)
+            .find(query)
+            .projection(doc! { "ledger": 1 })
+            .sort(doc! { "_id": 1 })
+            .limit(DOCS)
+            .all_within(self.timeout)
+            .await?;
+        let mut page = LedgerPage::default();
+        for doc in &docs {
+            let ledger: LedgerOnly = mongodb::bson::from_document(doc.clone())
+                .map_err(|e| StoreError::Corrupt(format!("ledger: {e}")))?;
+            for entry in ledger.ledger {
+                let entry = entry.into_entry()?;
+                if filter.matches(&entry) {
+                    page.entries.push(entry);
+                }
+            }
+        }
+        let last = docs.last().and_then(|doc| doc.get_str("_id").ok());
+        page.next = match (last, i64::try_from(docs.len()).unwrap_or(0) >= DOCS) {
+            (Some(last), true) => Some(format!("{prefix}{last}")),
+            // The users are done: the e-mails follow.
+            _ if prefix == 'u' => Some("e".to_owned()),
+            _ => None,
+        };
+        Ok(page)
     }
 }

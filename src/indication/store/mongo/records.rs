@@ -245,6 +245,8 @@ pub(super) struct LedgerDoc {
     pub(super) created_at: mongodb::bson::DateTime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) decision: Option<Decision>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) event_id: Option<String>,
 }
 
 impl LedgerDoc {
@@ -257,6 +259,7 @@ impl LedgerDoc {
             amount: to_decimal128(entry.amount)?,
             created_at: to_bson_datetime(entry.created_at),
             decision: entry.decision.clone(),
+            event_id: entry.event_id.clone(),
         })
     }
 
@@ -274,6 +277,7 @@ impl LedgerDoc {
             amount: from_decimal128(self.amount)?,
             created_at: from_bson_datetime(self.created_at)?,
             decision: self.decision,
+            event_id: self.event_id,
         })
     }
 }

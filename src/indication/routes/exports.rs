@@ -1,0 +1,286 @@
+//! Exports for finance (role `admin`): the ledger and the credits as CSV, streamed from the
+//! store a page at a time, so an export of any size takes the memory of one page.
+
+use std::sync::Arc;
+
+use axum::{
+    body::{Body, Bytes},
+    extract::State,
+    http::header,
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use futures_util::stream;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    super::{
+        domain::LedgerEntry,
+        store::{CreditFilter, IndicationStore, LedgerFilter, LedgerScan},
+    },
+    credits::ProgramIdParam,
+};
+use crate::{
+    auth::AdminAccess,
+    clock::rfc3339_millis_string as rfc3339,
+    error::{ErrorBody, Result},
+    extract::Query,
+    state::AppState,
+    storage::StoreError,
+};
+
+/// Credits an export page holds.
+const CREDIT_PAGE: usize = 500;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ledger_csv))
+        .routes(routes!(credits_csv))
+}
+
+/// The query of the ledger export.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LedgerExportParams {
+    /// Only this program's entries (24 hex characters).
+    #[param(value_type = Option<String>, pattern = "^[0-9a-fA-F]{24}$")]
+    program_id: Option<ProgramIdParam>,
+    /// From this time on (RFC 3339, included).
+    #[param(value_type = Option<String>, format = DateTime)]
+    since: Option<DateTime<Utc>>,
+    /// Before this time (RFC 3339, excluded).
+    #[param(value_type = Option<String>, format = DateTime)]
+    until: Option<DateTime<Utc>>,
+}
+
+/// The query of the credits export.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CreditExportParams {
+    /// Only this program's credits (24 hex characters).
+    #[param(value_type = Option<String>, pattern = "^[0-9a-fA-F]{24}$")]
+    program_id: Option<ProgramIdParam>,
+}
+
+/// CSV rows as bytes: the header first when asked.
+fn csv_chunk<R: IntoIterator<Item = Vec<String>>>(header: Option<&[&str]>, rows: R) -> Bytes {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    // Writing to memory cannot fail but for a record of another length, which none is.
+    if let Some(header) = header {
+        let _ = writer.write_record(header);
+    }
+    for row in rows {
+        let _ = writer.write_record(&row);
+    }
+    Bytes::from(writer.into_inner().unwrap_or_default())
+}
+
+/// A streamed CSV answer: the first chunk, read before answering (so that a store that does
+/// not answer is a 503, not a cut-off file), then the pages `more` reads while it has a
+/// position to read from.
+fn csv_response<P, F, Fut>(name: &str, first: Bytes, position: Option<P>, more: F) -> Response
+where
+    P: Send + 'static,
+    F: Fn(P) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(Bytes, Option<P>), StoreError>> + Send,
+{
+    let more = Arc::new(more);
+    let rest = stream::unfold(position, move |position| {
+        let more = more.clone();
+        async move {
+            let position = position?;
+            Some(match more(position).await {
+                Ok((chunk, next)) => (Ok::<_, std::io::Error>(chunk), next),
+                Err(err) => {
+                    tracing::warn!(error = %err, "export cut short by the store");
+                    (Err(std::io::Error::other(err.to_string())), None)
+                }
+            })
+        }
+    });
+    let body = Body::from_stream(futures_util::StreamExt::chain(
+        stream::once(async move { Ok::<_, std::io::Error>(first) }),
+        rest,
+    ));
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+const LEDGER_COLUMNS: [&str; 7] = [
+    "at",
+    "operation",
+    "program_id",
+    "user_indicator",
+    "user_indicated",
+    "amount",
+    "event_id",
+];
+
+fn ledger_row(entry: LedgerEntry) -> Vec<String> {
+    vec![
+        rfc3339(entry.created_at),
+        serde_json::to_value(entry.operation)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        entry
+            .program_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        entry.user_indicator.unwrap_or_default(),
+        entry.user_indicated,
+        entry.amount.to_string(),
+        entry.event_id.unwrap_or_default(),
+    ]
+}
+
+/// Export the ledger as CSV (role `admin`), streamed in write order on the embedded store and
+/// user by user on MongoDB; money as exact decimals, negative for `credit_reversed`.
+#[utoipa::path(
+    get, path = "/admin/export/ledger.csv", tag = "exports",
+    params(LedgerExportParams),
+    responses(
+        (status = 200, description = "`at,operation,program_id,user_indicator,user_indicated,amount,event_id`", content_type = "text/csv", body = String),
+        (status = 422, description = "A bad filter", body = ErrorBody),
+    ),
+)]
+async fn ledger_csv(
+    _: AdminAccess,
+    State(state): State<AppState>,
+    Query(params): Query<LedgerExportParams>,
+) -> Result<Response> {
+    let filter = LedgerFilter {
+        program: params.program_id.map(ProgramIdParam::id),
+        since: params.since,
+        until: params.until,
+    };
+    let ledger: Arc<dyn LedgerScan> = state.stores.ledger.clone();
+    let first = ledger.ledger_page(&filter, None).await?;
+    let chunk = csv_chunk(
+        Some(&LEDGER_COLUMNS),
+        first.entries.into_iter().map(ledger_row),
+    );
+    Ok(csv_response(
+        "ledger.csv",
+        chunk,
+        first.next,
+        move |after| {
+            let (ledger, filter) = (ledger.clone(), filter.clone());
+            async move {
+                let page = ledger.ledger_page(&filter, Some(after)).await?;
+                Ok((
+                    csv_chunk(None, page.entries.into_iter().map(ledger_row)),
+                    page.next,
+                ))
+            }
+        },
+    ))
+}
+
+const CREDIT_COLUMNS: [&str; 13] = [
+    "user_indicated",
+    "user_indicator",
+    "program_id",
+    "status",
+    "amount",
+    "crossed_at",
+    "release_at",
+    "acquired_at",
+    "reversed_at",
+    "flags",
+    "decided_by",
+    "reason",
+    "note",
+];
+
+fn credit_row(user: crate::indication::domain::User) -> Vec<String> {
+    let credit = user.credit.as_ref();
+    let time = |at: Option<DateTime<Utc>>| at.map(rfc3339).unwrap_or_default();
+    let decision = credit.and_then(|c| c.decision());
+    vec![
+        user.hash.to_string(),
+        user.indicator
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        user.program_id.map(|id| id.to_string()).unwrap_or_default(),
+        user.credit_status().to_string(),
+        credit
+            .and_then(|c| c.amount())
+            .map(|amount| amount.to_string())
+            .unwrap_or_default(),
+        time(credit.and_then(|c| c.crossed_at())),
+        time(credit.and_then(|c| c.release_at())),
+        time(credit.and_then(|c| c.acquired_at())),
+        time(credit.and_then(|c| c.reversed_at())),
+        credit
+            .map(|c| {
+                c.flags()
+                    .iter()
+                    .map(|flag| flag.name())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default(),
+        decision.and_then(|d| d.by.clone()).unwrap_or_default(),
+        decision
+            .and_then(|d| d.reason)
+            .and_then(|reason| serde_json::to_value(reason).ok())
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        decision.and_then(|d| d.note.clone()).unwrap_or_default(),
+    ]
+}
+
+/// Export the credits as CSV (role `admin`): one row per indicated user, its credit's state,
+/// amount, dates, flags and last decision, in registration order.
+#[utoipa::path(
+    get, path = "/admin/export/credits.csv", tag = "exports",
+    params(CreditExportParams),
+    responses(
+        (status = 200, description = "`user_indicated,user_indicator,program_id,status,amount,crossed_at,release_at,acquired_at,reversed_at,flags,decided_by,reason,note`", content_type = "text/csv", body = String),
+        (status = 422, description = "A bad filter", body = ErrorBody),
+    ),
+)]
+async fn credits_csv(
+    _: AdminAccess,
+    State(state): State<AppState>,
+    Query(params): Query<CreditExportParams>,
+) -> Result<Response> {
+    let filter = CreditFilter {
+        program: params.program_id.map(ProgramIdParam::id),
+        ..CreditFilter::default()
+    };
+    let users: Arc<dyn IndicationStore> = state.stores.indication.clone();
+    let first = users.credits(&filter, None, CREDIT_PAGE).await?;
+    let chunk = csv_chunk(
+        Some(&CREDIT_COLUMNS),
+        first.users.into_iter().map(credit_row),
+    );
+    Ok(csv_response(
+        "credits.csv",
+        chunk,
+        first.next,
+        move |after| {
+            let (users, filter) = (users.clone(), filter.clone());
+            async move {
+                let page = users.credits(&filter, Some(&after), CREDIT_PAGE).await?;
+                Ok((
+                    csv_chunk(None, page.users.into_iter().map(credit_row)),
+                    page.next,
+                ))
+            }
+        },
+    ))
+}
