@@ -22,14 +22,22 @@ pub enum MoneyError {
     Negative,
     #[error("is not a decimal number")]
     NotDecimal,
+    #[error("must be at most 1000000000000000000")]
+    TooLarge,
 }
 
 impl Money {
     pub const ZERO: Money = Money(Decimal::ZERO);
+    /// The largest amount accepted, 10^18: sums of up to ten billion such amounts (a program's
+    /// figures, a statement) stay exact decimals.
+    pub const MAX: Decimal = Decimal::from_parts(2_808_348_672, 232_830_643, 0, false, 0);
 
     pub fn new(value: Decimal) -> Result<Self, MoneyError> {
         if value.is_sign_negative() && !value.is_zero() {
             return Err(MoneyError::Negative);
+        }
+        if value > Self::MAX {
+            return Err(MoneyError::TooLarge);
         }
         Ok(Self(value))
     }
@@ -94,9 +102,7 @@ impl PartialSchema for Money {
         ObjectBuilder::new()
             .schema_type(SchemaType::new(Type::Number))
             .minimum(Some(0))
-            // The largest amount an exact decimal holds (79,228,162,514,264,337,593,543,950,335),
-            // as the nearest binary number.
-            .maximum(Some(7.922_816_251_426_434e28))
+            .maximum(Some(1e18))
             .description(Some(
                 "Exact decimal amount, non-negative. Accepted as a JSON number or a decimal \
                  string; returned as a JSON number with every digit kept.",
@@ -221,6 +227,14 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn amounts_stop_at_ten_to_the_eighteenth() {
+        assert_eq!(Money::MAX.to_string(), "1000000000000000000");
+        assert!(parse(r#"{"value": 1000000000000000000}"#).is_ok());
+        assert!(parse(r#"{"value": "1000000000000000000.01"}"#).is_err());
+        assert!(parse(r#"{"value": 79228162514264337593543950335}"#).is_err());
     }
 
     #[test]
