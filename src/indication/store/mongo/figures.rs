@@ -42,7 +42,7 @@ impl MongoStore {
             let program = id
                 .and_then(|id| id.get_object_id("program").ok())
                 .map(ProgramId::from_object_id);
-            let status: Option<CreditState> = match id.and_then(|id| id.get("status")) {
+            let status: Option<CreditStatus> = match id.and_then(|id| id.get("status")) {
                 Some(status @ Bson::String(_)) => Some(
                     mongodb::bson::from_bson(status.clone())
                         .map_err(|e| StoreError::Corrupt(format!("credit status: {e}")))?,
@@ -62,7 +62,7 @@ impl MongoStore {
             };
             if let Some(status) = status {
                 figures.indicated_users = users;
-                let (count, total) = figures.of_status(status.status());
+                let (count, total) = figures.of_status(status);
                 if let Some(count) = count {
                     *count = users;
                 }

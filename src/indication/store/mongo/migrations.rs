@@ -9,10 +9,10 @@ impl MongoStore {
     /// instances starting at once, leave it too high: an indicator credited less, never more.
     pub(super) async fn count_earlier_credits(&self) -> Result<(), StoreError> {
         let statuses = [
-            CreditState::Pending,
-            CreditState::Held,
-            CreditState::Acquired,
-            CreditState::Capped,
+            CreditStatus::Pending,
+            CreditStatus::Held,
+            CreditStatus::Acquired,
+            CreditStatus::Capped,
         ]
         .iter()
         .map(to_bson)

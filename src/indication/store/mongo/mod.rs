@@ -323,7 +323,7 @@ impl IndicationStore for MongoStore {
         let docs: Vec<UserDoc> = self
             .users()
             .find(doc! {
-                "credit.status": to_bson(&CreditState::Held)?,
+                "credit.status": to_bson(&CreditStatus::Held)?,
                 "credit.release_at": { "$lte": to_bson_datetime(now) },
             })
             .projection(user_projection())
@@ -443,7 +443,7 @@ impl IndicationStore for MongoStore {
             .count_documents(doc! {
                 "user_indicator": indicator.as_str(),
                 "program_id": program.object_id(),
-                "credit.status": to_bson(&CreditState::Reversed)?,
+                "credit.status": to_bson(&CreditStatus::Reversed)?,
             })
             .within(self.timeout)
             .await
@@ -461,7 +461,7 @@ impl IndicationStore for MongoStore {
         };
         let statuses = statuses
             .into_iter()
-            .filter_map(CreditState::of)
+            .filter(|status| *status != CreditStatus::None)
             .map(|state| to_bson(&state))
             .collect::<Result<Vec<_>, _>>()?;
         let mut query = doc! { "credit.status": { "$in": statuses } };

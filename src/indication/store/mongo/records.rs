@@ -3,50 +3,11 @@
 
 use super::*;
 
-/// Where the indicator's credit for this user stands, as stored in `credit.status`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(super) enum CreditState {
-    Pending,
-    Held,
-    InReview,
-    Acquired,
-    Capped,
-    Rejected,
-    Reversed,
-}
-
-impl CreditState {
-    pub(super) fn of(status: CreditStatus) -> Option<Self> {
-        Some(match status {
-            CreditStatus::None => return None,
-            CreditStatus::Pending => Self::Pending,
-            CreditStatus::Held => Self::Held,
-            CreditStatus::InReview => Self::InReview,
-            CreditStatus::Acquired => Self::Acquired,
-            CreditStatus::Capped => Self::Capped,
-            CreditStatus::Rejected => Self::Rejected,
-            CreditStatus::Reversed => Self::Reversed,
-        })
-    }
-
-    pub(super) fn status(self) -> CreditStatus {
-        match self {
-            Self::Pending => CreditStatus::Pending,
-            Self::Held => CreditStatus::Held,
-            Self::InReview => CreditStatus::InReview,
-            Self::Acquired => CreditStatus::Acquired,
-            Self::Capped => CreditStatus::Capped,
-            Self::Rejected => CreditStatus::Rejected,
-            Self::Reversed => CreditStatus::Reversed,
-        }
-    }
-}
-
 /// A credit as stored: its status, amount and the times, flags and decision its state has.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct CreditDoc {
-    pub(super) status: Option<CreditState>,
+    /// Never `none`: only indicated users have a credit.
+    pub(super) status: Option<CreditStatus>,
     pub(super) amount: Option<Decimal128>,
     pub(super) acquired_at: Option<mongodb::bson::DateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,7 +32,7 @@ impl CreditDoc {
     pub(super) fn from_credit(credit: &IndicatorCredit) -> Result<Self, StoreError> {
         let date = |at: &DateTime<Utc>| Some(to_bson_datetime(*at));
         let mut doc = Self {
-            status: CreditState::of(credit.status()),
+            status: Some(credit.status()),
             amount: credit.amount().map(to_decimal128).transpose()?,
             flags: credit.flags().to_vec(),
             decision: credit.decision().cloned(),
@@ -97,18 +58,19 @@ impl CreditDoc {
         let amount = || from_decimal128(self.amount.ok_or_else(corrupt)?);
         let decision = || self.decision.clone().ok_or_else(corrupt);
         Ok(match self.status.ok_or_else(corrupt)? {
-            CreditState::Pending => IndicatorCredit::Pending,
-            CreditState::Held => IndicatorCredit::Held {
+            CreditStatus::None => return Err(corrupt()),
+            CreditStatus::Pending => IndicatorCredit::Pending,
+            CreditStatus::Held => IndicatorCredit::Held {
                 amount: amount()?,
                 held_at: time(self.held_at)?,
                 release_at: time(self.release_at)?,
             },
-            CreditState::InReview => IndicatorCredit::InReview {
+            CreditStatus::InReview => IndicatorCredit::InReview {
                 amount: amount()?,
                 crossed_at: time(self.crossed_at)?,
                 flags: self.flags,
             },
-            CreditState::Acquired => {
+            CreditStatus::Acquired => {
                 let at = time(self.acquired_at)?;
                 IndicatorCredit::Acquired {
                     amount: amount()?,
@@ -123,16 +85,16 @@ impl CreditDoc {
                     flags: self.flags,
                 }
             }
-            CreditState::Capped => IndicatorCredit::Capped {
+            CreditStatus::Capped => IndicatorCredit::Capped {
                 at: time(self.capped_at)?,
             },
-            CreditState::Rejected => IndicatorCredit::Rejected {
+            CreditStatus::Rejected => IndicatorCredit::Rejected {
                 at: time(self.rejected_at)?,
                 crossed_at: self.crossed_at.map(from_bson_datetime).transpose()?,
                 decision: decision()?,
                 flags: self.flags,
             },
-            CreditState::Reversed => IndicatorCredit::Reversed {
+            CreditStatus::Reversed => IndicatorCredit::Reversed {
                 amount: amount()?,
                 crossed_at: time(self.crossed_at)?,
                 acquired_at: time(self.acquired_at)?,
@@ -153,7 +115,7 @@ pub(super) fn credit_filter(
 ) -> Result<Document, StoreError> {
     let mut filter = doc! {
         "_id": hash.as_str(),
-        "credit.status": to_bson(&CreditState::of(credit.status()))?,
+        "credit.status": to_bson(&credit.status())?,
     };
     // A credit that left the state and came back to it is another one: told apart by a time.
     match credit {
