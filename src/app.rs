@@ -40,6 +40,7 @@ use crate::{
     programs, referrals,
     state::{AppState, SharedState},
     stores::Stores,
+    webhooks::{self, routes::WebhookAdmin},
 };
 
 /// All documented routes of the service, and their API description.
@@ -52,6 +53,7 @@ pub fn api_routes() -> (Router<AppState>, OpenApiDoc) {
         .merge(callbacks::router())
         .merge(events::router())
         .merge(api_keys::router())
+        .merge(webhooks::router())
         .split_for_parts();
     openapi::add_common_responses(&mut doc);
     (routes, doc)
@@ -84,6 +86,7 @@ pub struct Parts {
     pub clock: Arc<dyn Clock>,
     pub outbox_signal: OutboxSignal,
     pub event_retention: chrono::Duration,
+    pub webhooks: WebhookAdmin,
 }
 
 /// The whole application: routes, docs at `/docs` and `/openapi.json`, `/metrics`, and the
@@ -97,6 +100,7 @@ pub fn router(parts: Parts, http: &HttpConfig) -> Router {
         clock,
         outbox_signal,
         event_retention,
+        webhooks,
     } = parts;
     let (stores_keys, clock_keys) = (stores.api_keys.clone(), clock.clone());
     let state = AppState::new(SharedState {
@@ -108,6 +112,7 @@ pub fn router(parts: Parts, http: &HttpConfig) -> Router {
         rate_limits: Arc::new(RateLimits::new(http)),
         event_retention,
         api_keys: Arc::new(KeyResolver::new(stores_keys, clock_keys)),
+        webhooks,
     });
     let x_request_id = HeaderName::from_static("x-request-id");
     let app = routes

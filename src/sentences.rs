@@ -95,3 +95,14 @@ pub const RULES_BAD_ACTIVE: &str = "Field `active` must be true, false or null";
 
 pub const CALLBACK_NOT_FOUND: &str = "Callback not found";
 pub const CALLBACK_ALREADY_DELIVERED: &str = "Callback already delivered";
+
+// ---- webhooks -----------------------------------------------------------------------------
+
+pub const WEBHOOK_NOT_FOUND: &str = "Webhook not found";
+pub const WEBHOOK_BAD_URL: &str = "Field `url` must be an http:// or https:// URL";
+pub const WEBHOOK_PRIVATE_URL: &str = "Field `url` points at a loopback, link-local, private or unspecified address; set WEBHOOK_ALLOW_PRIVATE=true to allow such endpoints";
+pub const WEBHOOK_NO_EVENT_TYPES: &str =
+    "Field `event_types` must list event types, or be [\"*\"] for every type";
+pub const WEBHOOK_BAD_DESCRIPTION: &str = "Field `description` must have at most 500 characters";
+pub const WEBHOOK_BAD_SINCE: &str =
+    "Field `since` is required and must be an RFC 3339 date-time with an offset";

@@ -20,6 +20,11 @@ use crate::{
     ops::server,
     storage::StoreError,
     stores::{self, Stores},
+    webhooks::{
+        routes::WebhookAdmin,
+        sender::WebhookClient,
+        worker::{TICK, WebhookSettings, WebhookWorker},
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +54,8 @@ pub struct Application {
     worker: Option<Worker>,
     release: ReleaseWorker,
     sweeper: Sweeper,
+    webhooks: WebhookWorker,
+    webhook_admin: WebhookAdmin,
     http: HttpConfig,
 }
 
@@ -82,6 +89,29 @@ impl Application {
             retention: event_retention(&config),
             interval: SWEEP_INTERVAL,
         };
+        let webhook_client =
+            WebhookClient::new(config.callbacks.timeout, config.webhooks.allow_private)?;
+        let webhooks = WebhookWorker {
+            store: stores.webhooks.clone(),
+            feed: stores.events.clone(),
+            client: webhook_client.clone(),
+            settings: WebhookSettings {
+                concurrency: config.callbacks.concurrency,
+                lease: config.callbacks.lease,
+                timeout: config.callbacks.timeout,
+                schedule: config.callbacks.schedule.clone(),
+                disable_after: config.webhooks.disable_after,
+                retention: config.events.retention,
+                tick: TICK,
+            },
+            clock: Arc::new(SystemClock),
+            owner: uuid::Uuid::new_v4().to_string(),
+        };
+        let webhook_admin = WebhookAdmin {
+            client: webhook_client,
+            rotation_overlap: chrono::Duration::from_std(config.webhooks.rotation_overlap)
+                .unwrap_or(chrono::Duration::MAX),
+        };
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .map_err(|source| StartupError::Bind {
@@ -102,6 +132,8 @@ impl Application {
             worker,
             release,
             sweeper,
+            webhooks,
+            webhook_admin,
             http: config.http.clone(),
         })
     }
@@ -114,6 +146,7 @@ impl Application {
         }
         self.release.clock = clock.clone();
         self.sweeper.clock = clock.clone();
+        self.webhooks.clock = clock.clone();
         self.clock = clock;
         self
     }
@@ -144,6 +177,7 @@ impl Application {
                 clock: self.clock,
                 outbox_signal: self.signal,
                 event_retention: self.sweeper.retention,
+                webhooks: self.webhook_admin,
             },
             &self.http,
         );
@@ -177,6 +211,14 @@ impl Application {
                 "event sweeper"
             });
             names.insert(task.id(), "event sweeper");
+        }
+        {
+            let stop = stop.clone();
+            let task = tasks.spawn(async move {
+                self.webhooks.run(stop).await;
+                "webhook worker"
+            });
+            names.insert(task.id(), "webhook worker");
         }
         {
             let stop = stop.clone();

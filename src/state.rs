@@ -13,6 +13,7 @@ use crate::{
     idempotency::middleware::IdempotencyState,
     ops::rate_limit::{RateLimitState, RateLimits},
     stores::Stores,
+    webhooks::routes::WebhookAdmin,
 };
 
 /// A request clones the state several times (each middleware that takes it, then the handler),
@@ -50,6 +51,8 @@ pub struct SharedState {
     pub event_retention: chrono::Duration,
     /// Resolves `Bearer rk_…` API keys, with a short cache.
     pub api_keys: Arc<KeyResolver>,
+    /// The webhook routes' client and settings.
+    pub webhooks: WebhookAdmin,
 }
 
 /// The API-key layer takes the resolver.

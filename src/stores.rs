@@ -13,6 +13,7 @@ use crate::{
     programs::{self, ProgramStore},
     referrals::{self, ReferralStore},
     storage::{StoreError, StoreHealth, embedded, mongo},
+    webhooks::{self, WebhookStore},
 };
 
 /// The stores of every capability, all served by one backend.
@@ -29,6 +30,7 @@ pub struct Stores {
     pub referrals: Arc<dyn ReferralStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub api_keys: Arc<dyn ApiKeyStore>,
+    pub webhooks: Arc<dyn WebhookStore>,
 }
 
 impl Stores {
@@ -43,6 +45,7 @@ impl Stores {
             + ReferralStore
             + IdempotencyStore
             + ApiKeyStore
+            + WebhookStore
             + 'static,
     {
         Self {
@@ -55,7 +58,8 @@ impl Stores {
             events: store.clone(),
             referrals: store.clone(),
             idempotency: store.clone(),
-            api_keys: store,
+            api_keys: store.clone(),
+            webhooks: store,
         }
     }
 }
@@ -71,6 +75,7 @@ macro_rules! capability_schemas {
             events::store::$backend::schema(),
             idempotency::store::$backend::schema(),
             api_keys::store::$backend::schema(),
+            webhooks::store::$backend::schema(),
         ]
     };
 }

@@ -1,16 +1,11 @@
-//! The delivery worker: claims due events under a lease, a batch at a time, sends up to
-//! `concurrency` at once, records the attempts that ended together in one write, and stops
-//! between deliveries when told to. It wakes at once when an event is written in this process,
-//! and polls for the rest (events written by other instances, retries falling due, leases
-//! running out).
+//! The callback worker: Part C's queue for the delivery loop of [`crate::pump`]. It wakes at
+//! once when an event is written in this process, and polls for the rest (events written by
+//! other instances, retries falling due, leases running out).
 
-use std::{collections::VecDeque, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
+use async_trait::async_trait;
 use rand::RngExt;
-use tokio::{
-    sync::{Notify, mpsc},
-    task::JoinSet,
-};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -18,24 +13,14 @@ use super::{
     domain::{AttemptOutcome, CreditEvent, RetrySchedule},
     store::{Attempt, CallbackOutbox, Lease},
 };
-use crate::clock::Clock;
+pub use crate::pump::OutboxSignal;
+use crate::{
+    clock::Clock,
+    pump::{self, Pace, Queue},
+};
 
 /// How often an idle worker looks for due events it was not woken for.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
-
-/// A wake-up call for the worker: rung after a write that queued an event.
-#[derive(Clone, Debug, Default)]
-pub struct OutboxSignal(Arc<Notify>);
-
-impl OutboxSignal {
-    pub fn wake(&self) {
-        self.0.notify_one();
-    }
-
-    async fn woken(&self) {
-        self.0.notified().await;
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct WorkerSettings {
@@ -47,21 +32,18 @@ pub struct WorkerSettings {
     pub poll_interval: Duration,
 }
 
-/// The most rounds of `concurrency` deliveries one claim covers.
-const MAX_CLAIM_ROUNDS: u32 = 8;
-
 impl WorkerSettings {
-    /// How many events one claim takes: as many rounds of `concurrency` deliveries as fit in
-    /// the lease with a round to spare when every attempt takes the whole timeout, so that no
-    /// claimed event waits past its lease (where another instance would send it too).
+    /// How many events one claim takes (see [`pump::claim_batch`]).
     pub fn claim_batch(&self) -> usize {
-        let rounds = self
-            .lease
-            .as_secs_f64()
-            .div_euclid(self.timeout.as_secs_f64().max(0.001));
-        // Bounded above, so the cast cannot truncate.
-        let rounds = (rounds - 1.0).clamp(1.0, f64::from(MAX_CLAIM_ROUNDS)) as usize;
-        self.concurrency.max(1).saturating_mul(rounds)
+        pump::claim_batch(self.concurrency, self.lease, self.timeout)
+    }
+
+    pub fn pace(&self) -> Pace {
+        Pace {
+            concurrency: self.concurrency,
+            batch: self.claim_batch(),
+            poll_interval: self.poll_interval,
+        }
     }
 }
 
@@ -79,74 +61,45 @@ impl Worker {
     /// Delivers until `shutdown` is cancelled, then lets the deliveries in flight finish (each
     /// is bounded by the callback timeout), records them and returns. Events claimed but not
     /// yet sent are left to their leases, and go out again when those run out.
-    ///
-    /// Neither a claim nor a record holds deliveries back: attempts that end go to a recorder
-    /// task, which writes all that have ended since its last write in one; claims refill a
-    /// local queue while the queued events are sent.
     pub async fn run(self, shutdown: CancellationToken) {
-        let this = Arc::new(self);
-        let (ended, attempts) = mpsc::unbounded_channel::<Attempt>();
-        let recorder = tokio::spawn(this.clone().record_until_closed(attempts));
-        let mut in_flight = JoinSet::new();
-        let mut queued: VecDeque<CreditEvent> = VecDeque::new();
-        let concurrency = this.settings.concurrency.max(1);
-        let batch = this.settings.claim_batch();
-        tracing::info!(owner = %this.owner, batch, "callback worker started");
-        loop {
-            if shutdown.is_cancelled() {
-                break;
-            }
-            let send = |queued: &mut VecDeque<CreditEvent>, in_flight: &mut JoinSet<()>| {
-                while in_flight.len() < concurrency {
-                    let Some(event) = queued.pop_front() else {
-                        break;
-                    };
-                    let (worker, ended) = (this.clone(), ended.clone());
-                    in_flight.spawn(async move {
-                        // The recorder outlives every delivery; a send cannot fail before.
-                        let _ = ended.send(worker.deliver(event).await);
-                    });
-                }
-            };
-            send(&mut queued, &mut in_flight);
-            // One claim refills the local queue once it runs below a round of deliveries.
-            if queued.len() < concurrency {
-                let want = batch.saturating_sub(queued.len() + in_flight.len());
-                if want > 0 {
-                    queued.extend(this.claim(want).await);
-                    send(&mut queued, &mut in_flight);
-                }
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = this.signal.woken() => {}
-                () = tokio::time::sleep(this.settings.poll_interval) => {}
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    while in_flight.try_join_next().is_some() {}
-                }
-            }
-        }
-        while in_flight.join_next().await.is_some() {}
-        drop(ended);
-        if recorder.await.is_err() {
-            tracing::error!(owner = %this.owner, "the callback recorder stopped unexpectedly");
-        }
-        tracing::info!(owner = %this.owner, "callback worker stopped");
+        let (pace, signal, owner) = (
+            self.settings.pace(),
+            self.signal.clone(),
+            self.owner.clone(),
+        );
+        tracing::info!(%owner, batch = pace.batch, "callback worker started");
+        pump::run(Arc::new(self), pace, Some(signal), shutdown).await;
+        tracing::info!(%owner, "callback worker stopped");
     }
+}
 
-    /// Records the attempts that end, all those waiting in one write, until every sender is
-    /// gone.
-    async fn record_until_closed(self: Arc<Self>, mut attempts: mpsc::UnboundedReceiver<Attempt>) {
-        while let Some(first) = attempts.recv().await {
-            let mut batch = vec![first];
-            while let Ok(more) = attempts.try_recv() {
-                batch.push(more);
+#[async_trait]
+impl Queue for Worker {
+    type Item = CreditEvent;
+    type Ended = Attempt;
+
+    async fn claim(&self, limit: usize) -> Vec<CreditEvent> {
+        let now = self.clock.now();
+        let lease = Lease {
+            owner: self.owner.clone(),
+            until: now
+                + chrono::Duration::from_std(self.settings.lease)
+                    .unwrap_or(chrono::Duration::seconds(60)),
+        };
+        match self.outbox.claim_due(now, &lease, limit).await {
+            Ok(events) => events,
+            Err(err) => {
+                crate::ops::metrics::store_error(err.kind());
+                tracing::warn!(error = %err, "cannot claim due callbacks; retrying later");
+                Vec::new()
             }
-            self.record(batch).await;
         }
     }
 
-    /// Records attempts that ended, in one write where the store can.
+    async fn send(&self, event: CreditEvent) -> Attempt {
+        self.deliver(event).await
+    }
+
     async fn record(&self, attempts: Vec<Attempt>) {
         if attempts.is_empty() {
             return;
@@ -167,25 +120,9 @@ impl Worker {
             }
         }
     }
+}
 
-    async fn claim(&self, limit: usize) -> Vec<CreditEvent> {
-        let now = self.clock.now();
-        let lease = Lease {
-            owner: self.owner.clone(),
-            until: now
-                + chrono::Duration::from_std(self.settings.lease)
-                    .unwrap_or(chrono::Duration::seconds(60)),
-        };
-        match self.outbox.claim_due(now, &lease, limit).await {
-            Ok(events) => events,
-            Err(err) => {
-                crate::ops::metrics::store_error(err.kind());
-                tracing::warn!(error = %err, "cannot claim due callbacks; retrying later");
-                Vec::new()
-            }
-        }
-    }
-
+impl Worker {
     /// Sends one attempt and says what it came to; the caller records it.
     async fn deliver(&self, event: CreditEvent) -> Attempt {
         let started = self.clock.now();
@@ -225,31 +162,5 @@ impl Worker {
             at: now,
             outcome,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings(concurrency: usize, lease: u64, timeout: u64) -> WorkerSettings {
-        WorkerSettings {
-            concurrency,
-            lease: Duration::from_secs(lease),
-            timeout: Duration::from_secs(timeout),
-            schedule: RetrySchedule::default(),
-            poll_interval: POLL_INTERVAL,
-        }
-    }
-
-    #[test]
-    fn a_claim_covers_the_rounds_that_fit_in_the_lease() {
-        // 60 s lease, 10 s timeout: six rounds fit, five are claimed.
-        assert_eq!(settings(8, 60, 10).claim_batch(), 40);
-        // A lease barely longer than the timeout: one round.
-        assert_eq!(settings(8, 15, 10).claim_batch(), 8);
-        // A long lease: at most eight rounds.
-        assert_eq!(settings(8, 3600, 1).claim_batch(), 64);
-        assert_eq!(settings(0, 60, 10).claim_batch(), 5);
     }
 }

@@ -1,9 +1,9 @@
 //! Configuration, read once from environment variables and validated before anything starts.
 //!
-//! One module per section — [`server`], [`storage`], [`auth`], [`callbacks`], [`limits`] — each
-//! reading and validating its own variables; [`Config`] composes them. Every problem is
-//! reported with the name of the variable at fault, so an operator can fix the deployment
-//! without reading code.
+//! One module per section — [`server`], [`storage`], [`auth`], [`callbacks`], [`events`],
+//! [`webhooks`], [`limits`] — each reading and validating its own variables; [`Config`]
+//! composes them. Every problem is reported with the name of the variable at fault, so an
+//! operator can fix the deployment without reading code.
 
 pub mod auth;
 pub mod callbacks;
@@ -11,6 +11,7 @@ pub mod events;
 pub mod limits;
 pub mod server;
 pub mod storage;
+pub mod webhooks;
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
@@ -55,6 +56,7 @@ pub struct Config {
     pub legacy_routes_auth: LegacyRoutesAuth,
     pub callbacks: CallbackConfig,
     pub events: events::EventConfig,
+    pub webhooks: webhooks::WebhookConfig,
     pub log_format: LogFormat,
     pub http: HttpConfig,
     /// How often the background worker releases the held credits that are due.
@@ -94,6 +96,7 @@ impl Config {
             legacy_routes_auth: auth.legacy_routes,
             callbacks: callbacks::read(vars)?,
             events: events::read(vars)?,
+            webhooks: webhooks::read(vars)?,
             log_format: server.log_format,
             http: limits::read(vars)?,
             credit_release_interval: server.credit_release_interval,
@@ -238,7 +241,10 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        let cases: [(&str, &str); 21] = [
+        let cases: [(&str, &str); 24] = [
+            ("WEBHOOK_ALLOW_PRIVATE", "yes"),
+            ("WEBHOOK_ROTATION_OVERLAP", "0s"),
+            ("WEBHOOK_DISABLE_AFTER", "a while"),
             ("KEEP_ALIVE_TIMEOUT", "0s"),
             ("RATE_LIMIT_ACCOUNT", "-1"),
             ("RATE_LIMIT_IP", "lots"),

@@ -3,8 +3,9 @@
 //!
 //! Names: `http_requests_total{method,route,status}`,
 //! `http_request_duration_seconds{method,route}` (histogram), `callbacks_pending`,
-//! `callback_deliveries_total{outcome}` (`delivered`, `retry`, `failed`) and
-//! `store_errors_total{kind}` (`unavailable`, `backend`).
+//! `callback_deliveries_total{outcome}` and `webhook_deliveries_total{outcome}` (`delivered`,
+//! `retry`, `failed`), `webhook_endpoints_disabled` and `store_errors_total{kind}`
+//! (`unavailable`, `backend`).
 
 use std::{
     sync::{Arc, OnceLock},
@@ -26,6 +27,8 @@ pub const HTTP_DURATION: &str = "http_request_duration_seconds";
 pub const CALLBACKS_PENDING: &str = "callbacks_pending";
 pub const CALLBACK_DELIVERIES: &str = "callback_deliveries_total";
 pub const STORE_ERRORS: &str = "store_errors_total";
+pub const WEBHOOK_DELIVERIES: &str = "webhook_deliveries_total";
+pub const WEBHOOKS_DISABLED: &str = "webhook_endpoints_disabled";
 
 /// Latency buckets, in seconds: from 100 µs (a read on the embedded store) to 10 s.
 const BUCKETS: &[f64] = &[
@@ -98,9 +101,16 @@ fn describe() {
     for kind in ["unavailable", "backend"] {
         metrics::counter!(STORE_ERRORS, "kind" => kind).absolute(0);
     }
+    metrics::describe_counter!(
+        WEBHOOK_DELIVERIES,
+        "Webhook attempts, by outcome: delivered, retry (failed, will retry), failed (for good)"
+    );
+    metrics::describe_gauge!(WEBHOOKS_DISABLED, "Webhook endpoints switched off");
     for outcome in ["delivered", "retry", "failed"] {
         metrics::counter!(CALLBACK_DELIVERIES, "outcome" => outcome).absolute(0);
+        metrics::counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).absolute(0);
     }
+    metrics::gauge!(WEBHOOKS_DISABLED).set(0.0);
 }
 
 /// Counts and times every request under its matched route (never the raw path, which holds
@@ -144,6 +154,15 @@ fn store_failed(err: &StoreError, route: &str) {
         }
         other => tracing::error!(error = %other, route, "request failed in the store"),
     }
+}
+
+pub fn webhook_delivery(outcome: &'static str) {
+    metrics::counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
+}
+
+/// How many endpoints are switched off, as the webhook worker last read them.
+pub fn webhook_endpoints_disabled(count: usize) {
+    metrics::gauge!(WEBHOOKS_DISABLED).set(count as f64);
 }
 
 pub fn callback_attempt(outcome: &'static str) {
