@@ -27,3 +27,4 @@ mod process;
 mod programs;
 mod referrals;
 mod review;
+mod webhooks;

@@ -62,6 +62,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/credits/{user_hash}/approve"),
     ("POST", "/admin/credits/{user_hash}/reject"),
     ("POST", "/admin/credits/{user_hash}/reverse"),
+    ("GET", "/admin/webhooks"),
+    ("POST", "/admin/webhooks"),
+    ("GET", "/admin/webhooks/{id}"),
+    ("PATCH", "/admin/webhooks/{id}"),
+    ("DELETE", "/admin/webhooks/{id}"),
+    ("POST", "/admin/webhooks/{id}/rotate-secret"),
+    ("GET", "/admin/webhooks/{id}/deliveries"),
+    ("POST", "/admin/webhooks/{id}/recover"),
+    ("POST", "/admin/webhooks/{id}/test"),
 ];
 
 contract_tests!(

@@ -1,0 +1,759 @@
+//! Webhook endpoints (`/admin/webhooks`): made, changed and deleted by admins; every event
+//! delivered to each endpoint that wants it, signed with that endpoint's secret (both secrets
+//! during a rotation); `410`, `Retry-After`, a long run of failures, recovery, a test ping; and
+//! the guard that keeps deliveries off private addresses even when a stored URL points there.
+//! Real HTTP to wiremock receivers, on both backends.
+
+use std::time::Duration;
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use referral_api::{
+    clock::Clock,
+    webhooks::domain::{Selection, WebhookEndpoint},
+};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use wiremock::{
+    Mock, MockServer, Request, ResponseTemplate,
+    matchers::{method, path},
+};
+
+use crate::helpers::{AUTH_ERROR, Backend, TestApp, expect_error, expect_json};
+
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Embedded).await
+                }
+            )*
+        }
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Mongo).await
+                }
+            )*
+        }
+    };
+}
+
+backend_tests!(
+    endpoints_are_made_listed_changed_and_deleted,
+    private_addresses_are_refused_unless_allowed,
+    each_endpoint_receives_its_types_signed_with_its_secret,
+    a_rotated_secret_signs_beside_the_old_one,
+    gone_switches_an_endpoint_off_and_enabling_it_resumes,
+    a_spent_schedule_fails_and_recover_queues_again,
+    retry_after_moves_the_next_attempt,
+    an_endpoint_failing_too_long_is_switched_off,
+    a_dead_endpoint_holds_back_no_other,
+    the_test_route_sends_a_signed_ping,
+    a_stored_private_address_is_never_connected_to,
+    delivery_lists_page_and_filter,
+);
+
+/// Receivers here listen on 127.0.0.1: the guard is lifted, except where a test checks it.
+async fn app(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+    let mut vars = vec![
+        ("WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("CALLBACK_RETRY_SCHEDULE", "50ms,50ms"),
+    ];
+    vars.extend_from_slice(extra);
+    TestApp::spawn_with(backend, &vars).await
+}
+
+fn admin(app: &TestApp) -> String {
+    format!("Bearer {}", app.token("root", &["admin"]))
+}
+
+async fn call(app: &TestApp, verb: Method, path: &str, body: Option<Value>) -> reqwest::Response {
+    let mut request = app
+        .client
+        .request(verb, app.url(path))
+        .header("Authorization", admin(app));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.expect("request")
+}
+
+async fn create(app: &TestApp, url: &str, types: Value) -> Value {
+    let body = json!({ "url": url, "event_types": types, "description": "billing" });
+    expect_json(
+        call(app, Method::POST, "/admin/webhooks", Some(body)).await,
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+async fn get(app: &TestApp, path: &str) -> Value {
+    expect_json(call(app, Method::GET, path, None).await, StatusCode::OK).await
+}
+
+async fn receiver(status: u16) -> MockServer {
+    let server = MockServer::start().await;
+    answer(&server, status).await;
+    server
+}
+
+async fn answer(server: &MockServer, status: u16) {
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(status))
+        .mount(server)
+        .await;
+}
+
+fn hook(server: &MockServer) -> String {
+    format!("{}/hook", server.uri())
+}
+
+/// A program (credit 10, target 100) and its indicator `ana`.
+async fn program(app: &TestApp) {
+    app.create_program("Friends", json!(10), json!(100)).await;
+    app.create_users(&["ana"]).await;
+}
+
+/// Users registered as indicated by `ana`: one `credit.signup` event each.
+async fn signups(app: &TestApp, names: &[&str]) {
+    for name in names {
+        assert_eq!(
+            app.register("ana", name).await.status(),
+            StatusCode::CREATED
+        );
+    }
+}
+
+async fn wait_for_requests(server: &MockServer, count: usize) -> Vec<Request> {
+    for _ in 0..300 {
+        let received = server.received_requests().await.unwrap_or_default();
+        if received.len() >= count {
+            return received;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the receiver did not get {count} requests");
+}
+
+/// Polls an endpoint's deliveries until `done` holds (at most 20 s).
+async fn wait_for_deliveries(
+    app: &TestApp,
+    id: &str,
+    query: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    for _ in 0..400 {
+        let page = get(app, &format!("/admin/webhooks/{id}/deliveries{query}")).await;
+        let deliveries = page["deliveries"].as_array().cloned().unwrap_or_default();
+        if done(&deliveries) {
+            return deliveries;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the deliveries of {id} never reached the expected state");
+}
+
+async fn wait_for_endpoint(app: &TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..400 {
+        let endpoint = get(app, &format!("/admin/webhooks/{id}")).await;
+        if done(&endpoint) {
+            return endpoint;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the endpoint {id} never reached the expected state");
+}
+
+fn header<'a>(request: &'a Request, name: &str) -> &'a str {
+    request
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("no {name} header"))
+}
+
+/// The signature as a receiver checks it, written apart from the service's code.
+fn signature(secret: &str, request: &Request) -> String {
+    let key = STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .expect("secret");
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("key");
+    mac.update(header(request, "webhook-id").as_bytes());
+    mac.update(b".");
+    mac.update(header(request, "webhook-timestamp").as_bytes());
+    mac.update(b".");
+    mac.update(&request.body);
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+fn body(request: &Request) -> Value {
+    serde_json::from_slice(&request.body).expect("a JSON body")
+}
+
+async fn endpoints_are_made_listed_changed_and_deleted(backend: Backend) {
+    let app = app(backend, &[]).await;
+    let made = create(
+        &app,
+        "https://billing.example.com/hook",
+        json!(["credit.acquired"]),
+    )
+    .await;
+    let id = made["id"].as_str().expect("id").to_owned();
+    assert!(
+        made["secret"]
+            .as_str()
+            .expect("secret")
+            .starts_with("whsec_")
+    );
+    assert_eq!(made["enabled"], json!(true));
+    assert_eq!(made["event_types"], json!(["credit.acquired"]));
+    assert_eq!(made["description"], json!("billing"));
+
+    let shown = get(&app, &format!("/admin/webhooks/{id}")).await;
+    assert!(shown.get("secret").is_none(), "{shown}");
+    let listed = get(&app, "/admin/webhooks").await;
+    assert_eq!(listed["webhooks"].as_array().map(Vec::len), Some(1));
+    assert!(listed["webhooks"][0].get("secret").is_none());
+
+    let changed = expect_json(
+        call(
+            &app,
+            Method::PATCH,
+            &format!("/admin/webhooks/{id}"),
+            Some(json!({ "event_types": ["*"], "description": "all", "enabled": false })),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(changed["event_types"], json!(["*"]));
+    assert_eq!(changed["enabled"], json!(false));
+    assert_eq!(changed["disabled_reason"], json!("admin"));
+    assert!(changed.get("secret").is_none());
+
+    for (input, sentence) in [
+        (
+            json!({ "url": "ftp://x.example/", "event_types": ["*"] }),
+            "Field `url` must be an http:// or https:// URL",
+        ),
+        (
+            json!({ "url": "https://x.example/", "event_types": ["credit.paid"] }),
+            "Field `event_types` names an unknown event type: `credit.paid`",
+        ),
+        (
+            json!({ "url": "https://x.example/", "event_types": [] }),
+            "Field `event_types` must list event types, or be [\"*\"] for every type",
+        ),
+        (
+            json!({ "url": "https://x.example/", "event_types": ["*"], "description": "x".repeat(501) }),
+            "Field `description` must have at most 500 characters",
+        ),
+    ] {
+        expect_error(
+            call(&app, Method::POST, "/admin/webhooks", Some(input)).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            sentence,
+        )
+        .await;
+    }
+    // A service caller is not an admin.
+    let response = app
+        .post_json(
+            "/admin/webhooks",
+            json!({ "url": "https://x.example/", "event_types": ["*"] }),
+        )
+        .await;
+    expect_error(response, StatusCode::UNAUTHORIZED, AUTH_ERROR).await;
+
+    let gone = call(&app, Method::DELETE, &format!("/admin/webhooks/{id}"), None).await;
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    for (verb, suffix) in [
+        (Method::GET, ""),
+        (Method::DELETE, ""),
+        (Method::POST, "/rotate-secret"),
+        (Method::GET, "/deliveries"),
+        (Method::POST, "/test"),
+    ] {
+        expect_error(
+            call(&app, verb, &format!("/admin/webhooks/{id}{suffix}"), None).await,
+            StatusCode::NOT_FOUND,
+            "Webhook not found",
+        )
+        .await;
+    }
+}
+
+async fn private_addresses_are_refused_unless_allowed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.1.2.3/",
+        "http://[::1]/",
+        "http://localhost:9/",
+    ] {
+        expect_error(
+            call(
+                &app,
+                Method::POST,
+                "/admin/webhooks",
+                Some(json!({ "url": url, "event_types": ["*"] })),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Field `url` points at a loopback, link-local, private or unspecified address; set WEBHOOK_ALLOW_PRIVATE=true to allow such endpoints",
+        )
+        .await;
+    }
+    let made = create(&app, "https://93.184.216.34/hook", json!(["*"])).await;
+    // Changing the URL is checked the same way.
+    let id = made["id"].as_str().expect("id");
+    let response = call(
+        &app,
+        Method::PATCH,
+        &format!("/admin/webhooks/{id}"),
+        Some(json!({ "url": "http://192.168.0.1/" })),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+async fn each_endpoint_receives_its_types_signed_with_its_secret(backend: Backend) {
+    let app = app(backend, &[]).await;
+    let (signups_only, everything) = (receiver(200).await, receiver(204).await);
+    let a = create(&app, &hook(&signups_only), json!(["credit.signup"])).await;
+    let b = create(&app, &hook(&everything), json!(["*"])).await;
+    program(&app).await;
+    signups(&app, &["bo"]).await;
+    // `ana` reaches the target: `credit.acquired` too.
+    assert_eq!(
+        app.invoice("bo", json!("100.25")).await.status(),
+        StatusCode::OK
+    );
+
+    let to_b = wait_for_requests(&everything, 2).await;
+    let to_a = wait_for_requests(&signups_only, 1).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let to_a_later = signups_only.received_requests().await.unwrap_or_default();
+    assert_eq!(
+        to_a_later.len(),
+        1,
+        "only its type reaches the first endpoint"
+    );
+
+    // Deliveries go out side by side: no order between events is promised.
+    let by_type = |wanted: &str| {
+        to_b.iter()
+            .find(|r| body(r)["type"] == json!(wanted))
+            .unwrap_or_else(|| panic!("no {wanted} delivery"))
+    };
+    let (b_signup, b_acquired) = (by_type("credit.signup"), by_type("credit.acquired"));
+    let signup = body(&to_a[0]);
+    assert_eq!(signup["type"], json!("credit.signup"));
+    assert_eq!(signup["data"]["user_hash"], json!("bo"));
+    assert_eq!(signup["data"]["amount"], json!(10));
+    assert_eq!(body(b_acquired)["data"]["amount"], json!(100));
+    DateTime::parse_from_rfc3339(signup["timestamp"].as_str().expect("timestamp"))
+        .expect("an RFC 3339 timestamp");
+    // One event id for every endpoint: `webhook-id` is the event's.
+    assert_eq!(
+        header(&to_a[0], "webhook-id"),
+        header(&to_b[0], "webhook-id")
+    );
+    let feed: Value = app
+        .get("/events?type=credit.signup")
+        .await
+        .json()
+        .await
+        .expect("feed");
+    assert_eq!(
+        feed["events"][0]["id"].as_str(),
+        Some(header(&to_a[0], "webhook-id"))
+    );
+    assert_eq!(header(&to_a[0], "content-type"), "application/json");
+    for (request, endpoint) in [(&to_a[0], &a), (b_signup, &b), (b_acquired, &b)] {
+        let secret = endpoint["secret"].as_str().expect("secret");
+        assert_eq!(
+            header(request, "webhook-signature"),
+            signature(secret, request)
+        );
+    }
+    let a_id = a["id"].as_str().expect("id");
+    let delivered = wait_for_deliveries(&app, a_id, "?status=delivered", |d| d.len() == 1).await;
+    assert_eq!(delivered[0]["last_status"], json!(200));
+    assert_eq!(delivered[0]["attempts"], json!(1));
+    assert_eq!(delivered[0]["event_type"], json!("credit.signup"));
+    assert!(delivered[0]["delivered_at"].is_string());
+    let b_id = b["id"].as_str().expect("id");
+    let delivered = wait_for_deliveries(&app, b_id, "?status=delivered", |d| d.len() == 2).await;
+    assert_eq!(delivered[0]["last_status"], json!(204));
+}
+
+async fn a_rotated_secret_signs_beside_the_old_one(backend: Backend) {
+    let app = app(backend, &[]).await;
+    let server = receiver(200).await;
+    let made = create(&app, &hook(&server), json!(["credit.signup"])).await;
+    let id = made["id"].as_str().expect("id");
+    let old = made["secret"].as_str().expect("secret");
+    let rotated = expect_json(
+        call(
+            &app,
+            Method::POST,
+            &format!("/admin/webhooks/{id}/rotate-secret"),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let new = rotated["secret"].as_str().expect("new secret");
+    assert_ne!(new, old);
+    assert!(rotated["previous_secret_until"].is_string());
+    program(&app).await;
+    signups(&app, &["bo"]).await;
+    let received = wait_for_requests(&server, 1).await;
+    let signatures = header(&received[0], "webhook-signature");
+    assert_eq!(
+        signatures,
+        format!(
+            "{} {}",
+            signature(new, &received[0]),
+            signature(old, &received[0])
+        )
+    );
+    // After the overlap (24 h by default), the new secret alone.
+    app.clock.advance(chrono::Duration::hours(25));
+    signups(&app, &["cy"]).await;
+    let received = wait_for_requests(&server, 2).await;
+    assert_eq!(
+        header(&received[1], "webhook-signature"),
+        signature(new, &received[1])
+    );
+}
+
+async fn gone_switches_an_endpoint_off_and_enabling_it_resumes(backend: Backend) {
+    let app = app(backend, &[]).await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(410))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    answer(&server, 200).await;
+    let made = create(&app, &hook(&server), json!(["credit.signup"])).await;
+    let id = made["id"].as_str().expect("id");
+    program(&app).await;
+    signups(&app, &["bo"]).await;
+    let off = wait_for_endpoint(&app, id, |e| e["enabled"] == json!(false)).await;
+    assert_eq!(off["disabled_reason"], json!("gone"));
+    // Switched off: new events wait with the one that met the 410.
+    signups(&app, &["cy"]).await;
+    let waiting = wait_for_deliveries(&app, id, "?status=pending", |d| d.len() == 2).await;
+    assert_eq!(waiting[0]["last_status"], json!(410));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(server.received_requests().await.map(|r| r.len()), Some(1));
+
+    let on = expect_json(
+        call(
+            &app,
+            Method::PATCH,
+            &format!("/admin/webhooks/{id}"),
+            Some(json!({ "enabled": true })),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(on["disabled_reason"], Value::Null);
+    wait_for_deliveries(&app, id, "?status=delivered", |d| d.len() == 2).await;
+    assert_eq!(server.received_requests().await.map(|r| r.len()), Some(3));
+}
+
+async fn a_spent_schedule_fails_and_recover_queues_again(backend: Backend) {
+    let app = app(backend, &[]).await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("down"))
+        .up_to_n_times(3)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    answer(&server, 200).await;
+    let made = create(&app, &hook(&server), json!(["credit.signup"])).await;
+    let id = made["id"].as_str().expect("id");
+    let before = app.clock.now();
+    program(&app).await;
+    signups(&app, &["bo"]).await;
+    let failed = wait_for_deliveries(&app, id, "?status=failed", |d| d.len() == 1).await;
+    assert_eq!(failed[0]["attempts"], json!(3));
+    assert_eq!(failed[0]["last_status"], json!(500));
+    assert_eq!(failed[0]["last_error"], json!("HTTP 500: down"));
+    assert_eq!(failed[0]["next_attempt_at"], Value::Null);
+
+    let later = (app.clock.now() + chrono::Duration::hours(1)).to_rfc3339();
+    let none = expect_json(
+        call(
+            &app,
+            Method::POST,
+            &format!("/admin/webhooks/{id}/recover"),
+            Some(json!({ "since": later })),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(none, json!({ "queued": 0 }));
+    expect_error(
+        call(
+            &app,
+            Method::POST,
+            &format!("/admin/webhooks/{id}/recover"),
+            Some(json!({ "since": "yesterday" })),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Field `since` is required and must be an RFC 3339 date-time with an offset",
+    )
+    .await;
+    let queued = expect_json(
+        call(
+            &app,
+            Method::POST,
+            &format!("/admin/webhooks/{id}/recover"),
+            Some(json!({ "since": (before - chrono::Duration::seconds(1)).to_rfc3339() })),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(queued, json!({ "queued": 1 }));
+    let delivered = wait_for_deliveries(&app, id, "?status=delivered", |d| d.len() == 1).await;
+    assert_eq!(delivered[0]["attempts"], json!(1));
+    let received = server.received_requests().await.unwrap_or_default();
+    assert_eq!(received.len(), 4);
+    let ids: Vec<&str> = received.iter().map(|r| header(r, "webhook-id")).collect();
+    assert!(ids.windows(2).all(|pair| pair[0] == pair[1]), "{ids:?}");
+}
+
+async fn retry_after_moves_the_next_attempt(backend: Backend) {
+    let app = app(backend, &[("CALLBACK_RETRY_SCHEDULE", "1s,1s")]).await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "120"))
+        .mount(&server)
+        .await;
+    let made = create(&app, &hook(&server), json!(["credit.signup"])).await;
+    let id = made["id"].as_str().expect("id");
+    program(&app).await;
+    signups(&app, &["bo"]).await;
+    let waiting = wait_for_deliveries(&app, id, "?status=pending", |d| {
+        d.len() == 1 && d[0]["attempts"] == json!(1)
+    })
+    .await;
+    assert_eq!(waiting[0]["last_status"], json!(429));
+    let next: DateTime<Utc> = waiting[0]["next_attempt_at"]
+        .as_str()
+        .expect("next attempt")
+        .parse()
+        .expect("a time");
+    let wait = next - app.clock.now();
+    assert!(
+        wait > chrono::Duration::seconds(110) && wait <= chrono::Duration::seconds(121),
+        "{wait}"
+    );
+}
+
+async fn an_endpoint_failing_too_long_is_switched_off(backend: Backend) {
+    let app = app(
+        backend,
+        &[
+            ("CALLBACK_RETRY_SCHEDULE", "1m,1m,1m"),
+            ("WEBHOOK_DISABLE_AFTER", "1h"),
+        ],
+    )
+    .await;
+    let server = receiver(503).await;
+    let made = create(&app, &hook(&server), json!(["credit.signup"])).await;
+    let id = made["id"].as_str().expect("id");
+    program(&app).await;
+    signups(&app, &["bo"]).await;
+    let failing = wait_for_endpoint(&app, id, |e| e["failing_since"].is_string()).await;
+    assert_eq!(failing["enabled"], json!(true));
+    // An hour of failures later, the next failure switches it off.
+    app.clock.advance(chrono::Duration::minutes(61));
+    let off = wait_for_endpoint(&app, id, |e| e["enabled"] == json!(false)).await;
+    assert_eq!(off["disabled_reason"], json!("failing"));
+    let received = server.received_requests().await.unwrap_or_default();
+    assert_eq!(received.len(), 2);
+}
+
+async fn a_dead_endpoint_holds_back_no_other(backend: Backend) {
+    let app = app(
+        backend,
+        &[
+            ("CALLBACK_TIMEOUT", "3s"),
+            ("CALLBACK_LEASE", "30s"),
+            ("CALLBACK_CONCURRENCY", "1"),
+            ("CALLBACK_RETRY_SCHEDULE", "10m"),
+        ],
+    )
+    .await;
+    let slow = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
+        .mount(&slow)
+        .await;
+    let fast = receiver(200).await;
+    let dead = create(&app, &hook(&slow), json!(["credit.signup"])).await;
+    let live = create(&app, &hook(&fast), json!(["credit.signup"])).await;
+    program(&app).await;
+    signups(&app, &["bo", "cy", "di", "ed"]).await;
+    // Every delivery to the live endpoint lands while the dead one is still on its first.
+    let live_id = live["id"].as_str().expect("id");
+    wait_for_deliveries(&app, live_id, "?status=delivered", |d| d.len() == 4).await;
+    let dead_id = dead["id"].as_str().expect("id");
+    let stuck = get(
+        &app,
+        &format!("/admin/webhooks/{dead_id}/deliveries?status=pending"),
+    )
+    .await;
+    let stuck = stuck["deliveries"].as_array().cloned().unwrap_or_default();
+    assert!(stuck.len() >= 3, "{stuck:?}");
+}
+
+async fn the_test_route_sends_a_signed_ping(backend: Backend) {
+    let app = app(backend, &[]).await;
+    let server = receiver(200).await;
+    let made = create(&app, &hook(&server), json!(["credit.acquired"])).await;
+    let id = made["id"].as_str().expect("id");
+    let answer = expect_json(
+        call(
+            &app,
+            Method::POST,
+            &format!("/admin/webhooks/{id}/test"),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(answer["status"], json!(200));
+    assert!(answer["duration_ms"].is_u64());
+    let received = wait_for_requests(&server, 1).await;
+    let ping = body(&received[0]);
+    assert_eq!(ping["type"], json!("webhook.test"));
+    assert_eq!(ping["data"]["webhook_id"], json!(id));
+    let secret = made["secret"].as_str().expect("secret");
+    assert_eq!(
+        header(&received[0], "webhook-signature"),
+        signature(secret, &received[0])
+    );
+    // A test leaves no delivery behind.
+    let page = get(&app, &format!("/admin/webhooks/{id}/deliveries")).await;
+    assert_eq!(page["deliveries"], json!([]));
+}
+
+/// An endpoint stored before the guard was turned on (or a name whose DNS answer changed) is
+/// still never connected to: the address is checked at connection time.
+async fn a_stored_private_address_is_never_connected_to(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("CALLBACK_RETRY_SCHEDULE", "10m")]).await;
+    let server = receiver(200).await;
+    let port = server.address().port();
+    let now = app.clock.now() - chrono::Duration::seconds(1);
+    let mut ids = Vec::new();
+    for url in [
+        format!("http://127.0.0.1:{port}/hook"),
+        format!("http://localhost:{port}/hook"),
+    ] {
+        let endpoint = WebhookEndpoint::new(url, Selection::All, "stored".to_owned(), now);
+        app.stores
+            .webhooks
+            .insert_webhook(&endpoint)
+            .await
+            .expect("stored");
+        ids.push(endpoint.id);
+    }
+    program(&app).await;
+    signups(&app, &["bo"]).await;
+    for id in &ids {
+        let waiting = wait_for_deliveries(&app, id, "?status=pending", |d| {
+            !d.is_empty() && d.iter().all(|d| d["attempts"] == json!(1))
+        })
+        .await;
+        let error = waiting[0]["last_error"].as_str().expect("an error");
+        assert!(error.starts_with("not sent"), "{error}");
+        let answer = expect_json(
+            call(
+                &app,
+                Method::POST,
+                &format!("/admin/webhooks/{id}/test"),
+                None,
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(answer["status"], Value::Null);
+    }
+    assert_eq!(server.received_requests().await.map(|r| r.len()), Some(0));
+}
+
+async fn delivery_lists_page_and_filter(backend: Backend) {
+    let app = app(backend, &[]).await;
+    let server = receiver(200).await;
+    let made = create(&app, &hook(&server), json!(["credit.signup"])).await;
+    let id = made["id"].as_str().expect("id");
+    program(&app).await;
+    signups(&app, &["bo", "cy", "di", "ed", "fa"]).await;
+    let all = wait_for_deliveries(&app, id, "?status=delivered", |d| d.len() == 5).await;
+    let mut paged = Vec::new();
+    let mut query = "?limit=2".to_owned();
+    loop {
+        let page = get(&app, &format!("/admin/webhooks/{id}/deliveries{query}")).await;
+        paged.extend(page["deliveries"].as_array().cloned().unwrap_or_default());
+        match page["next"].as_str() {
+            Some(next) => query = format!("?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
+    let users: Vec<String> = paged
+        .iter()
+        .map(|d| d["event_id"].as_str().expect("event").to_owned())
+        .collect();
+    let mut sorted = users.clone();
+    sorted.sort();
+    assert_eq!(users, sorted, "in the order of their events");
+    assert_eq!(
+        get(
+            &app,
+            &format!("/admin/webhooks/{id}/deliveries?status=failed")
+        )
+        .await["deliveries"],
+        json!([])
+    );
+    for bad in ["?status=lost", "?limit=0", "?limit=501"] {
+        let response = call(
+            &app,
+            Method::GET,
+            &format!("/admin/webhooks/{id}/deliveries{bad}"),
+            None,
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        metrics.contains("webhook_deliveries_total{outcome=\"delivered\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("webhook_endpoints_disabled"), "{metrics}");
+}
