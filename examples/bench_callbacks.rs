@@ -10,6 +10,11 @@
 //!
 //! Without a MongoDB URL the embedded store is measured (in a fresh temporary directory); with
 //! one, a fresh database named `bench_callbacks_<time>` on that server.
+//!
+//! With `BENCH_WEBHOOKS=N`, webhook deliveries are measured instead of Part C's callbacks: `N`
+//! endpoints subscribed to every event type are made (switched off) before the registrations,
+//! switched on at the second start, and the clock runs until the receiver has counted
+//! `EVENTS × N` deliveries (the fan-out of events into deliveries included).
 
 use std::{
     sync::{
@@ -69,20 +74,27 @@ async fn main() {
     let concurrency = args.get(1).cloned().unwrap_or_else(|| "8".to_owned());
     let mongodb = args.get(2).cloned();
 
+    let webhooks: usize = std::env::var("BENCH_WEBHOOKS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     let received = Arc::new(AtomicUsize::new(0));
-    let counter = received.clone();
-    let receiver = Router::new().route(
-        "/credit/{hash}",
-        post(move || {
+    let count_one = {
+        let counter = received.clone();
+        move || {
             let counter = counter.clone();
             async move {
                 counter.fetch_add(1, Ordering::Relaxed);
                 "ok"
             }
-        }),
-    );
+        }
+    };
+    let receiver = Router::new()
+        .route("/credit/{hash}", post(count_one.clone()))
+        .route("/hook", post(count_one));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let callback_url = format!("http://{}/credit/%s", listener.local_addr().expect("addr"));
+    let receiver_at = listener.local_addr().expect("addr");
+    let callback_url = format!("http://{receiver_at}/credit/%s");
     tokio::spawn(async move { axum::serve(listener, receiver).await });
 
     let data_dir = tempfile::tempdir().expect("temp dir");
@@ -98,6 +110,8 @@ async fn main() {
         ("LISTEN_ADDR", "127.0.0.1:0"),
         ("DATA_DIR", data.as_str()),
         ("JWT_SECRET", SECRET),
+        ("WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("CALLBACK_CONCURRENCY", concurrency.as_str()),
     ];
     if let Some(url) = &database {
         base.push(("DATABASE_URL", url.as_str()));
@@ -112,7 +126,7 @@ async fn main() {
     let queueing = start(&base).await;
     let token = jsonwebtoken::encode(
         &Header::default(),
-        &json!({ "sub": "bench", "roles": ["service"], "exp": 4_000_000_000u64 }),
+        &json!({ "sub": "bench", "roles": ["service", "admin"], "exp": 4_000_000_000u64 }),
         &EncodingKey::from_secret(SECRET.as_bytes()),
     )
     .expect("token");
@@ -140,6 +154,28 @@ async fn main() {
             .status()
             .is_success()
     );
+    let mut endpoints = Vec::new();
+    for _ in 0..webhooks {
+        let made: serde_json::Value = call(
+            "/admin/webhooks",
+            json!({ "url": format!("http://{receiver_at}/hook"), "event_types": ["*"] }),
+        )
+        .await
+        .expect("webhook")
+        .json()
+        .await
+        .expect("webhook json");
+        let id = made["id"].as_str().expect("webhook id").to_owned();
+        let off = client
+            .patch(format!("{}/admin/webhooks/{id}", queueing.0))
+            .bearer_auth(&token)
+            .json(&json!({ "enabled": false }))
+            .send()
+            .await
+            .expect("switch off");
+        assert!(off.status().is_success());
+        endpoints.push(id);
+    }
     let queued_since = Instant::now();
     let created = stream::iter(0..events)
         .map(|i| {
@@ -154,31 +190,47 @@ async fn main() {
         .await;
     assert_eq!(created, events, "every registration queues one event");
     let queued_in = queued_since.elapsed();
-    drop(client);
     stop(queueing).await;
 
     // Deliver them.
     let mut delivering_vars = base.clone();
-    delivering_vars.extend([
-        ("ENDPOINT_CALLBACK_CREDIT_ON_SIGNUP", callback_url.as_str()),
-        ("CALLBACK_SIGNING_SECRET", SIGNING),
-        ("CALLBACK_CONCURRENCY", concurrency.as_str()),
-    ]);
+    if webhooks == 0 {
+        delivering_vars.extend([
+            ("ENDPOINT_CALLBACK_CREDIT_ON_SIGNUP", callback_url.as_str()),
+            ("CALLBACK_SIGNING_SECRET", SIGNING),
+        ]);
+    }
+    let expected = events * webhooks.max(1);
     let started = Instant::now();
     let delivering = start(&delivering_vars).await;
+    for id in &endpoints {
+        let on = client
+            .patch(format!("{}/admin/webhooks/{id}", delivering.0))
+            .bearer_auth(&token)
+            .json(&json!({ "enabled": true }))
+            .send()
+            .await
+            .expect("switch on");
+        assert!(on.status().is_success());
+    }
     let deadline = started + Duration::from_secs(600);
-    while received.load(Ordering::Relaxed) < events && Instant::now() < deadline {
+    while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = started.elapsed();
     let count = received.load(Ordering::Relaxed);
     stop(delivering).await;
-    assert_eq!(count, events, "every event delivered exactly once");
+    assert_eq!(count, expected, "every delivery made exactly once");
 
+    let what = if webhooks == 0 {
+        "callbacks".to_owned()
+    } else {
+        format!("webhooks × {webhooks}")
+    };
     println!(
-        "| {backend} | {events} | {concurrency} | {:.2} s | {:.0} | ({events} events queued in {:.2} s) |",
+        "| {backend} | {what} | {events} | {concurrency} | {:.2} s | {:.0} | ({events} events queued in {:.2} s) |",
         elapsed.as_secs_f64(),
-        events as f64 / elapsed.as_secs_f64(),
+        expected as f64 / elapsed.as_secs_f64(),
         queued_in.as_secs_f64(),
     );
 }

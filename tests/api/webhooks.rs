@@ -365,7 +365,7 @@ async fn each_endpoint_receives_its_types_signed_with_its_secret(backend: Backen
     // One event id for every endpoint: `webhook-id` is the event's.
     assert_eq!(
         header(&to_a[0], "webhook-id"),
-        header(&to_b[0], "webhook-id")
+        header(b_signup, "webhook-id")
     );
     let feed: Value = app
         .get("/events?type=credit.signup")
