@@ -26,6 +26,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     api_keys::{self, KeyResolver},
+    audit,
     auth::Authenticator,
     callbacks::{self, OutboxSignal},
     clock::Clock,
@@ -54,6 +55,7 @@ pub fn api_routes() -> (Router<AppState>, OpenApiDoc) {
         .merge(events::router())
         .merge(api_keys::router())
         .merge(webhooks::router())
+        .merge(audit::router())
         .split_for_parts();
     openapi::add_common_responses(&mut doc);
     (routes, doc)

@@ -2,11 +2,13 @@
 
 pub mod api_keys;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod callbacks;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod csv_stream;
 pub mod cursor;
 pub mod email;
 pub mod error;

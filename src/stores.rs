@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::{
     api_keys::{self, ApiKeyStore},
+    audit::{self, AuditLog},
     callbacks::{self, CallbackOutbox},
     config::StorageConfig,
     events::{self, EventFeed},
@@ -31,6 +32,7 @@ pub struct Stores {
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub api_keys: Arc<dyn ApiKeyStore>,
     pub webhooks: Arc<dyn WebhookStore>,
+    pub audit: Arc<dyn AuditLog>,
 }
 
 impl Stores {
@@ -46,6 +48,7 @@ impl Stores {
             + IdempotencyStore
             + ApiKeyStore
             + WebhookStore
+            + AuditLog
             + 'static,
     {
         Self {
@@ -59,7 +62,8 @@ impl Stores {
             referrals: store.clone(),
             idempotency: store.clone(),
             api_keys: store.clone(),
-            webhooks: store,
+            webhooks: store.clone(),
+            audit: store,
         }
     }
 }
@@ -76,6 +80,7 @@ macro_rules! capability_schemas {
             idempotency::store::$backend::schema(),
             api_keys::store::$backend::schema(),
             webhooks::store::$backend::schema(),
+            audit::store::$backend::schema(),
         ]
     };
 }

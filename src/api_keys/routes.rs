@@ -12,6 +12,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::domain::{ApiKey, KeyFieldError, KeyRole, NewKey, key_fields};
 use crate::{
+    audit::{
+        Audit, Done, Why,
+        domain::{created, diff},
+    },
     auth::AdminAccess,
     clock,
     error::{ApiError, ErrorBody, Result},
@@ -108,12 +112,18 @@ impl From<KeyFieldError> for ApiError {
 )]
 async fn create_key(
     _: AdminAccess,
+    audit: Audit,
     State(state): State<AppState>,
     JsonOrForm(input): JsonOrForm<KeyInput>,
 ) -> Result<(StatusCode, Json<CreatedKeyBody>)> {
     let (name, role) = key_fields(input.name.as_deref(), input.role.as_deref())?;
     let made = NewKey::generate(name, role, state.clock.now());
-    state.stores.api_keys.insert_key(&made.record).await?;
+    audit
+        .record("api_key.create", &made.record.id, Why::default(), async {
+            state.stores.api_keys.insert_key(&made.record).await?;
+            Ok(Done::new((), created(&audited(&made.record))))
+        })
+        .await?;
     tracing::info!(key = %made.record.prefix(), role = role.as_str(), "API key created");
     Ok((
         StatusCode::CREATED,
@@ -150,18 +160,35 @@ async fn list_keys(_: AdminAccess, State(state): State<AppState>) -> Result<Json
 )]
 async fn revoke_key(
     _: AdminAccess,
+    audit: Audit,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    if state
-        .stores
-        .api_keys
-        .revoke_key(&id, state.clock.now())
+    let keys = state.stores.api_keys.as_ref();
+    let not_found = || ApiError::not_found(sentences::API_KEY_NOT_FOUND);
+    let before = keys
+        .key(&id)
         .await?
-    {
-        tracing::info!(key = %format!("rk_{id}"), "API key revoked");
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found(sentences::API_KEY_NOT_FOUND))
+        .filter(|key| key.revoked_at.is_none())
+        .ok_or_else(not_found)?;
+    audit
+        .record("api_key.revoke", &id, Why::default(), async {
+            if !keys.revoke_key(&id, state.clock.now()).await? {
+                return Err(not_found());
+            }
+            let after = keys.key(&id).await?.ok_or_else(not_found)?;
+            Ok(Done::new((), diff(&audited(&before), &audited(&after))))
+        })
+        .await?;
+    tracing::info!(key = %format!("rk_{id}"), "API key revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A key's fields as the audit log shows them (never the key, nor its hash).
+fn audited(key: &ApiKey) -> serde_json::Value {
+    let mut fields = serde_json::to_value(KeyBody::from(key.clone())).unwrap_or_default();
+    if let Some(fields) = fields.as_object_mut() {
+        fields.remove("last_used_at");
     }
+    fields
 }

@@ -15,6 +15,7 @@ use super::{
     service::{self, CallbackError, DEFAULT_LIMIT, MAX_LIMIT},
 };
 use crate::{
+    audit::{Audit, Done, Why, domain::diff},
     auth::AdminAccess,
     clock,
     cursor::Cursor,
@@ -200,10 +201,23 @@ async fn get_callback(
 )]
 async fn retry_callback(
     _: AdminAccess,
+    audit: Audit,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<CallbackBody>)> {
-    let event = service::retry(state.stores.callbacks.as_ref(), &id, state.clock.now()).await?;
+    let outbox = state.stores.callbacks.as_ref();
+    let status = |event: &CreditEvent| serde_json::json!({ "status": event.status });
+    let before = outbox
+        .get(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(CALLBACK_NOT_FOUND))?;
+    let event = audit
+        .record("callback.retry", &id, Why::default(), async {
+            let after = service::retry(outbox, &id, state.clock.now()).await?;
+            let changes = diff(&status(&before), &status(&after));
+            Ok(Done::new(after, changes))
+        })
+        .await?;
     state.outbox_signal.wake();
     Ok((StatusCode::ACCEPTED, Json(event.into())))
 }

@@ -86,11 +86,8 @@ impl ProgramDraft {
     }
 }
 
-pub async fn create(
-    store: &dyn ProgramStore,
-    draft: ProgramDraft,
-    now: DateTime<Utc>,
-) -> Result<Program> {
+/// A new program from a draft, checked, not yet stored.
+pub fn build(draft: ProgramDraft, now: DateTime<Utc>) -> Result<Program> {
     let name = ProgramName::parse(draft.name.as_deref().unwrap_or(""))?;
     let patch = draft.into_patch()?;
     let mut program = Program::new(
@@ -104,7 +101,6 @@ pub async fn create(
     program.clawback_days = patch.clawback_days.unwrap_or_default();
     program.review = patch.review.unwrap_or_default();
     program.review_velocity = patch.review_velocity.flatten();
-    store.insert(&program).await?;
     Ok(program)
 }
 

@@ -21,6 +21,10 @@ use super::{
     store::DeliveryFilter,
 };
 use crate::{
+    audit::{
+        Audit, Changes, Done, Why,
+        domain::{created, diff, removed},
+    },
     auth::AdminAccess,
     clock,
     error::{ApiError, ErrorBody, Result},
@@ -160,6 +164,36 @@ fn description(text: Option<String>) -> Result<String> {
     Ok(text)
 }
 
+/// An endpoint's fields as the audit log compares them: never its secret.
+fn audited(endpoint: &WebhookEndpoint, now: DateTime<Utc>) -> serde_json::Value {
+    let mut fields =
+        serde_json::to_value(WebhookBody::of(endpoint.clone(), false, now)).unwrap_or_default();
+    if let Some(fields) = fields.as_object_mut() {
+        fields.remove("updated_at");
+    }
+    fields
+}
+
+/// Writes an endpoint an admin changed, under its audit entry.
+async fn replace_audited(
+    state: &AppState,
+    audit: &Audit,
+    action: &str,
+    before: &WebhookEndpoint,
+    after: WebhookEndpoint,
+) -> Result<WebhookEndpoint> {
+    let now = state.clock.now();
+    audit
+        .record(action, &after.id.clone(), Why::default(), async {
+            if !state.stores.webhooks.replace_webhook(&after).await? {
+                return Err(ApiError::not_found(sentences::WEBHOOK_NOT_FOUND));
+            }
+            let changes = diff(&audited(before, now), &audited(&after, now));
+            Ok(Done::new(after, changes))
+        })
+        .await
+}
+
 async fn found(state: &AppState, id: &str) -> Result<WebhookEndpoint> {
     state
         .stores
@@ -180,6 +214,7 @@ async fn found(state: &AppState, id: &str) -> Result<WebhookEndpoint> {
 )]
 async fn create_webhook(
     _: AdminAccess,
+    audit: Audit,
     State(state): State<AppState>,
     JsonOrForm(input): JsonOrForm<WebhookInput>,
 ) -> Result<(StatusCode, Json<WebhookBody>)> {
@@ -189,7 +224,12 @@ async fn create_webhook(
     let description = description(input.description)?;
     let now = state.clock.now();
     let endpoint = WebhookEndpoint::new(url, event_types, description, now);
-    state.stores.webhooks.insert_webhook(&endpoint).await?;
+    audit
+        .record("webhook.create", &endpoint.id, Why::default(), async {
+            state.stores.webhooks.insert_webhook(&endpoint).await?;
+            Ok(Done::new((), created(&audited(&endpoint, now))))
+        })
+        .await?;
     tracing::info!(webhook = %endpoint.id, "webhook endpoint created");
     Ok((
         StatusCode::CREATED,
@@ -247,11 +287,13 @@ async fn get_webhook(
 )]
 async fn update_webhook(
     _: AdminAccess,
+    audit: Audit,
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonOrForm(patch): JsonOrForm<WebhookPatch>,
 ) -> Result<Json<WebhookBody>> {
-    let mut endpoint = found(&state, &id).await?;
+    let before = found(&state, &id).await?;
+    let mut endpoint = before.clone();
     if let Some(url) = patch.url {
         endpoint.url = checked_url(&url, &state.webhooks.client).await?;
     }
@@ -266,9 +308,7 @@ async fn update_webhook(
     }
     let now = state.clock.now();
     endpoint.updated_at = now;
-    if !state.stores.webhooks.replace_webhook(&endpoint).await? {
-        return Err(ApiError::not_found(sentences::WEBHOOK_NOT_FOUND));
-    }
+    let endpoint = replace_audited(&state, &audit, "webhook.update", &before, endpoint).await?;
     Ok(Json(WebhookBody::of(endpoint, false, now)))
 }
 
@@ -283,15 +323,22 @@ async fn update_webhook(
 )]
 async fn delete_webhook(
     _: AdminAccess,
+    audit: Audit,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    if state.stores.webhooks.delete_webhook(&id).await? {
-        tracing::info!(webhook = %id, "webhook endpoint deleted");
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found(sentences::WEBHOOK_NOT_FOUND))
-    }
+    let before = found(&state, &id).await?;
+    let now = state.clock.now();
+    audit
+        .record("webhook.delete", &id, Why::default(), async {
+            if !state.stores.webhooks.delete_webhook(&id).await? {
+                return Err(ApiError::not_found(sentences::WEBHOOK_NOT_FOUND));
+            }
+            Ok(Done::new((), removed(&audited(&before, now))))
+        })
+        .await?;
+    tracing::info!(webhook = %id, "webhook endpoint deleted");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A new secret for an endpoint (role `admin`), in this answer only. For
@@ -306,15 +353,15 @@ async fn delete_webhook(
 )]
 async fn rotate_secret(
     _: AdminAccess,
+    audit: Audit,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookBody>> {
-    let mut endpoint = found(&state, &id).await?;
+    let before = found(&state, &id).await?;
+    let mut endpoint = before.clone();
     let now = state.clock.now();
     endpoint.rotate(now, state.webhooks.rotation_overlap);
-    if !state.stores.webhooks.replace_webhook(&endpoint).await? {
-        return Err(ApiError::not_found(sentences::WEBHOOK_NOT_FOUND));
-    }
+    let endpoint = replace_audited(&state, &audit, "webhook.rotate", &before, endpoint).await?;
     tracing::info!(webhook = %id, "webhook secret rotated");
     Ok(Json(WebhookBody::of(endpoint, true, now)))
 }
@@ -445,6 +492,7 @@ pub struct RecoverBody {
 )]
 async fn recover(
     _: AdminAccess,
+    audit: Audit,
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonOrForm(input): JsonOrForm<RecoverInput>,
@@ -456,10 +504,21 @@ async fn recover(
         .ok_or_else(|| ApiError::unprocessable(sentences::WEBHOOK_BAD_SINCE))?
         .with_timezone(&Utc);
     found(&state, &id).await?;
-    let queued = state
-        .stores
-        .webhooks
-        .recover_deliveries(&id, since, state.clock.now())
+    let queued = audit
+        .record("webhook.recover", &id, Why::default(), async {
+            let queued = state
+                .stores
+                .webhooks
+                .recover_deliveries(&id, since, state.clock.now())
+                .await?;
+            let mut changes = Changes::new();
+            changes.insert(
+                "recovered_since".to_owned(),
+                serde_json::json!([null, clock::rfc3339_millis_string(since)]),
+            );
+            changes.insert("queued".to_owned(), serde_json::json!([null, queued]));
+            Ok(Done::new(queued, changes))
+        })
         .await?;
     tracing::info!(webhook = %id, queued, "webhook deliveries recovered");
     Ok((StatusCode::ACCEPTED, Json(RecoverBody { queued })))

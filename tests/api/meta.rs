@@ -71,6 +71,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/webhooks/{id}/deliveries"),
     ("POST", "/admin/webhooks/{id}/recover"),
     ("POST", "/admin/webhooks/{id}/test"),
+    ("GET", "/admin/audit"),
+    ("GET", "/admin/audit.csv"),
 ];
 
 contract_tests!(

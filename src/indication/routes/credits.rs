@@ -21,6 +21,7 @@ use super::{
     rfc3339_millis,
 };
 use crate::{
+    audit::{Audit, Done, Why, domain::diff},
     auth::AdminAccess,
     cursor::Cursor,
     error::{ApiError, ErrorBody, Result},
@@ -326,6 +327,7 @@ fn decision(caller: &str, input: DecisionInput, reason_required: bool) -> Result
 /// taken, and answered with the credit after the move.
 async fn decided(
     caller: &crate::auth::Caller,
+    audit: &Audit,
     state: &AppState,
     user_hash: &str,
     action: AdminMove,
@@ -333,27 +335,63 @@ async fn decided(
 ) -> Result<Json<CreditBody>> {
     let reason_required = matches!(action, AdminMove::Reject | AdminMove::Reverse);
     let decision = decision(&caller.sub, input, reason_required)?;
-    Ok(Json(take(state, user_hash, action, decision).await?))
+    Ok(Json(take(state, audit, user_hash, action, decision).await?))
+}
+
+/// A credit's fields as the audit log compares them: the decision's who and why are the
+/// entry's own.
+fn audited_fields(credit: &CreditBody) -> serde_json::Value {
+    let mut fields = serde_json::to_value(credit).unwrap_or_default();
+    if let Some(fields) = fields.as_object_mut() {
+        for own in ["decided_by", "reason", "note", "flag_reasons"] {
+            fields.remove(own);
+        }
+    }
+    fields
 }
 
 async fn take(
     state: &AppState,
+    audit: &Audit,
     user_hash: &str,
     action: AdminMove,
     decision: Decision,
 ) -> Result<CreditBody> {
-    let user = service::decide(
-        state.stores.indication.as_ref(),
-        state.stores.programs.as_ref(),
-        user_hash,
-        action,
-        decision,
-        state.clock.now(),
-    )
-    .await?;
+    let users = state.stores.indication.as_ref();
+    let before = audited_fields(&CreditBody::from(
+        &service::credit(users, user_hash).await?.user,
+    ));
+    let why = Why {
+        reason: decision
+            .reason
+            .and_then(|reason| serde_json::to_value(reason).ok())
+            .and_then(|reason| reason.as_str().map(str::to_owned)),
+        note: decision.note.clone(),
+    };
+    let name = match action {
+        AdminMove::Approve => "credit.approve",
+        AdminMove::Reject => "credit.reject",
+        AdminMove::Reverse => "credit.reverse",
+    };
+    let credit = audit
+        .record(name, user_hash, why, async {
+            let user = service::decide(
+                users,
+                state.stores.programs.as_ref(),
+                user_hash,
+                action,
+                decision,
+                state.clock.now(),
+            )
+            .await?;
+            let after = CreditBody::from(&user);
+            let changes = diff(&before, &audited_fields(&after));
+            Ok(Done::new(after, changes))
+        })
+        .await?;
     // Approvals and reversals queue a callback.
     state.outbox_signal.wake();
-    Ok(CreditBody::from(&user))
+    Ok(credit)
 }
 
 /// Approve a credit in review: it is acquired, with the `acquired_credit` entry and callback
@@ -371,6 +409,7 @@ async fn take(
 )]
 async fn approve_credit(
     AdminAccess(caller): AdminAccess,
+    audit: Audit,
     State(state): State<AppState>,
     Path(user_hash): Path<String>,
     JsonOrForm(input): JsonOrForm<ApprovalInput>,
@@ -379,7 +418,15 @@ async fn approve_credit(
         reason: None,
         note: input.note,
     };
-    decided(&caller, &state, &user_hash, AdminMove::Approve, input).await
+    decided(
+        &caller,
+        &audit,
+        &state,
+        &user_hash,
+        AdminMove::Approve,
+        input,
+    )
+    .await
 }
 
 /// Reject a pending, held or reviewed credit: final, worth nothing, its cap place given back
@@ -397,11 +444,20 @@ async fn approve_credit(
 )]
 async fn reject_credit(
     AdminAccess(caller): AdminAccess,
+    audit: Audit,
     State(state): State<AppState>,
     Path(user_hash): Path<String>,
     JsonOrForm(input): JsonOrForm<DecisionInput>,
 ) -> Result<Json<CreditBody>> {
-    decided(&caller, &state, &user_hash, AdminMove::Reject, input).await
+    decided(
+        &caller,
+        &audit,
+        &state,
+        &user_hash,
+        AdminMove::Reject,
+        input,
+    )
+    .await
 }
 
 /// Reverse an acquired credit: a negative `credit_reversed` entry and a `credit_reversed`
@@ -419,11 +475,20 @@ async fn reject_credit(
 )]
 async fn reverse_credit(
     AdminAccess(caller): AdminAccess,
+    audit: Audit,
     State(state): State<AppState>,
     Path(user_hash): Path<String>,
     JsonOrForm(input): JsonOrForm<DecisionInput>,
 ) -> Result<Json<CreditBody>> {
-    decided(&caller, &state, &user_hash, AdminMove::Reverse, input).await
+    decided(
+        &caller,
+        &audit,
+        &state,
+        &user_hash,
+        AdminMove::Reverse,
+        input,
+    )
+    .await
 }
 
 /// Credits to approve at once.
@@ -467,6 +532,7 @@ pub struct BulkApproveBody {
 )]
 async fn approve_credits(
     AdminAccess(caller): AdminAccess,
+    audit: Audit,
     State(state): State<AppState>,
     JsonOrForm(input): JsonOrForm<BulkApproveInput>,
 ) -> Result<Json<BulkApproveBody>> {
@@ -484,7 +550,14 @@ async fn approve_credits(
     )?;
     let mut results = Vec::with_capacity(hashes.len());
     for user_hash in hashes {
-        let outcome = take(&state, &user_hash, AdminMove::Approve, decision.clone()).await;
+        let outcome = take(
+            &state,
+            &audit,
+            &user_hash,
+            AdminMove::Approve,
+            decision.clone(),
+        )
+        .await;
         results.push(match outcome {
             Ok(credit) => BulkResultBody {
                 user_hash,

@@ -14,6 +14,10 @@ use super::{
     service::{self, ProgramDraft, ProgramError},
 };
 use crate::{
+    audit::{
+        Audit, Done, Why,
+        domain::{created, diff, removed},
+    },
     auth::ServiceAccess,
     error::{ApiError, ErrorBody, Result},
     extract::JsonOrForm,
@@ -90,16 +94,28 @@ fn whole_number(value: &serde_json::Value) -> Option<u64> {
 )]
 async fn create_program(
     _: ServiceAccess,
+    audit: Audit,
     State(state): State<AppState>,
     JsonOrForm(NewProgramInput(input)): JsonOrForm<NewProgramInput>,
 ) -> Result<(StatusCode, Json<Program>)> {
-    let program = service::create(
-        state.stores.programs.as_ref(),
-        input.try_into()?,
-        state.clock.now(),
-    )
-    .await?;
+    let program = service::build(input.try_into()?, state.clock.now())?;
+    let program = audit
+        .record(
+            "program.create",
+            &program.id.to_string(),
+            Why::default(),
+            async {
+                state.stores.programs.insert(&program).await?;
+                Ok(Done::new(program.clone(), created(&fields_of(&program))))
+            },
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(program)))
+}
+
+/// A program's fields as its answers show them, for the audit log's before and after.
+fn fields_of(program: &Program) -> serde_json::Value {
+    serde_json::to_value(program).unwrap_or_default()
 }
 
 /// List every referral program, oldest first (the first is the default program).
@@ -151,12 +167,27 @@ async fn get_program(
 )]
 async fn update_program(
     _: ServiceAccess,
+    audit: Audit,
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonOrForm(input): JsonOrForm<ProgramInput>,
 ) -> Result<Json<Program>> {
     let store = state.stores.programs.as_ref();
-    let program = service::update(store, &id, input.try_into()?, state.clock.now()).await?;
+    let draft = input.try_into()?;
+    let before = service::get(store, &id).await?;
+    let program = audit
+        .record(
+            "program.update",
+            &before.id.to_string(),
+            Why::default(),
+            async {
+                let after = service::update(store, &id, draft, state.clock.now()).await?;
+                let mut changes = diff(&fields_of(&before), &fields_of(&after));
+                changes.remove("updated_at");
+                Ok(Done::new(after, changes))
+            },
+        )
+        .await?;
     Ok(Json(program))
 }
 
@@ -172,9 +203,22 @@ async fn update_program(
 )]
 async fn delete_program(
     _: ServiceAccess,
+    audit: Audit,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    service::delete(state.stores.programs.as_ref(), &id).await?;
+    let store = state.stores.programs.as_ref();
+    let before = service::get(store, &id).await?;
+    audit
+        .record(
+            "program.delete",
+            &before.id.to_string(),
+            Why::default(),
+            async {
+                service::delete(store, &id).await?;
+                Ok(Done::new((), removed(&fields_of(&before))))
+            },
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

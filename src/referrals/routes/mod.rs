@@ -22,6 +22,7 @@ use super::{
     service::{self, Applicant, Redemption, ReferralError},
 };
 use crate::{
+    audit::{Audit, Done, Why, domain::diff},
     auth::{AdminAccess, AnyCaller, BackendAccess, Caller},
     email::Email,
     error::{ApiError, ErrorBody, Result},
@@ -257,6 +258,7 @@ fn rules_change(body: Option<serde_json::Map<String, serde_json::Value>>) -> Res
 )]
 async fn change_rules(
     _: AdminAccess,
+    audit: Audit,
     State(state): State<AppState>,
     Path(raw_code): Path<String>,
     JsonObject(body): JsonObject,
@@ -264,7 +266,22 @@ async fn change_rules(
     let code = ReferralCode::parse(&raw_code)
         .ok_or_else(|| ApiError::unprocessable(LOOKUP_CODE_NOT_VALID))?;
     let change = rules_change(body)?;
-    let referrer = service::change_rules(state.stores.referrals.as_ref(), &code, &change).await?;
+    let store = state.stores.referrals.as_ref();
+    let before = service::referrer_by_code(store, &code).await?;
+    let rules_of = |referrer: &Referrer| {
+        let mut rules = serde_json::to_value(RulesBody::from(referrer)).unwrap_or_default();
+        if let Some(rules) = rules.as_object_mut() {
+            rules.remove("redemptions");
+        }
+        rules
+    };
+    let referrer = audit
+        .record("code.rules", code.as_str(), Why::default(), async {
+            let after = service::change_rules(store, &code, &change).await?;
+            let changes = diff(&rules_of(&before), &rules_of(&after));
+            Ok(Done::new(after, changes))
+        })
+        .await?;
     let rules = Some(RulesBody::from(&referrer));
     Ok(Json(ReferrerBody::new(
         &referrer,
