@@ -69,9 +69,20 @@ pub struct Caller {
     pub given_name: Option<String>,
     pub family_name: Option<String>,
     pub roles: Vec<String>,
+    /// The API key's id, for a caller with a key: what its idempotency keys are scoped to.
+    pub key_id: Option<String>,
 }
 
 impl Caller {
+    /// What tells this caller's idempotency keys apart from another's: the API key's id, else
+    /// the token's `sub`.
+    pub fn scope(&self) -> String {
+        match &self.key_id {
+            Some(id) => format!("key-id:{id}"),
+            None => self.sub.clone(),
+        }
+    }
+
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.iter().any(|r| r == role.as_str())
     }
@@ -189,6 +200,7 @@ impl Authenticator {
             given_name: claims.given_name,
             family_name: claims.family_name,
             roles: claims.roles,
+            key_id: None,
         })
     }
 

@@ -108,6 +108,7 @@ impl KeyResolver {
                 given_name: None,
                 family_name: None,
                 roles: vec![key.role.as_str().to_owned()],
+                key_id: Some(key.id.clone()),
             }))
     }
 }

@@ -1,7 +1,7 @@
 //! The one piece of HTTP code for idempotent writes: it wraps every `POST`, `PUT`, `PATCH` and
 //! `DELETE` that carries `Idempotency-Key`, so no handler knows about keys.
 //!
-//! - The key is scoped to the caller (the token's `sub`; requests without a valid token share
+//! - The key is scoped to the caller (the API key's id, or the token's `sub`; requests without a valid token share
 //!   one anonymous scope, which only matters with `LEGACY_ROUTES_AUTH=none`).
 //! - The request is fingerprinted by method, path with query, and body bytes.
 //! - Answers are kept for 24 hours and replayed with `Idempotency-Replayed: true`, except those
@@ -113,7 +113,7 @@ pub async fn enforce(
     let scope = state
         .auth
         .caller_of(&parts.headers, &mut parts.extensions)
-        .map(|caller| caller.sub)
+        .map(|caller| caller.scope())
         .unwrap_or_default();
     let bytes = match read_body(body).await {
         Ok(bytes) => bytes,

@@ -14,6 +14,7 @@ contract_tests!(
     a_key_is_shown_once_and_acts_with_its_role,
     unknown_wrong_and_revoked_keys_are_refused,
     bad_fields_are_422_and_only_admins_manage_keys,
+    idempotency_keys_are_scoped_to_the_api_key,
 );
 
 fn admin(app: &TestApp) -> String {
@@ -228,5 +229,37 @@ async fn a_revocation_reaches_a_second_instance() {
     assert_eq!(
         with_key(&second, Method::GET, "/program/", key).await,
         StatusCode::UNAUTHORIZED
+    );
+}
+
+/// Two keys with one name are two callers: the same `Idempotency-Key` from each makes two
+/// programs, and a retry from either replays its own.
+async fn idempotency_keys_are_scoped_to_the_api_key(app: TestApp) {
+    let (first, second) = (
+        create(&app, "billing", "service").await,
+        create(&app, "billing", "service").await,
+    );
+    let post = |key: Value| {
+        let client = app.client.clone();
+        let url = app.url("/program/");
+        async move {
+            let response = client
+                .post(url)
+                .bearer_auth(key["key"].as_str().expect("key"))
+                .header("Idempotency-Key", "make-friends-program")
+                .json(&json!({ "name": "Friends", "credit_value": 1, "target_value": 10 }))
+                .send()
+                .await
+                .expect("request");
+            expect_json(response, StatusCode::CREATED).await["id"].clone()
+        }
+    };
+    let one = post(first.clone()).await;
+    let two = post(second).await;
+    assert_ne!(one, two, "each key has its own idempotency keys");
+    assert_eq!(
+        post(first).await,
+        one,
+        "a retry replays the key's own answer"
     );
 }
