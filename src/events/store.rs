@@ -8,7 +8,10 @@ pub mod mongo;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::domain::{Event, EventType};
+use super::{
+    daily::DayFigures,
+    domain::{Event, EventType},
+};
 use crate::storage::StoreError;
 
 /// A page of the feed.
@@ -36,4 +39,14 @@ pub trait EventFeed: Send + Sync {
     /// Removes up to `limit` of the events older than `before`; how many it removed. A store
     /// that expires events by itself (a TTL index) removes none here.
     async fn sweep(&self, before: DateTime<Utc>, limit: usize) -> Result<usize, StoreError>;
+
+    /// A program's figures per UTC day from the day of `since` on (days without activity may be
+    /// left out, and a day may come in parts, to be summed).
+    async fn program_days(
+        &self,
+        program_id: &str,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        retention: chrono::Duration,
+    ) -> Result<Vec<(chrono::NaiveDate, DayFigures)>, StoreError>;
 }

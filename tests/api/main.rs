@@ -13,6 +13,7 @@ mod bodies;
 mod callbacks;
 mod code_rules;
 mod credits;
+mod daily;
 mod embedded;
 mod events;
 mod exports;

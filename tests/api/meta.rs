@@ -73,6 +73,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/webhooks/{id}/test"),
     ("GET", "/admin/audit"),
     ("GET", "/admin/audit.csv"),
+    ("GET", "/program/{id}/stats/daily"),
 ];
 
 contract_tests!(

@@ -5,16 +5,19 @@
 use std::ops::Bound;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::{EventFeed, FeedPage};
 use crate::{
-    events::domain::{Event, EventType},
+    events::{
+        daily::{self, DayFigures},
+        domain::{Event, EventType},
+    },
     storage::{
         StoreError,
-        embedded::{EmbeddedStore, Schema, backend, decode, encode, millis},
+        embedded::{EmbeddedStore, Migration, Schema, backend, decode, encode, millis},
     },
 };
 
@@ -26,12 +29,64 @@ const EVENTS_BY_TYPE: TableDefinition<(&str, u64), ()> = TableDefinition::new("e
 const EVENT_TIMES: TableDefinition<(i64, u64), ()> = TableDefinition::new("event_times");
 /// The last position given (`"last"`): positions never go back, even once every event is swept.
 const EVENT_POSITIONS: TableDefinition<&str, u64> = TableDefinition::new("event_positions");
+/// `(program id, UTC day as days since 0001-01-01)` → that day's figures (JSON), counted in the
+/// transaction of each counted event and never swept.
+const PROGRAM_DAYS: TableDefinition<(&str, i32), &[u8]> = TableDefinition::new("program_days");
 
 pub(crate) fn schema() -> Schema {
     Schema {
-        tables: vec![&EVENTS, &EVENTS_BY_TYPE, &EVENT_TIMES, &EVENT_POSITIONS],
-        migrations: Vec::new(),
+        tables: vec![
+            &EVENTS,
+            &EVENTS_BY_TYPE,
+            &EVENT_TIMES,
+            &EVENT_POSITIONS,
+            &PROGRAM_DAYS,
+        ],
+        migrations: vec![Migration {
+            version: 6,
+            name: "daily program figures from the events kept",
+            run: Box::new(count_kept_events),
+        }],
     }
+}
+
+/// Counts the events already kept into the daily figures (older ones were swept).
+fn count_kept_events(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let events: Vec<Event> = txn
+        .open_table(EVENTS)
+        .map_err(backend)?
+        .iter()
+        .map_err(backend)?
+        .map(|entry| {
+            entry
+                .map_err(backend)
+                .and_then(|(_, bytes)| decode::<EventRecord>(bytes.value()))
+                .map(EventRecord::into_event)
+        })
+        .collect::<Result<_, _>>()?;
+    for event in &events {
+        count_day(txn, event)?;
+    }
+    Ok(())
+}
+
+/// Adds a counted event to its program's day.
+fn count_day(txn: &WriteTransaction, event: &Event) -> Result<(), StoreError> {
+    let Some((program, day, event_type, amount)) = daily::tally(event) else {
+        return Ok(());
+    };
+    let mut days = txn.open_table(PROGRAM_DAYS).map_err(backend)?;
+    let key = (program.as_str(), day.num_days_from_ce());
+    let mut figures: DayFigures = days
+        .get(key)
+        .map_err(backend)?
+        .map(|bytes| decode(bytes.value()))
+        .transpose()?
+        .unwrap_or_default();
+    figures.count(event_type, amount);
+    let bytes = encode(&figures)?;
+    days.insert(key, bytes.as_slice()).map_err(backend)?;
+    Ok(())
 }
 
 #[derive(Serialize, Deserialize)]
@@ -82,7 +137,7 @@ pub(crate) fn append(txn: &WriteTransaction, event: &Event) -> Result<(), StoreE
         .map_err(backend)?
         .insert((event.timestamp.timestamp_millis(), position), ())
         .map_err(backend)?;
-    Ok(())
+    count_day(txn, event)
 }
 
 #[async_trait]
@@ -169,6 +224,33 @@ impl EventFeed for EmbeddedStore {
                 }
             }
             Ok(expired.len())
+        })
+        .await
+    }
+
+    async fn program_days(
+        &self,
+        program_id: &str,
+        since: DateTime<Utc>,
+        _now: DateTime<Utc>,
+        _retention: chrono::Duration,
+    ) -> Result<Vec<(NaiveDate, DayFigures)>, StoreError> {
+        let program = program_id.to_owned();
+        self.read(move |txn| {
+            let table = txn.open_table(PROGRAM_DAYS).map_err(backend)?;
+            let first = since.date_naive().num_days_from_ce();
+            let mut days = Vec::new();
+            for entry in table
+                .range((program.as_str(), first)..=(program.as_str(), i32::MAX))
+                .map_err(backend)?
+            {
+                let (key, bytes) = entry.map_err(backend)?;
+                let Some(day) = NaiveDate::from_num_days_from_ce_opt(key.value().1) else {
+                    continue;
+                };
+                days.push((day, decode(bytes.value())?));
+            }
+            Ok(days)
         })
         .await
     }

@@ -27,7 +27,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{EventFeed, FeedPage};
 use crate::{
-    events::domain::{Event, EventType},
+    events::{
+        daily::{self, DayFigures},
+        domain::{Event, EventType},
+    },
     storage::{
         StoreError,
         mongo::{
@@ -58,6 +61,13 @@ pub(crate) fn schema() -> Schema {
             EVENTS,
             "type_position",
             doc! { "type": 1, "position": 1 },
+            IndexKind::Plain,
+        ),
+        // The daily figures of a program.
+        Index::new(
+            EVENTS,
+            "program_type_timestamp",
+            doc! { "program_id": 1, "type": 1, "timestamp": 1 },
             IndexKind::Plain,
         ),
         Index::new(
@@ -129,6 +139,9 @@ struct FedEvent {
     timestamp: mongodb::bson::DateTime,
     data: String,
     expires_at: mongodb::bson::DateTime,
+    /// The program of a credit's event, for the daily figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    program_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -228,7 +241,11 @@ impl MongoStore {
                     .zip(first..)
                     .map(|(event, position)| {
                         let expires = from_bson_datetime(event.timestamp)? + retention;
+                        let program_id = serde_json::from_str::<serde_json::Value>(&event.data)
+                            .ok()
+                            .and_then(|data| data.get("program_id")?.as_str().map(str::to_owned));
                         Ok(FedEvent {
+                            program_id,
                             id: event.id,
                             position,
                             event_type: event.event_type,
@@ -321,5 +338,50 @@ impl EventFeed for MongoStore {
     /// The TTL index on `expires_at` removes events by itself.
     async fn sweep(&self, _before: DateTime<Utc>, _limit: usize) -> Result<usize, StoreError> {
         Ok(0)
+    }
+
+    /// One indexed query (`program_id, type, timestamp`) over the events kept, counted here: a
+    /// day older than `EVENT_RETENTION` has no events left and reads as zeros.
+    async fn program_days(
+        &self,
+        program_id: &str,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        retention: chrono::Duration,
+    ) -> Result<Vec<(chrono::NaiveDate, DayFigures)>, StoreError> {
+        self.relay_events(now - retention, retention).await?;
+        let names: Vec<&str> = daily::COUNTED.iter().map(|t| t.as_str()).collect();
+        let docs: Vec<FedEvent> = self
+            .db
+            .collection::<FedEvent>(EVENTS)
+            .find(doc! {
+                "program_id": program_id,
+                "type": { "$in": names },
+                "timestamp": { "$gte": to_bson_datetime(since) },
+            })
+            .all_within(self.timeout)
+            .await?;
+        let mut days: Vec<(chrono::NaiveDate, DayFigures)> = Vec::new();
+        for doc in docs {
+            let event = EventDoc {
+                id: doc.id,
+                event_type: doc.event_type,
+                timestamp: doc.timestamp,
+                data: doc.data,
+            }
+            .into_event()?;
+            let Some((_, day, event_type, amount)) = daily::tally(&event) else {
+                continue;
+            };
+            match days.iter_mut().find(|(known, _)| *known == day) {
+                Some((_, figures)) => figures.count(event_type, amount),
+                None => {
+                    let mut figures = DayFigures::default();
+                    figures.count(event_type, amount);
+                    days.push((day, figures));
+                }
+            }
+        }
+        Ok(days)
     }
 }

@@ -60,6 +60,7 @@ impl From<IndicationError> for ApiError {
 
 mod bodies;
 mod credits;
+mod daily;
 mod exports;
 
 use bodies::*;
@@ -77,7 +78,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     ]
     .into_iter()
     .fold(OpenApiRouter::new(), with_slash_alias);
-    legacy.merge(credits::router()).merge(exports::router())
+    legacy
+        .merge(credits::router())
+        .merge(exports::router())
+        .merge(daily::router())
 }
 
 /// A hash from a path: one that cannot be a hash names no user.
