@@ -31,7 +31,7 @@ use crate::{
     callbacks::{self, OutboxSignal},
     clock::Clock,
     config::HttpConfig,
-    error, events,
+    console, error, events,
     idempotency::middleware as idempotency,
     indication,
     limits::{DRAIN_LIMIT, REQUEST_TIMEOUT},
@@ -119,6 +119,7 @@ pub fn router(parts: Parts, http: &HttpConfig) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     let app = routes
         .route("/metrics", axum::routing::get(metrics::render))
+        .merge(console::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(route_not_found)
         .layer((

@@ -8,6 +8,7 @@ pub mod callbacks;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod csv_stream;
 pub mod cursor;
 pub mod email;

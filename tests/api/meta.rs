@@ -81,6 +81,7 @@ contract_tests!(
     health_is_ok_when_the_store_answers,
     routes_and_api_description_are_the_same_set,
     docs_ui_is_served_without_internet,
+    the_console_is_served_from_the_binary_under_a_strict_policy,
     every_response_carries_a_request_id,
     unknown_routes_and_methods_get_json_errors,
 );
@@ -237,6 +238,61 @@ async fn docs_ui_is_served_without_internet(app: TestApp) {
         .expect("request");
     assert_eq!(script.status(), StatusCode::OK);
     assert!(script.bytes().await.expect("js").len() > 100_000);
+}
+
+async fn the_console_is_served_from_the_binary_under_a_strict_policy(app: TestApp) {
+    let get = |path: &str| app.client.get(app.url(path)).send();
+    let moved = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .get(app.url("/console"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(moved.status(), StatusCode::PERMANENT_REDIRECT);
+    for (path, kind) in [
+        ("/console/", "text/html"),
+        ("/console/console.js", "text/javascript"),
+        ("/console/console.css", "text/css"),
+    ] {
+        let response = get(path).await.expect("request");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(header("content-type").starts_with(kind), "{path}");
+        let policy = header("content-security-policy");
+        assert!(policy.contains("default-src 'none'"), "{policy}");
+        assert!(policy.contains("script-src 'self'"), "{policy}");
+        assert!(!policy.contains("unsafe-inline"), "{policy}");
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        // The SVG namespace is a name, not an address.
+        let body = response
+            .text()
+            .await
+            .expect("body")
+            .replace("http://www.w3.org/2000/svg", "");
+        assert!(
+            !body.contains("https://") && !body.contains("http://"),
+            "{path}: no other origin"
+        );
+    }
+    let html = get("/console/")
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("html");
+    assert!(!html.contains("<style"), "no inline style sheet");
+    assert!(!html.contains("style="), "no inline style");
+    assert!(!html.contains("<script>"), "no inline script");
+    assert!(html.contains(r#"<script src="console.js" defer></script>"#));
 }
 
 async fn every_response_carries_a_request_id(app: TestApp) {
