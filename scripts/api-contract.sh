@@ -36,7 +36,8 @@ printf 'email,firstName,lastName,referralCode\nalbert@example.com,Albert,,ALBE-M
 "$bin" import-referrers "$work/referrers.csv" >/dev/null
 "$bin" >"$work/service.log" 2>&1 &
 pid=$!
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+# The service's log is kept in target/ for a failed run to be read.
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; mkdir -p target; cp "$work/service.log" target/api-contract-service.log 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do
   curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
   kill -0 "$pid" 2>/dev/null || { cat "$work/service.log" >&2; exit 1; }

@@ -7,8 +7,11 @@ then measures the median latency of the same reads for the small and the big cas
 side: the statement, the first and a middle page of 100 of the indicated list, and the program
 stats. It also
 times the start-up (process start to the first 200 from /health) on an empty and on the full
-store, and reports the service's peak RSS. Prints a Markdown table and writes it to
-target/bench/growth-<backend>.md.
+store, and reports the service's peak RSS. Last, with more registrations under a third
+indicator, it exports the whole ledger as CSV (`--export-indicated`, default 500,000: about a
+million ledger rows) from a freshly started service and reports the export's time, its rows and
+the service's peak RSS then, against its RSS before the export. Prints a Markdown table and
+writes it to target/bench/growth-<backend>.md.
 
 Run through scripts/growth.sh, which builds the release binary.
 """
@@ -116,6 +119,35 @@ def register_many(port, tok, indicator, count, program, workers=16):
         sys.exit(f"{len(failures)} registrations failed, first: {failures[0]}")
 
 
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def export_ledger(port, tok):
+    """Streams the ledger export, counting its rows; returns (rows, seconds, bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    began = time.monotonic()
+    conn.request("GET", "/admin/export/ledger.csv", headers={"Authorization": f"Bearer {tok}"})
+    response = conn.getresponse()
+    if response.status != 200:
+        sys.exit(f"the ledger export answered {response.status}")
+    rows, size, tail = 0, 0, b""
+    while True:
+        chunk = response.read(1 << 16)
+        if not chunk:
+            break
+        size += len(chunk)
+        rows += chunk.count(b"\n")
+        tail = chunk[-1:]
+    if tail and tail != b"\n":
+        rows += 1
+    return rows - 1, time.monotonic() - began, size
+
+
 def timed(client, path, repeats):
     """The median milliseconds of `repeats` GETs of `path` (after one to warm up)."""
     status, _ = client.call("GET", path)
@@ -198,6 +230,23 @@ def run(args, backend, env, work):
     rss = peak_rss_mib(process.pid)
     stop(process)
     process, full_start = start(binary, env)
+    export_line = ""
+    if args.export_indicated:
+        began = time.monotonic()
+        register_many(port, tok, "ledger", args.export_indicated, big["id"])
+        export_register = time.monotonic() - began
+        stop(process)
+        process, _ = start(binary, env)
+        before = rss_mib(process.pid)
+        rows, export_secs, size = export_ledger(port, tok)
+        peak = peak_rss_mib(process.pid)
+        export_line = (
+            f"Ledger export (`GET /admin/export/ledger.csv`, every entry) after "
+            f"{args.export_indicated:,} more registrations (in {export_register:.1f} s): "
+            f"{rows:,} rows, {size / 1048576:.0f} MiB of CSV in {export_secs:.1f} s "
+            f"({rows / export_secs:,.0f} rows/s); the freshly started service's RSS was "
+            f"{before:.0f} MiB before the export and peaked at {peak:.0f} MiB."
+        )
     stop(process)
 
     lines = [
@@ -221,6 +270,8 @@ def run(args, backend, env, work):
         "",
         f"Peak RSS while serving the full store: {rss:.0f} MiB.",
     ]
+    if export_line:
+        lines += ["", export_line]
     return "\n".join(lines)
 
 
@@ -230,6 +281,8 @@ def main():
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--indicated", type=int, default=77_000)
     parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--export-indicated", type=int, default=500_000,
+                        help="registrations added before the ledger export (0: no export)")
     parser.add_argument("--mongodb-url")
     parser.add_argument("--output-dir", default="target/bench")
     args = parser.parse_args()
