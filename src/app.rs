@@ -41,7 +41,7 @@ use crate::{
     programs, referrals,
     state::{AppState, SharedState},
     stores::Stores,
-    webhooks::{self, routes::WebhookAdmin},
+    webhooks::{self, sender::WebhookAdmin},
 };
 
 /// All documented routes of the service, and their API description.

@@ -55,3 +55,18 @@ pub fn email_list(max: usize) -> RefOr<Schema> {
         )
         .into()
 }
+
+/// The event types an endpoint receives: 1 or more names of event types, or `*` for every type.
+pub fn event_type_names() -> RefOr<Schema> {
+    let names: Vec<&str> = std::iter::once("*")
+        .chain(crate::events::EventType::ALL.iter().map(|t| t.as_str()))
+        .collect();
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(names)),
+        )
+        .min_items(Some(1))
+        .into()
+}

@@ -21,8 +21,7 @@ use crate::{
     storage::StoreError,
     stores::{self, Stores},
     webhooks::{
-        routes::WebhookAdmin,
-        sender::WebhookClient,
+        sender::{WebhookAdmin, WebhookClient},
         worker::{TICK, WebhookSettings, WebhookWorker},
     },
 };

@@ -13,7 +13,7 @@ use crate::{
     idempotency::middleware::IdempotencyState,
     ops::rate_limit::{RateLimitState, RateLimits},
     stores::Stores,
-    webhooks::routes::WebhookAdmin,
+    webhooks::sender::WebhookAdmin,
 };
 
 /// A request clones the state several times (each middleware that takes it, then the handler),

@@ -34,14 +34,6 @@ use crate::{
     state::AppState,
 };
 
-/// What the routes need beside the store: the client that sends tests, and the settings.
-#[derive(Clone, Debug)]
-pub struct WebhookAdmin {
-    pub client: WebhookClient,
-    /// `WEBHOOK_ROTATION_OVERLAP`.
-    pub rotation_overlap: chrono::Duration,
-}
-
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_webhooks, create_webhook))
@@ -61,24 +53,26 @@ pub const MAX_DELIVERY_PAGE: usize = 500;
 pub struct WebhookInput {
     /// `http://` or `https://`; not a loopback, link-local, private or unspecified address
     /// unless `WEBHOOK_ALLOW_PRIVATE=true`.
-    #[schema(value_type = String, example = "https://billing.example.com/referral-events")]
+    #[schema(value_type = String, required = true, pattern = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,4})?(/[A-Za-z0-9._~/-]*)?$",
+             example = "https://billing.example.com/referral-events")]
     url: Option<String>,
     /// Event types (`credit.acquired`, …), or `["*"]` for every type.
-    #[schema(value_type = Vec<String>, example = json!(["credit.acquired", "credit.reversed"]))]
+    #[schema(schema_with = crate::schema::event_type_names, required = true,
+             example = json!(["credit.acquired", "credit.reversed"]))]
     event_types: Option<Vec<String>>,
     /// Up to 500 characters.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 500)]
     description: Option<String>,
 }
 
 /// Changes to an endpoint: the fields sent, the others as they are.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct WebhookPatch {
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,4})?(/[A-Za-z0-9._~/-]*)?$")]
     url: Option<String>,
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(schema_with = crate::schema::event_type_names)]
     event_types: Option<Vec<String>>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 500)]
     description: Option<String>,
     /// `true` switches it on again (its waiting deliveries resume); `false` off.
     #[schema(value_type = Option<bool>)]
@@ -437,6 +431,7 @@ pub struct DeliveryListBody {
     responses(
         (status = 200, description = "A page of deliveries", body = DeliveryListBody),
         (status = 404, description = "`Webhook not found`", body = ErrorBody),
+        (status = 422, description = "A bad `status` or `limit`", body = ErrorBody),
     ),
 )]
 async fn list_deliveries(
@@ -469,7 +464,7 @@ async fn list_deliveries(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RecoverInput {
     /// RFC 3339: failed deliveries made at or after this time are queued again.
-    #[schema(value_type = String, example = "2026-12-01T00:00:00Z")]
+    #[schema(value_type = String, required = true, format = DateTime, example = "2026-12-01T00:00:00Z")]
     since: Option<String>,
 }
 

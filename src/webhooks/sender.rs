@@ -13,6 +13,15 @@ use super::{
 };
 use crate::callbacks::delivery::USER_AGENT;
 
+/// What the webhook routes need beside the store: the client that sends tests, and the
+/// settings.
+#[derive(Clone, Debug)]
+pub struct WebhookAdmin {
+    pub client: WebhookClient,
+    /// `WEBHOOK_ROTATION_OVERLAP`.
+    pub rotation_overlap: chrono::Duration,
+}
+
 /// How much of a failed answer's body `last_error` keeps.
 const ERROR_EXCERPT_CHARS: usize = 200;
 
