@@ -22,29 +22,7 @@ use crate::helpers::{AUTH_ERROR, Backend, TestApp, expect_error, expect_json, fr
 /// A secret in the Standard Webhooks form, for tests only.
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-/// One test per backend for each `async fn name(backend: Backend)`.
-macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Embedded).await
-                }
-            )*
-        }
-        mod mongo {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Mongo).await
-                }
-            )*
-        }
-    };
-}
-
-backend_tests!(
+crate::backend_tests!(
     a_delivered_callback_carries_its_fields_headers_and_signature,
     the_url_takes_either_placeholder_or_none,
     retries_after_errors_and_a_timeout_keep_one_event_id,

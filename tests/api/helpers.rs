@@ -46,6 +46,30 @@ macro_rules! contract_tests {
     };
 }
 
+/// Generates, for each named `async fn name(backend: Backend)` (tests that start their apps
+/// themselves), one test per backend: `module::embedded::name` and `module::mongo::name`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Embedded).await
+                }
+            )*
+        }
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Mongo).await
+                }
+            )*
+        }
+    };
+}
+
 /// The HS256 secret every test app verifies with (tests only).
 pub fn test_secret() -> String {
     format!("test-secret-{}", uuid::Uuid::new_v4().simple())

@@ -23,28 +23,7 @@ use wiremock::{
 
 use crate::helpers::{AUTH_ERROR, Backend, TestApp, expect_error, expect_json};
 
-macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Embedded).await
-                }
-            )*
-        }
-        mod mongo {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Mongo).await
-                }
-            )*
-        }
-    };
-}
-
-backend_tests!(
+crate::backend_tests!(
     endpoints_are_made_listed_changed_and_deleted,
     private_addresses_are_refused_unless_allowed,
     each_endpoint_receives_its_types_signed_with_its_secret,

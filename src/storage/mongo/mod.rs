@@ -136,6 +136,55 @@ where
     Ok(taken)
 }
 
+/// Leases a batch of due documents in three round trips, whatever its size: the ids of up to
+/// `limit` documents matching `due` (earliest `due_at` first); one `updateMany` that moves those
+/// still matching to the lease (`due_at` = its end, `lease_owner`) under a token of this claim,
+/// so that of two claimers each document goes to one; and the documents carrying the token.
+pub(crate) async fn claim_batch<T>(
+    collection: &Collection<T>,
+    due: mongodb::bson::Document,
+    lease: &crate::callbacks::store::Lease,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Vec<T>, StoreError>
+where
+    T: serde::de::DeserializeOwned + Send + Sync + Unpin,
+{
+    let ids: Vec<mongodb::bson::Bson> = collection
+        .clone_with_type::<mongodb::bson::Document>()
+        .find(due.clone())
+        .sort(doc! { "due_at": 1 })
+        .projection(doc! { "_id": 1 })
+        .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+        .all_within(timeout)
+        .await?
+        .into_iter()
+        .filter_map(|doc| doc.get("_id").cloned())
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let token = uuid::Uuid::new_v4().to_string();
+    let mut leased = due;
+    leased.insert("_id", doc! { "$in": ids.clone() });
+    collection
+        .update_many(
+            leased,
+            doc! { "$set": {
+                "due_at": to_bson_datetime(lease.until),
+                "lease_owner": &lease.owner,
+                "claim": &token,
+            } },
+        )
+        .within(timeout)
+        .await?;
+    collection
+        .find(doc! { "_id": { "$in": ids }, "claim": &token })
+        .sort(doc! { "due_at": 1, "_id": 1 })
+        .all_within(timeout)
+        .await
+}
+
 /// A duplicate-key violation (code 11000): the unique `_id` (or index) already holds the value.
 pub(crate) fn is_duplicate_key(err: &MongoError) -> bool {
     use mongodb::error::WriteFailure;

@@ -24,8 +24,8 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            Deadline, Gather, Index, IndexKind, MongoStore, Schema, from_bson_datetime,
-            insert_unordered, to_bson, to_bson_datetime,
+            Deadline, Gather, Index, IndexKind, MongoStore, Schema, claim_batch,
+            from_bson_datetime, insert_unordered, to_bson, to_bson_datetime,
         },
     },
     webhooks::domain::{Delivery, DeliveryStatus, Ended, WebhookEndpoint},
@@ -293,41 +293,7 @@ impl WebhookStore for MongoStore {
             "status": to_bson(&DeliveryStatus::Pending)?,
             "due_at": { "$lte": to_bson_datetime(now) },
         };
-        let ids: Vec<Bson> = self
-            .db
-            .collection::<Document>(DELIVERIES)
-            .find(due.clone())
-            .sort(doc! { "due_at": 1 })
-            .projection(doc! { "_id": 1 })
-            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .all_within(self.timeout)
-            .await?
-            .into_iter()
-            .filter_map(|doc| doc.get("_id").cloned())
-            .collect();
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let token = uuid::Uuid::new_v4().to_string();
-        let mut leased = due;
-        leased.insert("_id", doc! { "$in": ids.clone() });
-        self.webhook_deliveries()
-            .update_many(
-                leased,
-                doc! { "$set": {
-                    "due_at": to_bson_datetime(lease.until),
-                    "lease_owner": &lease.owner,
-                    "claim": &token,
-                } },
-            )
-            .within(self.timeout)
-            .await?;
-        let docs = self
-            .webhook_deliveries()
-            .find(doc! { "_id": { "$in": ids }, "claim": &token })
-            .sort(doc! { "due_at": 1, "_id": 1 })
-            .all_within(self.timeout)
-            .await?;
+        let docs = claim_batch(&self.webhook_deliveries(), due, lease, limit, self.timeout).await?;
         many(docs)
     }
 

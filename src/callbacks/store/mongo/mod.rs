@@ -30,8 +30,9 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            Deadline, Gather, Index, IndexKind, MongoStore, Schema, USERS, from_bson_datetime,
-            from_decimal128, insert_unordered, to_bson, to_bson_datetime, to_decimal128,
+            Deadline, Gather, Index, IndexKind, MongoStore, Schema, USERS, claim_batch,
+            from_bson_datetime, from_decimal128, insert_unordered, to_bson, to_bson_datetime,
+            to_decimal128,
         },
     },
 };
@@ -208,48 +209,11 @@ impl CallbackOutbox for MongoStore {
         limit: usize,
     ) -> Result<Vec<CreditEvent>, StoreError> {
         self.relay_callbacks().await?;
-        // Three round trips for the whole batch: the due ids, one conditional update that
-        // leases those still due under a token of this claim (of two workers, each event goes
-        // to one), and the events that carry the token.
         let due = doc! {
             "status": status_bson(CallbackStatus::Pending)?,
             "due_at": { "$lte": to_bson_datetime(now) },
         };
-        let ids: Vec<Bson> = self
-            .db
-            .collection::<Document>(CALLBACKS)
-            .find(due.clone())
-            .sort(doc! { "due_at": 1 })
-            .projection(doc! { "_id": 1 })
-            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .all_within(self.timeout)
-            .await?
-            .into_iter()
-            .filter_map(|doc| doc.get("_id").cloned())
-            .collect();
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let token = uuid::Uuid::new_v4().to_string();
-        let mut leased = due;
-        leased.insert("_id", doc! { "$in": ids.clone() });
-        self.outbox()
-            .update_many(
-                leased,
-                doc! { "$set": {
-                    "due_at": to_bson_datetime(lease.until),
-                    "lease_owner": &lease.owner,
-                    "claim": &token,
-                } },
-            )
-            .within(self.timeout)
-            .await?;
-        let docs: Vec<OutboxDoc> = self
-            .outbox()
-            .find(doc! { "_id": { "$in": ids }, "claim": &token })
-            .sort(doc! { "due_at": 1, "_id": 1 })
-            .all_within(self.timeout)
-            .await?;
+        let docs = claim_batch(&self.outbox(), due, lease, limit, self.timeout).await?;
         docs.into_iter().map(OutboxDoc::into_event).collect()
     }
 
