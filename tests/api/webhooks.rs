@@ -11,7 +11,11 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use referral_api::{
     clock::Clock,
-    webhooks::domain::{Selection, WebhookEndpoint},
+    events::{Event, EventType},
+    webhooks::{
+        domain::{Delivery, Selection, WebhookEndpoint},
+        store::DeliveryFilter,
+    },
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -36,6 +40,7 @@ crate::backend_tests!(
     the_test_route_sends_a_signed_ping,
     a_stored_private_address_is_never_connected_to,
     delivery_lists_page_and_filter,
+    a_page_fanned_out_twice_makes_each_delivery_once,
 );
 
 /// Receivers here listen on 127.0.0.1: the guard is lifted, except where a test checks it.
@@ -735,4 +740,87 @@ async fn delivery_lists_page_and_filter(backend: Backend) {
         "{metrics}"
     );
     assert!(metrics.contains("webhook_endpoints_disabled"), "{metrics}");
+}
+
+/// Two instances on one MongoDB database both turn the feed into deliveries and both deliver:
+/// each event still makes one delivery per endpoint, sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_make_one_delivery_per_event() {
+    let url = crate::helpers::fresh_mongo_url();
+    let vars = [
+        ("DATABASE_URL", url.as_str()),
+        ("WEBHOOK_ALLOW_PRIVATE", "true"),
+    ];
+    let first = TestApp::spawn_with(Backend::Mongo, &vars).await;
+    let second = TestApp::spawn_with(Backend::Mongo, &vars).await;
+    let server = receiver(200).await;
+    let made = create(&first, &hook(&server), json!(["credit.signup"])).await;
+    program(&first).await;
+    let names: Vec<String> = (0..12).map(|i| format!("user-{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let app = if i % 2 == 0 { &first } else { &second };
+        assert_eq!(
+            app.register("ana", name).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    let id = made["id"].as_str().expect("id");
+    wait_for_deliveries(&first, id, "?status=delivered", |d| d.len() == 12).await;
+    // Both instances have had time for more fan-outs and claims.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let all = get(&first, &format!("/admin/webhooks/{id}/deliveries")).await;
+    assert_eq!(all["deliveries"].as_array().map(Vec::len), Some(12));
+    let received = server.received_requests().await.unwrap_or_default();
+    let ids: std::collections::HashSet<&str> =
+        received.iter().map(|r| header(r, "webhook-id")).collect();
+    assert_eq!(ids.len(), 12);
+    assert_eq!(received.len(), 12, "each event sent once");
+}
+
+/// Two instances that read the same page of the feed at once both write its deliveries: the
+/// store keeps one per (event, endpoint), and the position only moves forward.
+async fn a_page_fanned_out_twice_makes_each_delivery_once(backend: Backend) {
+    let app = app(backend, &[]).await;
+    let store = app.stores.webhooks.clone();
+    let now = app.clock.now();
+    let endpoint = WebhookEndpoint::new(
+        "https://crm.example.com/hook".to_owned(),
+        Selection::All,
+        String::new(),
+        now - chrono::Duration::seconds(1),
+    );
+    store.insert_webhook(&endpoint).await.expect("stored");
+    let events: Vec<Event> = (0..20)
+        .map(|i| Event::new(EventType::CreditSignup, json!({ "n": i }), now))
+        .collect();
+    // Each instance makes its own deliveries from the events it read.
+    let page = || -> Vec<Delivery> {
+        events
+            .iter()
+            .map(|event| Delivery::of(&endpoint, event, now))
+            .collect()
+    };
+    let keep = now + chrono::Duration::days(1);
+    let (one, two) = tokio::join!(
+        store.fan_out(page(), 20, keep),
+        store.fan_out(page(), 20, keep)
+    );
+    one.expect("first fan-out");
+    two.expect("second fan-out");
+    // A late fan-out of an earlier page leaves the position where it is.
+    store
+        .fan_out(page()[..5].to_vec(), 5, keep)
+        .await
+        .expect("late fan-out");
+    assert_eq!(store.fan_out_position().await.expect("position"), 20);
+    let listed = store
+        .deliveries(&DeliveryFilter {
+            endpoint_id: endpoint.id.clone(),
+            status: None,
+            after: None,
+            limit: 100,
+        })
+        .await
+        .expect("deliveries");
+    assert_eq!(listed.len(), 20);
 }
