@@ -193,7 +193,7 @@ def run(args, backend, env, work):
 
     users = os.path.join(work, "users.txt")
     with open(users, "w") as f:
-        f.write("big|Big\nsmall|Small\n")
+        f.write("big|Big\nsmall|Small\nledger|Ledger\n")
         for i in range(args.users):
             f.write(f"imported-{i:08d}|Name {i}\n")
     began = time.monotonic()
@@ -238,13 +238,13 @@ def run(args, backend, env, work):
         stop(process)
         process, _ = start(binary, env)
         before = rss_mib(process.pid)
-        rows, export_secs, size = export_ledger(port, tok)
+        exported, export_secs, size = export_ledger(port, tok)
         peak = peak_rss_mib(process.pid)
         export_line = (
             f"Ledger export (`GET /admin/export/ledger.csv`, every entry) after "
             f"{args.export_indicated:,} more registrations (in {export_register:.1f} s): "
-            f"{rows:,} rows, {size / 1048576:.0f} MiB of CSV in {export_secs:.1f} s "
-            f"({rows / export_secs:,.0f} rows/s); the freshly started service's RSS was "
+            f"{exported:,} rows, {size / 1048576:.0f} MiB of CSV in {export_secs:.1f} s "
+            f"({exported / export_secs:,.0f} rows/s); the freshly started service's RSS was "
             f"{before:.0f} MiB before the export and peaked at {peak:.0f} MiB."
         )
     stop(process)

@@ -16,7 +16,7 @@ use std::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rand::RngExt;
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -66,15 +66,16 @@ pub struct WebhookWorker {
 struct Running {
     lane: Arc<Lane>,
     stop: CancellationToken,
-    task: JoinHandle<()>,
+    task: AbortHandle,
 }
 
 impl WebhookWorker {
     /// Fans out and delivers until `shutdown` is cancelled; then stops every lane between
-    /// attempts and returns.
+    /// attempts and returns. The lanes are tasks of this one (a `JoinSet`): dropped with it.
     pub async fn run(self, shutdown: CancellationToken) {
         let this = Arc::new(self);
         let mut lanes: HashMap<String, Running> = HashMap::new();
+        let mut tasks = JoinSet::new();
         let mut ticks: u32 = 0;
         loop {
             let endpoints = match this.store.webhooks().await {
@@ -86,7 +87,8 @@ impl WebhookWorker {
                 }
             };
             metrics::webhook_endpoints_disabled(endpoints.iter().filter(|e| !e.enabled).count());
-            this.steer(&mut lanes, &endpoints, &shutdown);
+            while tasks.try_join_next().is_some() {}
+            this.steer(&mut lanes, &mut tasks, &endpoints, &shutdown);
             if !endpoints.is_empty() {
                 this.fan_out(&endpoints, &lanes, &shutdown).await;
             }
@@ -101,8 +103,8 @@ impl WebhookWorker {
         }
         for running in lanes.into_values() {
             running.stop.cancel();
-            let _ = running.task.await;
         }
+        while tasks.join_next().await.is_some() {}
     }
 
     /// Starts a lane for each enabled endpoint without one, stops those of endpoints deleted or
@@ -110,6 +112,7 @@ impl WebhookWorker {
     fn steer(
         self: &Arc<Self>,
         lanes: &mut HashMap<String, Running>,
+        tasks: &mut JoinSet<()>,
         endpoints: &[WebhookEndpoint],
         shutdown: &CancellationToken,
     ) {
@@ -141,7 +144,7 @@ impl WebhookWorker {
                 ),
                 poll_interval: self.settings.tick,
             };
-            let task = tokio::spawn(pump::run(
+            let task = tasks.spawn(pump::run(
                 lane.clone(),
                 pace,
                 Some(lane.signal.clone()),

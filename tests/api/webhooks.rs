@@ -41,6 +41,7 @@ crate::backend_tests!(
     a_stored_private_address_is_never_connected_to,
     delivery_lists_page_and_filter,
     a_page_fanned_out_twice_makes_each_delivery_once,
+    a_crash_mid_delivery_loses_nothing,
 );
 
 /// Receivers here listen on 127.0.0.1: the guard is lifted, except where a test checks it.
@@ -823,4 +824,49 @@ async fn a_page_fanned_out_twice_makes_each_delivery_once(backend: Backend) {
         .await
         .expect("deliveries");
     assert_eq!(listed.len(), 20);
+}
+
+/// The process dies while deliveries are in flight: after a restart every event reaches the
+/// endpoint (at least once), always under its own `webhook-id`, and every delivery ends
+/// delivered.
+async fn a_crash_mid_delivery_loses_nothing(backend: Backend) {
+    let app = app(
+        backend,
+        &[("CALLBACK_TIMEOUT", "1s"), ("CALLBACK_LEASE", "3s")],
+    )
+    .await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .up_to_n_times(3)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    answer(&server, 200).await;
+    let made = create(&app, &hook(&server), json!(["credit.signup"])).await;
+    let id = made["id"].as_str().expect("id").to_owned();
+    program(&app).await;
+    signups(&app, &["bo", "cy", "di"]).await;
+    // Every delivery is in flight (the receiver holds them): the process dies.
+    wait_for_requests(&server, 3).await;
+    let app = app.crash_and_restart().await;
+    let delivered = wait_for_deliveries(&app, &id, "?status=delivered", |d| d.len() == 3).await;
+    let feed: Value = app
+        .get("/events?type=credit.signup")
+        .await
+        .json()
+        .await
+        .expect("feed");
+    let events: std::collections::HashSet<&str> = feed["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["id"].as_str().expect("id"))
+        .collect();
+    let received = server.received_requests().await.unwrap_or_default();
+    let sent: std::collections::HashSet<&str> =
+        received.iter().map(|r| header(r, "webhook-id")).collect();
+    assert_eq!(sent, events, "every event, under its own id");
+    assert!(received.len() >= 6, "each in-flight delivery sent again");
+    assert!(delivered.iter().all(|d| d["attempts"].as_u64() >= Some(1)));
 }
