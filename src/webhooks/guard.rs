@@ -93,7 +93,7 @@ pub async fn check_url(raw: &str, allow_private: bool) -> Result<url::Url, UrlEr
 }
 
 /// How long a check at creation waits for DNS.
-const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Whether a URL names a forbidden address literally (the client resolves no name for it, so
 /// the sender checks it before connecting).

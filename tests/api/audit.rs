@@ -16,6 +16,7 @@ contract_tests!(
     refused_changes_write_none,
     filters_pages_and_the_csv_agree,
     no_route_changes_an_entry,
+    decisions_retries_and_endpoint_changes_are_recorded,
 );
 
 fn admin(app: &TestApp) -> String {
@@ -419,4 +420,132 @@ async fn no_route_changes_an_entry(app: TestApp) {
         let response = app.get(path).await;
         expect_error(response, StatusCode::UNAUTHORIZED, AUTH_ERROR).await;
     }
+}
+
+/// The actions the first test leaves out: approvals and rejections of credits in review, a
+/// callback retried, a webhook endpoint changed, recovered and deleted.
+async fn decisions_retries_and_endpoint_changes_are_recorded(app: TestApp) {
+    let program = expect_json(
+        app.post_json(
+            "/program/",
+            json!({ "name": "Reviewed", "credit_value": 5, "target_value": 100, "review": "all" }),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let program = program["id"].as_str().expect("id").to_owned();
+    app.create_users(&["ana"]).await;
+    for user in ["bo", "cy"] {
+        let registered = app
+            .post_json(
+                "/register/",
+                json!({ "user_indicator": "ana", "user_indicated": user,
+                        "referral_program_id": program }),
+            )
+            .await;
+        assert_eq!(registered.status(), StatusCode::CREATED);
+        assert_eq!(app.invoice(user, json!(150)).await.status(), StatusCode::OK);
+    }
+    let approved = as_admin(
+        &app,
+        Method::POST,
+        "/admin/credits/bo/approve",
+        Some(json!({ "note": "known customer" })),
+    )
+    .await;
+    assert_eq!(approved.status(), StatusCode::OK);
+    let rejected = as_admin(
+        &app,
+        Method::POST,
+        "/admin/credits/cy/reject",
+        Some(json!({ "reason": "duplicate" })),
+    )
+    .await;
+    assert_eq!(rejected.status(), StatusCode::OK);
+    // No callback URL: the signup callbacks wait as pending; an admin may send one now.
+    let callbacks = expect_json(
+        as_admin(&app, Method::GET, "/admin/callbacks?user_hash=bo", None).await,
+        StatusCode::OK,
+    )
+    .await;
+    let callback = callbacks["callbacks"][0]["id"]
+        .as_str()
+        .expect("a callback")
+        .to_owned();
+    let retried = as_admin(
+        &app,
+        Method::POST,
+        &format!("/admin/callbacks/{callback}/retry"),
+        None,
+    )
+    .await;
+    assert_eq!(retried.status(), StatusCode::ACCEPTED);
+    let hook = expect_json(
+        as_admin(
+            &app,
+            Method::POST,
+            "/admin/webhooks",
+            Some(json!({ "url": "https://crm.example.com/hook", "event_types": ["*"] })),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let hook = hook["id"].as_str().expect("id").to_owned();
+    for (verb, path, body) in [
+        (
+            Method::PATCH,
+            format!("/admin/webhooks/{hook}"),
+            Some(json!({ "description": "CRM", "enabled": false })),
+        ),
+        (
+            Method::POST,
+            format!("/admin/webhooks/{hook}/recover"),
+            Some(json!({ "since": "2026-01-01T00:00:00Z" })),
+        ),
+        (Method::DELETE, format!("/admin/webhooks/{hook}"), None),
+    ] {
+        let response = as_admin(&app, verb.clone(), &path, body).await;
+        assert!(response.status().is_success(), "{verb} {path}");
+    }
+
+    let log = entries(&app, "").await;
+    let by = |action: &str| {
+        let found: Vec<&Value> = log
+            .iter()
+            .filter(|e| e["action"] == json!(action))
+            .collect();
+        assert_eq!(found.len(), 1, "one {action} entry: {log:#?}");
+        found[0].clone()
+    };
+    let approve = by("credit.approve");
+    assert_eq!(approve["target"], json!("bo"));
+    assert_eq!(approve["note"], json!("known customer"));
+    assert_eq!(
+        approve["changes"]["status"],
+        json!(["in_review", "acquired"])
+    );
+    let reject = by("credit.reject");
+    assert_eq!(reject["reason"], json!("duplicate"));
+    assert_eq!(
+        reject["changes"]["status"],
+        json!(["in_review", "rejected"])
+    );
+    let retry = by("callback.retry");
+    assert_eq!(retry["target"], json!(callback));
+    let update = by("webhook.update");
+    assert_eq!(update["changes"]["description"], json!(["", "CRM"]));
+    assert_eq!(update["changes"]["enabled"], json!([true, false]));
+    let recover = by("webhook.recover");
+    assert_eq!(recover["changes"]["queued"], json!([null, 0]));
+    let delete = by("webhook.delete");
+    assert_eq!(
+        delete["changes"]["url"],
+        json!(["https://crm.example.com/hook", null])
+    );
+    assert!(
+        log.iter()
+            .all(|e| e["actor"] == json!("root") || e["actor"] == json!("billing"))
+    );
 }

@@ -644,6 +644,29 @@ async fn the_test_route_sends_a_signed_ping(backend: Backend) {
     // A test leaves no delivery behind.
     let page = get(&app, &format!("/admin/webhooks/{id}/deliveries")).await;
     assert_eq!(page["deliveries"], json!([]));
+    // An endpoint that takes its time: the admin has an answer within 5 seconds.
+    let slow = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
+        .mount(&slow)
+        .await;
+    let made = create(&app, &hook(&slow), json!(["credit.acquired"])).await;
+    let id = made["id"].as_str().expect("id");
+    let started = std::time::Instant::now();
+    let answer = expect_json(
+        call(
+            &app,
+            Method::POST,
+            &format!("/admin/webhooks/{id}/test"),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(answer["status"], Value::Null);
+    assert_eq!(answer["error"], json!("timed out"));
+    assert!(started.elapsed() < Duration::from_secs(8));
 }
 
 /// An endpoint stored before the guard was turned on (or a name whose DNS answer changed) is
