@@ -17,7 +17,9 @@ use wiremock::{
     matchers::{method, path, path_regex},
 };
 
-use crate::helpers::{AUTH_ERROR, Backend, TestApp, expect_error, expect_json, fresh_mongo_url};
+use crate::helpers::{
+    AUTH_ERROR, Backend, TestApp, expect_error, expect_json, fresh_mongo_url, wait_for_requests,
+};
 
 /// A secret in the Standard Webhooks form, for tests only.
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -115,18 +117,6 @@ async fn wait_for_callbacks(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("callbacks never reached the expected state");
-}
-
-/// Polls the billing server until it has received `count` requests (at most 15 s).
-async fn wait_for_requests(server: &MockServer, count: usize) -> Vec<Request> {
-    for _ in 0..300 {
-        let received = server.received_requests().await.unwrap_or_default();
-        if received.len() >= count {
-            return received;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the billing service did not receive {count} requests");
 }
 
 fn header<'a>(request: &'a Request, name: &str) -> &'a str {

@@ -406,6 +406,22 @@ pub fn now() -> u64 {
         .as_secs()
 }
 
+/// Polls a receiver (billing, a webhook endpoint) until it has received `count` requests (at
+/// most 15 s).
+pub async fn wait_for_requests(
+    server: &wiremock::MockServer,
+    count: usize,
+) -> Vec<wiremock::Request> {
+    for _ in 0..300 {
+        let received = server.received_requests().await.unwrap_or_default();
+        if received.len() >= count {
+            return received;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the receiver did not get {count} requests");
+}
+
 /// Reads a JSON body, asserting the status first (and showing the body when it differs).
 pub async fn expect_json(response: Response, status: StatusCode) -> Value {
     let actual = response.status();

@@ -25,7 +25,7 @@ use wiremock::{
     matchers::{method, path},
 };
 
-use crate::helpers::{AUTH_ERROR, Backend, TestApp, expect_error, expect_json};
+use crate::helpers::{AUTH_ERROR, Backend, TestApp, expect_error, expect_json, wait_for_requests};
 
 crate::backend_tests!(
     endpoints_are_made_listed_changed_and_deleted,
@@ -114,17 +114,6 @@ async fn signups(app: &TestApp, names: &[&str]) {
             StatusCode::CREATED
         );
     }
-}
-
-async fn wait_for_requests(server: &MockServer, count: usize) -> Vec<Request> {
-    for _ in 0..300 {
-        let received = server.received_requests().await.unwrap_or_default();
-        if received.len() >= count {
-            return received;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the receiver did not get {count} requests");
 }
 
 /// Polls an endpoint's deliveries until `done` holds (at most 20 s).
