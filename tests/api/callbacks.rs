@@ -18,7 +18,8 @@ use wiremock::{
 };
 
 use crate::helpers::{
-    AUTH_ERROR, Backend, TestApp, expect_error, expect_json, fresh_mongo_url, wait_for_requests,
+    AUTH_ERROR, Backend, TestApp, expect_error, expect_json, fresh_mongo_url, header,
+    wait_for_requests,
 };
 
 /// A secret in the Standard Webhooks form, for tests only.
@@ -117,14 +118,6 @@ async fn wait_for_callbacks(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("callbacks never reached the expected state");
-}
-
-fn header<'a>(request: &'a Request, name: &str) -> &'a str {
-    request
-        .headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_else(|| panic!("no {name} header"))
 }
 
 fn form(request: &Request) -> HashMap<String, String> {

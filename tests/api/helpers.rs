@@ -422,6 +422,15 @@ pub async fn wait_for_requests(
     panic!("the receiver did not get {count} requests");
 }
 
+/// A header of a request a receiver got, as text.
+pub fn header<'a>(request: &'a wiremock::Request, name: &str) -> &'a str {
+    request
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("no {name} header"))
+}
+
 /// Reads a JSON body, asserting the status first (and showing the body when it differs).
 pub async fn expect_json(response: Response, status: StatusCode) -> Value {
     let actual = response.status();

@@ -25,7 +25,9 @@ use wiremock::{
     matchers::{method, path},
 };
 
-use crate::helpers::{AUTH_ERROR, Backend, TestApp, expect_error, expect_json, wait_for_requests};
+use crate::helpers::{
+    AUTH_ERROR, Backend, TestApp, expect_error, expect_json, header, wait_for_requests,
+};
 
 crate::backend_tests!(
     endpoints_are_made_listed_changed_and_deleted,
@@ -143,14 +145,6 @@ async fn wait_for_endpoint(app: &TestApp, id: &str, done: impl Fn(&Value) -> boo
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the endpoint {id} never reached the expected state");
-}
-
-fn header<'a>(request: &'a Request, name: &str) -> &'a str {
-    request
-        .headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_else(|| panic!("no {name} header"))
 }
 
 /// The signature as a receiver checks it, written apart from the service's code.
