@@ -12,10 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::domain::{ApiKey, KeyFieldError, KeyRole, NewKey, key_fields};
 use crate::{
-    audit::{
-        Audit, Done, Why,
-        domain::{created, diff},
-    },
+    audit::{Audit, Done, Why, domain::changes_of},
     auth::AdminAccess,
     clock,
     error::{ApiError, ErrorBody, Result},
@@ -119,10 +116,16 @@ async fn create_key(
     let (name, role) = key_fields(input.name.as_deref(), input.role.as_deref())?;
     let made = NewKey::generate(name, role, state.clock.now());
     audit
-        .record("api_key.create", &made.record.id, Why::default(), async {
-            state.stores.api_keys.insert_key(&made.record).await?;
-            Ok(Done::new((), created(&audited(&made.record))))
-        })
+        .record(
+            "api_key.create",
+            &made.record.id,
+            Why::default(),
+            changes_of(audited),
+            async {
+                state.stores.api_keys.insert_key(&made.record).await?;
+                Ok(Done::made((), made.record.clone()))
+            },
+        )
         .await?;
     tracing::info!(key = %made.record.prefix(), role = role.as_str(), "API key created");
     Ok((
@@ -172,13 +175,19 @@ async fn revoke_key(
         .filter(|key| key.revoked_at.is_none())
         .ok_or_else(not_found)?;
     audit
-        .record("api_key.revoke", &id, Why::default(), async {
-            if !keys.revoke_key(&id, state.clock.now()).await? {
-                return Err(not_found());
-            }
-            let after = keys.key(&id).await?.ok_or_else(not_found)?;
-            Ok(Done::new((), diff(&audited(&before), &audited(&after))))
-        })
+        .record(
+            "api_key.revoke",
+            &id,
+            Why::default(),
+            changes_of(audited),
+            async {
+                if !keys.revoke_key(&id, state.clock.now()).await? {
+                    return Err(not_found());
+                }
+                let after = keys.key(&id).await?.ok_or_else(not_found)?;
+                Ok(Done::changed((), before, after))
+            },
+        )
         .await?;
     tracing::info!(key = %format!("rk_{id}"), "API key revoked");
     Ok(StatusCode::NO_CONTENT)

@@ -60,6 +60,19 @@ pub fn removed(before: &Value) -> Changes {
     diff(before, &Value::Null)
 }
 
+/// The changes from a record `before` to `after` (`None`: made, or removed), with the fields
+/// `view` shows of it.
+pub fn changes_of<R>(
+    view: impl Fn(&R) -> Value + Send + Sync + 'static,
+) -> impl Fn(Option<&R>, Option<&R>) -> Changes + Send + Sync + 'static {
+    move |before, after| {
+        diff(
+            &before.map(&view).unwrap_or(Value::Null),
+            &after.map(&view).unwrap_or(Value::Null),
+        )
+    }
+}
+
 /// Which entries a page lists, newest first.
 #[derive(Clone, Debug, Default)]
 pub struct AuditFilter {

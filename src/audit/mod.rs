@@ -4,6 +4,7 @@
 //! or deleted through the API.
 
 pub mod domain;
+mod pending;
 pub mod recorder;
 mod routes;
 pub mod store;

@@ -1,19 +1,24 @@
 //! The one place entries are written. A handler that changes something takes [`Audit`] (an
 //! extractor: the caller, the request id, the log) and runs its change through
-//! [`Audit::record`], giving the change's before and after; the recorder does the rest.
+//! [`Audit::record`], saying how its changes are made from the changed record before and after;
+//! the recorder does the rest.
 //!
-//! The entry is written before the change, not completed; the change runs; the entry is then
-//! completed with the changes as done, or withdrawn if the change was refused. So no change is
-//! ever made without its entry: a crash (or a store failure) between the change and the
-//! completion leaves an entry with `completed: false`, which says that its change may not have
-//! been made.
+//! On the embedded store the entry rides with the change: the store's write that makes the
+//! change writes the entry in the same transaction, with the changes made from the records it
+//! writes, so the two are committed together or not at all, and a refused change writes none.
+//! On MongoDB, which writes one document atomically but not two, the entry is written first,
+//! not completed; the change runs; the entry is then completed with the changes as done, or
+//! withdrawn if the change was refused. So no change is ever made without its entry: a crash
+//! (or a store failure) between the change and the completion leaves an entry with
+//! `completed: false`, which says that its change may not have been made.
 
-use std::{future::Future, sync::Arc};
+use std::{any::Any, future::Future, sync::Arc};
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 
 use super::{
     domain::{AuditEntry, Changes},
+    pending::Pending,
     store::AuditLog,
 };
 use crate::{
@@ -23,6 +28,7 @@ use crate::{
     events::domain::uuid_v7,
     ops::metrics,
     state::AppState,
+    storage::embedded::with_rider,
 };
 
 /// Why a change was made, as its maker said.
@@ -32,15 +38,50 @@ pub struct Why {
     pub note: Option<String>,
 }
 
-/// What a change came to: its answer, and its `{field: [before, after]}`.
-pub struct Done<T> {
+/// What a change came to: its answer, and the changed record before and after (`None`: made,
+/// or removed).
+pub struct Done<T, R> {
     pub value: T,
-    pub changes: Changes,
+    pub before: Option<R>,
+    pub after: Option<R>,
 }
 
-impl<T> Done<T> {
-    pub fn new(value: T, changes: Changes) -> Self {
-        Self { value, changes }
+impl<T, R> Done<T, R> {
+    pub fn made(value: T, after: R) -> Self {
+        Self {
+            value,
+            before: None,
+            after: Some(after),
+        }
+    }
+
+    pub fn changed(value: T, before: R, after: R) -> Self {
+        Self {
+            value,
+            before: Some(before),
+            after: Some(after),
+        }
+    }
+
+    pub fn removed(value: T, before: R) -> Self {
+        Self {
+            value,
+            before: Some(before),
+            after: None,
+        }
+    }
+}
+
+impl<T, R: Any> Done<T, R> {
+    /// The completed entry of this change.
+    fn entry(&self, pending: &Pending) -> Option<AuditEntry> {
+        fn erased<R: Any>(record: &R) -> &dyn Any {
+            record
+        }
+        pending.entry_of(
+            self.before.as_ref().map(erased),
+            self.after.as_ref().map(erased),
+        )
     }
 }
 
@@ -80,13 +121,15 @@ impl FromRequestParts<AppState> for Audit {
 }
 
 impl Audit {
-    /// Runs `change` under an entry of `action` on `target`: see the module's description.
-    pub async fn record<T>(
+    /// Runs `change` under an entry of `action` on `target`, whose changes `changes` makes from
+    /// the changed record before and after: see the module's description.
+    pub async fn record<T, R: Any>(
         &self,
         action: &str,
         target: &str,
         why: Why,
-        change: impl Future<Output = Result<Done<T>, ApiError>>,
+        changes: impl Fn(Option<&R>, Option<&R>) -> Changes + Send + Sync + 'static,
+        change: impl Future<Output = Result<Done<T, R>, ApiError>>,
     ) -> Result<T, ApiError> {
         let entry = AuditEntry {
             id: uuid_v7(self.clock.now()),
@@ -101,20 +144,41 @@ impl Audit {
             request_id: self.request_id.clone(),
             completed: false,
         };
-        self.log.insert_entry(&entry).await?;
-        match change.await {
-            Ok(done) => {
-                if let Err(err) = self.log.complete_entry(&entry.id, &done.changes).await {
+        let pending = Arc::new(Pending::new(entry, changes));
+        let ahead = self.log.writes_ahead();
+        if ahead {
+            self.log.insert_entry(pending.draft()).await?;
+        }
+        let id = &pending.draft().id;
+        match with_rider(pending.clone(), change).await {
+            Ok(done) if ahead => {
+                let changes = done
+                    .entry(&pending)
+                    .map(|entry| entry.changes)
+                    .unwrap_or_default();
+                if let Err(err) = self.log.complete_entry(id, &changes).await {
                     // The change is made; its entry stays, saying it was not seen completed.
                     metrics::store_error(err.kind());
-                    tracing::warn!(error = %err, entry = %entry.id, "cannot complete an audit entry");
+                    tracing::warn!(error = %err, entry = %id, "cannot complete an audit entry");
+                }
+                Ok(done.value)
+            }
+            Ok(done) => {
+                if !pending.is_committed()
+                    && let Some(entry) = done.entry(&pending)
+                {
+                    // A change whose write did not take its entry along: a fault of the code,
+                    // answered by writing the entry now rather than none.
+                    metrics::audit_entry_late();
+                    tracing::error!(entry = %id, action, "an audited change wrote no entry in its transaction");
+                    self.log.insert_entry(&entry).await?;
                 }
                 Ok(done.value)
             }
             Err(refused) => {
-                if let Err(err) = self.log.withdraw_entry(&entry.id).await {
+                if ahead && let Err(err) = self.log.withdraw_entry(id).await {
                     metrics::store_error(err.kind());
-                    tracing::warn!(error = %err, entry = %entry.id, "cannot withdraw the audit entry of a refused change");
+                    tracing::warn!(error = %err, entry = %id, "cannot withdraw the audit entry of a refused change");
                 }
                 Err(refused)
             }

@@ -11,6 +11,13 @@ use crate::storage::StoreError;
 
 #[async_trait]
 pub trait AuditLog: Send + Sync {
+    /// Whether an entry is written before its change and completed after (a store that cannot
+    /// write it in the change's own atomic step); otherwise the entry rides with its change
+    /// (see `storage::embedded::ride`).
+    fn writes_ahead(&self) -> bool {
+        true
+    }
+
     /// Writes an entry (not yet completed).
     async fn insert_entry(&self, entry: &AuditEntry) -> Result<(), StoreError>;
 

@@ -15,7 +15,7 @@ use super::{
     service::{self, CallbackError, DEFAULT_LIMIT, MAX_LIMIT},
 };
 use crate::{
-    audit::{Audit, Done, Why, domain::diff},
+    audit::{Audit, Done, Why, domain::changes_of},
     auth::AdminAccess,
     clock,
     cursor::Cursor,
@@ -212,11 +212,16 @@ async fn retry_callback(
         .await?
         .ok_or_else(|| ApiError::not_found(CALLBACK_NOT_FOUND))?;
     let event = audit
-        .record("callback.retry", &id, Why::default(), async {
-            let after = service::retry(outbox, &id, state.clock.now()).await?;
-            let changes = diff(&status(&before), &status(&after));
-            Ok(Done::new(after, changes))
-        })
+        .record(
+            "callback.retry",
+            &id,
+            Why::default(),
+            changes_of(status),
+            async {
+                let after = service::retry(outbox, &id, state.clock.now()).await?;
+                Ok(Done::changed(after.clone(), before, after))
+            },
+        )
         .await?;
     state.outbox_signal.wake();
     Ok((StatusCode::ACCEPTED, Json(event.into())))

@@ -29,6 +29,7 @@ pub const CALLBACK_DELIVERIES: &str = "callback_deliveries_total";
 pub const STORE_ERRORS: &str = "store_errors_total";
 pub const WEBHOOK_DELIVERIES: &str = "webhook_deliveries_total";
 pub const WEBHOOKS_DISABLED: &str = "webhook_endpoints_disabled";
+pub const AUDIT_ENTRIES_LATE: &str = "audit_entries_late_total";
 
 /// Latency buckets, in seconds: from 100 µs (a read on the embedded store) to 10 s.
 const BUCKETS: &[f64] = &[
@@ -111,6 +112,11 @@ fn describe() {
         metrics::counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).absolute(0);
     }
     metrics::gauge!(WEBHOOKS_DISABLED).set(0.0);
+    metrics::describe_counter!(
+        AUDIT_ENTRIES_LATE,
+        "Audit entries written after their change rather than in its transaction (a fault)"
+    );
+    metrics::counter!(AUDIT_ENTRIES_LATE).absolute(0);
 }
 
 /// Counts and times every request under its matched route (never the raw path, which holds
@@ -154,6 +160,11 @@ fn store_failed(err: &StoreError, route: &str) {
         }
         other => tracing::error!(error = %other, route, "request failed in the store"),
     }
+}
+
+/// An embedded store's change whose write did not take its audit entry along.
+pub fn audit_entry_late() {
+    metrics::counter!(AUDIT_ENTRIES_LATE).increment(1);
 }
 
 pub fn webhook_delivery(outcome: &'static str) {

@@ -21,10 +21,7 @@ use super::{
     store::DeliveryFilter,
 };
 use crate::{
-    audit::{
-        Audit, Changes, Done, Why,
-        domain::{created, diff, removed},
-    },
+    audit::{Audit, Done, Why, domain::changes_of},
     auth::AdminAccess,
     clock,
     error::{ApiError, ErrorBody, Result},
@@ -180,13 +177,18 @@ async fn replace_audited(
 ) -> Result<WebhookEndpoint> {
     let now = state.clock.now();
     audit
-        .record(action, &after.id.clone(), Why::default(), async {
-            if !state.stores.webhooks.replace_webhook(&after).await? {
-                return Err(ApiError::not_found(sentences::WEBHOOK_NOT_FOUND));
-            }
-            let changes = diff(&audited(before, now), &audited(&after, now));
-            Ok(Done::new(after, changes))
-        })
+        .record(
+            action,
+            &after.id.clone(),
+            Why::default(),
+            changes_of(move |endpoint| audited(endpoint, now)),
+            async {
+                if !state.stores.webhooks.replace_webhook(&after).await? {
+                    return Err(ApiError::not_found(sentences::WEBHOOK_NOT_FOUND));
+                }
+                Ok(Done::changed(after.clone(), before.clone(), after))
+            },
+        )
         .await
 }
 
@@ -221,10 +223,16 @@ async fn create_webhook(
     let now = state.clock.now();
     let endpoint = WebhookEndpoint::new(url, event_types, description, now);
     audit
-        .record("webhook.create", &endpoint.id, Why::default(), async {
-            state.stores.webhooks.insert_webhook(&endpoint).await?;
-            Ok(Done::new((), created(&audited(&endpoint, now))))
-        })
+        .record(
+            "webhook.create",
+            &endpoint.id,
+            Why::default(),
+            changes_of(move |endpoint| audited(endpoint, now)),
+            async {
+                state.stores.webhooks.insert_webhook(&endpoint).await?;
+                Ok(Done::made((), endpoint.clone()))
+            },
+        )
         .await?;
     tracing::info!(webhook = %endpoint.id, "webhook endpoint created");
     Ok((
@@ -326,12 +334,18 @@ async fn delete_webhook(
     let before = found(&state, &id).await?;
     let now = state.clock.now();
     audit
-        .record("webhook.delete", &id, Why::default(), async {
-            if !state.stores.webhooks.delete_webhook(&id).await? {
-                return Err(ApiError::not_found(sentences::WEBHOOK_NOT_FOUND));
-            }
-            Ok(Done::new((), removed(&audited(&before, now))))
-        })
+        .record(
+            "webhook.delete",
+            &id,
+            Why::default(),
+            changes_of(move |endpoint| audited(endpoint, now)),
+            async {
+                if !state.stores.webhooks.delete_webhook(&id).await? {
+                    return Err(ApiError::not_found(sentences::WEBHOOK_NOT_FOUND));
+                }
+                Ok(Done::removed((), before))
+            },
+        )
         .await?;
     tracing::info!(webhook = %id, "webhook endpoint deleted");
     Ok(StatusCode::NO_CONTENT)
@@ -502,20 +516,25 @@ async fn recover(
         .with_timezone(&Utc);
     found(&state, &id).await?;
     let queued = audit
-        .record("webhook.recover", &id, Why::default(), async {
-            let queued = state
-                .stores
-                .webhooks
-                .recover_deliveries(&id, since, state.clock.now())
-                .await?;
-            let mut changes = Changes::new();
-            changes.insert(
-                "recovered_since".to_owned(),
-                serde_json::json!([null, clock::rfc3339_millis_string(since)]),
-            );
-            changes.insert("queued".to_owned(), serde_json::json!([null, queued]));
-            Ok(Done::new(queued, changes))
-        })
+        .record(
+            "webhook.recover",
+            &id,
+            Why::default(),
+            changes_of(move |queued: &u64| {
+                serde_json::json!({
+                    "recovered_since": clock::rfc3339_millis_string(since),
+                    "queued": queued,
+                })
+            }),
+            async {
+                let queued = state
+                    .stores
+                    .webhooks
+                    .recover_deliveries(&id, since, state.clock.now())
+                    .await?;
+                Ok(Done::made(queued, queued))
+            },
+        )
         .await?;
     tracing::info!(webhook = %id, queued, "webhook deliveries recovered");
     Ok((StatusCode::ACCEPTED, Json(RecoverBody { queued })))

@@ -50,6 +50,18 @@ fn actions(entries: &[Value]) -> Vec<&str> {
 }
 
 /// A program (target 100) whose indicated user `bo` has an acquired credit.
+/// No entry was written after its change instead of with it (on the embedded store, every
+/// audited write takes its entry into its own transaction; the counter is the process's).
+async fn no_entry_written_late(app: &TestApp) {
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line == "audit_entries_late_total 0"),
+        "{metrics}"
+    );
+}
+
 async fn acquired_credit(app: &TestApp) -> String {
     let program = app.create_program("Friends", json!(10), json!(100)).await;
     app.create_users(&["ana"]).await;
@@ -199,6 +211,7 @@ async fn every_change_writes_one_entry_with_its_before_and_after(app: TestApp) {
         by("program.delete")["changes"]["name"],
         json!(["Spare", null])
     );
+    no_entry_written_late(&app).await;
 }
 
 async fn refused_changes_write_none(app: TestApp) {
@@ -548,4 +561,5 @@ async fn decisions_retries_and_endpoint_changes_are_recorded(app: TestApp) {
         log.iter()
             .all(|e| e["actor"] == json!("root") || e["actor"] == json!("billing"))
     );
+    no_entry_written_late(&app).await;
 }

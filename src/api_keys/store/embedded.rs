@@ -10,7 +10,9 @@ use crate::{
     api_keys::domain::{ApiKey, KeyRole},
     storage::{
         StoreError,
-        embedded::{EmbeddedStore, JsonTable, Schema, backend, decode, encode, millis, opt_millis},
+        embedded::{
+            EmbeddedStore, JsonTable, Schema, backend, decode, encode, millis, opt_millis, ride,
+        },
     },
 };
 
@@ -82,9 +84,11 @@ async fn change_key(
             else {
                 return Ok(false);
             };
+            let before = key.clone();
             if !change(&mut key) {
                 return Ok(false);
             }
+            ride(txn, Some(&before), Some(&key))?;
             let record = encode(&KeyRecord::from_key(&key))?;
             table
                 .insert(id.as_str(), record.as_slice())
@@ -98,8 +102,9 @@ async fn change_key(
 impl ApiKeyStore for EmbeddedStore {
     async fn insert_key(&self, key: &ApiKey) -> Result<(), StoreError> {
         let record = encode(&KeyRecord::from_key(key))?;
-        let id = key.id.clone();
+        let (id, key) = (key.id.clone(), key.clone());
         self.write(move |txn| {
+            ride(txn, None, Some(&key))?;
             txn.open_table(API_KEYS)
                 .map_err(backend)?
                 .insert(id.as_str(), record.as_slice())

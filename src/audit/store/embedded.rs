@@ -1,18 +1,21 @@
 //! Entries on the embedded store: one table by id. Ids are version 7 UUIDs, so the table read
 //! backwards is newest first, and a time range is an id range.
 
-use std::ops::Bound;
+use std::{any::Any, ops::Bound};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redb::{ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::AuditLog;
 use crate::{
-    audit::domain::{AuditEntry, AuditFilter, Changes},
+    audit::{
+        domain::{AuditEntry, AuditFilter, Changes},
+        pending::Pending,
+    },
     storage::{
         StoreError,
-        embedded::{EmbeddedStore, JsonTable, Schema, backend, decode, encode},
+        embedded::{EmbeddedStore, JsonTable, Rider, Schema, backend, decode, encode},
     },
 };
 
@@ -35,8 +38,43 @@ fn id_floor(at: DateTime<Utc>) -> String {
     format!("{:08x}-{:04x}", ms >> 16, ms & 0xffff)
 }
 
+/// The entry rides with its change: written in the transaction that writes the change.
+impl Rider for Pending {
+    fn ride(
+        &self,
+        txn: &WriteTransaction,
+        before: Option<&dyn Any>,
+        after: Option<&dyn Any>,
+    ) -> Result<(), StoreError> {
+        let Some(entry) = self.entry_of(before, after) else {
+            return Err(StoreError::Backend(format!(
+                "the change of audit entry {} gave records of another type",
+                self.draft().action
+            )));
+        };
+        let bytes = encode(&entry)?;
+        txn.open_table(AUDIT)
+            .map_err(backend)?
+            .insert(entry.id.as_str(), bytes.as_slice())
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn committed(&self) -> bool {
+        self.is_committed()
+    }
+
+    fn commit(&self) {
+        self.mark_committed();
+    }
+}
+
 #[async_trait]
 impl AuditLog for EmbeddedStore {
+    fn writes_ahead(&self) -> bool {
+        false
+    }
+
     async fn insert_entry(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let (id, bytes) = (entry.id.clone(), encode(entry)?);
         self.write(move |txn| {

@@ -21,7 +21,7 @@ use super::{
     rfc3339_millis,
 };
 use crate::{
-    audit::{Audit, Done, Why, domain::diff},
+    audit::{Audit, Done, Why, domain::changes_of},
     auth::AdminAccess,
     cursor::Cursor,
     error::{ApiError, ErrorBody, Result},
@@ -358,9 +358,7 @@ async fn take(
     decision: Decision,
 ) -> Result<CreditBody> {
     let users = state.stores.indication.as_ref();
-    let before = audited_fields(&CreditBody::from(
-        &service::credit(users, user_hash).await?.user,
-    ));
+    let before = service::credit(users, user_hash).await?.user;
     let why = Why {
         reason: decision
             .reason
@@ -374,20 +372,24 @@ async fn take(
         AdminMove::Reverse => "credit.reverse",
     };
     let credit = audit
-        .record(name, user_hash, why, async {
-            let user = service::decide(
-                users,
-                state.stores.programs.as_ref(),
-                user_hash,
-                action,
-                decision,
-                state.clock.now(),
-            )
-            .await?;
-            let after = CreditBody::from(&user);
-            let changes = diff(&before, &audited_fields(&after));
-            Ok(Done::new(after, changes))
-        })
+        .record(
+            name,
+            user_hash,
+            why,
+            changes_of(|user| audited_fields(&CreditBody::from(user))),
+            async {
+                let user = service::decide(
+                    users,
+                    state.stores.programs.as_ref(),
+                    user_hash,
+                    action,
+                    decision,
+                    state.clock.now(),
+                )
+                .await?;
+                Ok(Done::changed(CreditBody::from(&user), before, user))
+            },
+        )
         .await?;
     // Approvals and reversals queue a callback.
     state.outbox_signal.wake();

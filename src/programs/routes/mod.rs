@@ -14,10 +14,7 @@ use super::{
     service::{self, ProgramDraft, ProgramError},
 };
 use crate::{
-    audit::{
-        Audit, Done, Why,
-        domain::{created, diff, removed},
-    },
+    audit::{Audit, Done, Why, domain::changes_of},
     auth::ServiceAccess,
     error::{ApiError, ErrorBody, Result},
     extract::JsonOrForm,
@@ -104,9 +101,10 @@ async fn create_program(
             "program.create",
             &program.id.to_string(),
             Why::default(),
+            changes_of(fields_of),
             async {
                 state.stores.programs.insert(&program).await?;
-                Ok(Done::new(program.clone(), created(&fields_of(&program))))
+                Ok(Done::made(program.clone(), program.clone()))
             },
         )
         .await?;
@@ -180,11 +178,16 @@ async fn update_program(
             "program.update",
             &before.id.to_string(),
             Why::default(),
+            changes_of(|program| {
+                let mut fields = fields_of(program);
+                if let Some(fields) = fields.as_object_mut() {
+                    fields.remove("updated_at");
+                }
+                fields
+            }),
             async {
                 let after = service::update(store, &id, draft, state.clock.now()).await?;
-                let mut changes = diff(&fields_of(&before), &fields_of(&after));
-                changes.remove("updated_at");
-                Ok(Done::new(after, changes))
+                Ok(Done::changed(after.clone(), before.clone(), after))
             },
         )
         .await?;
@@ -214,9 +217,10 @@ async fn delete_program(
             "program.delete",
             &before.id.to_string(),
             Why::default(),
+            changes_of(fields_of),
             async {
                 service::delete(store, &id).await?;
-                Ok(Done::new((), removed(&fields_of(&before))))
+                Ok(Done::removed((), before.clone()))
             },
         )
         .await?;

@@ -14,7 +14,9 @@ use crate::{
     },
     storage::{
         StoreError,
-        embedded::{EmbeddedStore, JsonTable, Schema, backend, decode, encode, millis, money_text},
+        embedded::{
+            EmbeddedStore, JsonTable, Schema, backend, decode, encode, millis, money_text, ride,
+        },
     },
 };
 
@@ -157,8 +159,9 @@ fn all_programs(
 impl ProgramStore for EmbeddedStore {
     async fn insert(&self, program: &Program) -> Result<(), StoreError> {
         let record = encode(&ProgramRecord::from_program(program))?;
-        let key = program.id.to_string();
+        let (key, program) = (program.id.to_string(), program.clone());
         self.write(move |txn| {
+            ride(txn, None, Some(&program))?;
             let mut table = txn.open_table(PROGRAMS).map_err(backend)?;
             table
                 .insert(key.as_str(), record.as_slice())
@@ -188,16 +191,20 @@ impl ProgramStore for EmbeddedStore {
         patch: &ProgramPatch,
         at: DateTime<Utc>,
     ) -> Result<Option<Program>, StoreError> {
-        if patch.is_empty() {
-            return self.get(id).await;
-        }
         let patch = patch.clone();
         self.write(move |txn| {
             let mut table = txn.open_table(PROGRAMS).map_err(backend)?;
             let Some(mut program) = read_program(&table, id)? else {
                 return Ok(None);
             };
+            if patch.is_empty() {
+                // Nothing changes, not even `updated_at`; the audit entry says so.
+                ride(txn, Some(&program), Some(&program))?;
+                return Ok(Some(program));
+            }
+            let before = program.clone();
             patch.apply(&mut program, at);
+            ride(txn, Some(&before), Some(&program))?;
             let record = encode(&ProgramRecord::from_program(&program))?;
             table
                 .insert(id.to_string().as_str(), record.as_slice())
@@ -211,9 +218,9 @@ impl ProgramStore for EmbeddedStore {
         self.write(move |txn| {
             let key = id.to_string();
             let mut table = txn.open_table(PROGRAMS).map_err(backend)?;
-            if table.get(key.as_str()).map_err(backend)?.is_none() {
+            let Some(program) = read_program(&table, id)? else {
                 return Ok(Deletion::NotFound);
-            }
+            };
             let mut counts = txn.open_table(PROGRAM_USERS).map_err(backend)?;
             if counts
                 .get(key.as_str())
@@ -222,6 +229,7 @@ impl ProgramStore for EmbeddedStore {
             {
                 return Ok(Deletion::HasUsers);
             }
+            ride(txn, Some(&program), None)?;
             counts.remove(key.as_str()).map_err(backend)?;
             table.remove(key.as_str()).map_err(backend)?;
             Ok(Deletion::Deleted)

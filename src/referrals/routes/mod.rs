@@ -22,7 +22,7 @@ use super::{
     service::{self, Applicant, Redemption, ReferralError},
 };
 use crate::{
-    audit::{Audit, Done, Why, domain::diff},
+    audit::{Audit, Done, Why, domain::changes_of},
     auth::{AdminAccess, AnyCaller, BackendAccess, Caller},
     email::Email,
     error::{ApiError, ErrorBody, Result},
@@ -276,11 +276,16 @@ async fn change_rules(
         rules
     };
     let referrer = audit
-        .record("code.rules", code.as_str(), Why::default(), async {
-            let after = service::change_rules(store, &code, &change).await?;
-            let changes = diff(&rules_of(&before), &rules_of(&after));
-            Ok(Done::new(after, changes))
-        })
+        .record(
+            "code.rules",
+            code.as_str(),
+            Why::default(),
+            changes_of(rules_of),
+            async {
+                let after = service::change_rules(store, &code, &change).await?;
+                Ok(Done::changed(after.clone(), before, after))
+            },
+        )
         .await?;
     let rules = Some(RulesBody::from(&referrer));
     Ok(Json(ReferrerBody::new(

@@ -22,10 +22,12 @@ use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition, WriteTr
 use super::{StoreError, StoreHealth};
 
 mod codec;
+mod rider;
 mod schema;
 mod writer;
 
 pub(crate) use codec::{decode, encode, millis, money_text, opt_millis, opt_program_id};
+pub use rider::{Rider, ride, with_rider};
 use schema::prepare;
 pub use schema::{Migration, MigrationRun, Schema, Table};
 use writer::{Job, Writer, WriterHandle};
@@ -240,8 +242,16 @@ impl EmbeddedStore {
         F: Fn(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
+        let ride = rider::Ride::current();
+        let riding = ride.clone();
         let job = Job {
-            run: Box::new(move |txn| f(txn).map(|value| Box::new(value) as Box<dyn Any + Send>)),
+            run: Box::new(move |txn| {
+                let run = || f(txn).map(|value| Box::new(value) as Box<dyn Any + Send>);
+                match &riding {
+                    Some(ride) => ride.during(run),
+                    None => run(),
+                }
+            }),
             reply,
         };
         self.writer
@@ -253,6 +263,9 @@ impl EmbeddedStore {
         let value = answer
             .await
             .map_err(|_| unavailable("the writer thread has stopped"))??;
+        if let Some(ride) = ride {
+            ride.committed();
+        }
         value
             .downcast::<T>()
             .map(|value| *value)

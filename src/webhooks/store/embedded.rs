@@ -15,7 +15,7 @@ use crate::{
     callbacks::store::Lease,
     storage::{
         StoreError,
-        embedded::{EmbeddedStore, JsonTable, Schema, backend, decode, encode},
+        embedded::{EmbeddedStore, JsonTable, Schema, backend, decode, encode, ride},
     },
     webhooks::domain::{Delivery, DeliveryStatus, Ended, WebhookEndpoint},
 };
@@ -154,7 +154,11 @@ fn ids_with_status(
 impl WebhookStore for EmbeddedStore {
     async fn insert_webhook(&self, endpoint: &WebhookEndpoint) -> Result<(), StoreError> {
         let endpoint = endpoint.clone();
-        self.write(move |txn| write_endpoint(txn, &endpoint)).await
+        self.write(move |txn| {
+            ride(txn, None, Some(&endpoint))?;
+            write_endpoint(txn, &endpoint)
+        })
+        .await
     }
 
     async fn webhook(&self, id: &str) -> Result<Option<WebhookEndpoint>, StoreError> {
@@ -185,10 +189,11 @@ impl WebhookStore for EmbeddedStore {
         let endpoint = endpoint.clone();
         self.write(move |txn| {
             let table = txn.open_table(WEBHOOKS).map_err(backend)?;
-            if read_endpoint(&table, &endpoint.id)?.is_none() {
+            let Some(before) = read_endpoint(&table, &endpoint.id)? else {
                 return Ok(false);
-            }
+            };
             drop(table);
+            ride(txn, Some(&before), Some(&endpoint))?;
             write_endpoint(txn, &endpoint)?;
             Ok(true)
         })
@@ -198,15 +203,17 @@ impl WebhookStore for EmbeddedStore {
     async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_owned();
         self.write(move |txn| {
-            let removed = txn
+            let Some(removed) = txn
                 .open_table(WEBHOOKS)
                 .map_err(backend)?
                 .remove(id.as_str())
                 .map_err(backend)?
-                .is_some();
-            if !removed {
+                .map(|bytes| decode::<WebhookEndpoint>(bytes.value()))
+                .transpose()?
+            else {
                 return Ok(false);
-            }
+            };
+            ride(txn, Some(&removed), None)?;
             let ids: Vec<String> = {
                 let table = txn.open_table(DELIVERIES).map_err(backend)?;
                 let (start, end) = (format!("{id}:"), format!("{id};"));
@@ -440,6 +447,7 @@ impl WebhookStore for EmbeddedStore {
                     queued += 1;
                 }
             }
+            ride(txn, None, Some(&queued))?;
             Ok(queued)
         })
         .await

@@ -27,7 +27,7 @@ use crate::{
         StoreError,
         embedded::{
             EmbeddedStore, JsonTable, Migration, Schema, backend, decode, encode, millis,
-            money_text, opt_millis,
+            money_text, opt_millis, ride,
         },
     },
 };
@@ -343,7 +343,9 @@ impl CallbackOutbox for EmbeddedStore {
             record.status = CallbackStatus::Pending;
             record.next_attempt_at = now;
             write(txn, Some(&old), &record)?;
-            Ok(Requeue::Queued(record.to_event()))
+            let event = record.to_event();
+            ride(txn, Some(&old.to_event()), Some(&event))?;
+            Ok(Requeue::Queued(event))
         })
         .await
     }

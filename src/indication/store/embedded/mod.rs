@@ -43,7 +43,7 @@ use crate::{
         StoreError,
         embedded::{
             EmbeddedStore, JsonTable, Migration, Schema, backend, decode, encode, millis,
-            money_text, opt_millis, opt_program_id,
+            money_text, opt_millis, opt_program_id, ride,
         },
     },
 };
@@ -300,8 +300,10 @@ impl IndicationStore for EmbeddedStore {
             match terms.on_decision(&credit, action, decision.clone()) {
                 Err(status) => Ok(Decided::Refused(status)),
                 Ok(step) => {
+                    let before = user.clone();
                     let step = take_step(txn, &mut user, &terms, step)?;
                     write_user(txn, &user)?;
+                    ride(txn, Some(&before), Some(&user))?;
                     Ok(Decided::Moved(Box::new((user, step))))
                 }
             }

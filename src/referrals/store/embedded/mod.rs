@@ -20,7 +20,7 @@ use crate::{
         StoreError,
         embedded::{
             EmbeddedStore, JsonTable, Migration, Schema, backend, decode, encode, millis,
-            opt_millis,
+            opt_millis, ride,
         },
     },
 };
@@ -307,7 +307,9 @@ impl ReferralStore for EmbeddedStore {
             let Some(mut referrer) = referrer_by_code_key(txn, &key)? else {
                 return Ok(None);
             };
+            let before = referrer.clone();
             change.apply(&mut referrer.rules);
+            ride(txn, Some(&before), Some(&referrer))?;
             write_referrer(txn, &referrer)?;
             Ok(Some(referrer))
         })
