@@ -11,7 +11,8 @@ use crate::{
     storage::{
         StoreError,
         embedded::{
-            EmbeddedStore, JsonTable, Schema, backend, decode, encode, millis, opt_millis, ride,
+            EmbeddedStore, JsonTable, Schema, all_records, backend, decode, encode, millis,
+            opt_millis, ride,
         },
     },
 };
@@ -129,16 +130,8 @@ impl ApiKeyStore for EmbeddedStore {
 
     async fn keys(&self) -> Result<Vec<ApiKey>, StoreError> {
         self.read(|txn| {
-            let mut keys = Vec::new();
-            for entry in txn
-                .open_table(API_KEYS)
-                .map_err(backend)?
-                .iter()
-                .map_err(backend)?
-            {
-                let (_, bytes) = entry.map_err(backend)?;
-                keys.push(decode::<KeyRecord>(bytes.value())?.into_key());
-            }
+            let records: Vec<KeyRecord> = all_records(&txn.open_table(API_KEYS).map_err(backend)?)?;
+            let mut keys: Vec<ApiKey> = records.into_iter().map(KeyRecord::into_key).collect();
             keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
             Ok(keys)
         })

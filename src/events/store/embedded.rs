@@ -17,7 +17,9 @@ use crate::{
     },
     storage::{
         StoreError,
-        embedded::{EmbeddedStore, Migration, Schema, backend, decode, encode, millis},
+        embedded::{
+            EmbeddedStore, Migration, Schema, all_records, backend, decode, encode, millis,
+        },
     },
 };
 
@@ -52,20 +54,9 @@ pub(crate) fn schema() -> Schema {
 
 /// Counts the events already kept into the daily figures (older ones were swept).
 fn count_kept_events(txn: &WriteTransaction) -> Result<(), StoreError> {
-    let events: Vec<Event> = txn
-        .open_table(EVENTS)
-        .map_err(backend)?
-        .iter()
-        .map_err(backend)?
-        .map(|entry| {
-            entry
-                .map_err(backend)
-                .and_then(|(_, bytes)| decode::<EventRecord>(bytes.value()))
-                .map(EventRecord::into_event)
-        })
-        .collect::<Result<_, _>>()?;
-    for event in &events {
-        count_day(txn, event)?;
+    let records: Vec<EventRecord> = all_records(&txn.open_table(EVENTS).map_err(backend)?)?;
+    for event in records.into_iter().map(EventRecord::into_event) {
+        count_day(txn, &event)?;
     }
     Ok(())
 }

@@ -17,7 +17,9 @@ use std::{
     },
 };
 
-use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
 
 use super::{StoreError, StoreHealth};
 
@@ -318,6 +320,22 @@ impl EmbeddedStore {
 
 /// A redb error as a store error: the disk failing (an I/O error, or redb refusing work after
 /// one) is `Unavailable`, so that the client gets 503 and may retry; the rest is `Backend`.
+/// Every record of a JSON table, decoded, in key order: for small tables, and for migrations,
+/// which run once.
+pub(crate) fn all_records<K: redb::Key + 'static, T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+) -> Result<Vec<T>, StoreError> {
+    table
+        .iter()
+        .map_err(backend)?
+        .map(|entry| {
+            entry
+                .map_err(backend)
+                .and_then(|(_, bytes)| decode(bytes.value()))
+        })
+        .collect()
+}
+
 pub(crate) fn backend(err: impl Into<redb::Error>) -> StoreError {
     let err = err.into();
     match err {

@@ -15,7 +15,7 @@ use crate::{
     callbacks::store::Lease,
     storage::{
         StoreError,
-        embedded::{EmbeddedStore, JsonTable, Schema, backend, decode, encode, ride},
+        embedded::{EmbeddedStore, JsonTable, Schema, all_records, backend, decode, encode, ride},
     },
     webhooks::domain::{Delivery, DeliveryStatus, Ended, WebhookEndpoint},
 };
@@ -168,21 +168,9 @@ impl WebhookStore for EmbeddedStore {
     }
 
     async fn webhooks(&self) -> Result<Vec<WebhookEndpoint>, StoreError> {
-        self.read(|txn| {
-            let mut endpoints = Vec::new();
-            for entry in txn
-                .open_table(WEBHOOKS)
-                .map_err(backend)?
-                .iter()
-                .map_err(backend)?
-            {
-                let (_, bytes) = entry.map_err(backend)?;
-                endpoints.push(decode::<WebhookEndpoint>(bytes.value())?);
-            }
-            // Ids are version 7 UUIDs: in id order is in creation order.
-            Ok(endpoints)
-        })
-        .await
+        // Ids are version 7 UUIDs: in id order is in creation order.
+        self.read(|txn| all_records(&txn.open_table(WEBHOOKS).map_err(backend)?))
+            .await
     }
 
     async fn replace_webhook(&self, endpoint: &WebhookEndpoint) -> Result<bool, StoreError> {

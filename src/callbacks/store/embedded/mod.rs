@@ -26,8 +26,8 @@ use crate::{
     storage::{
         StoreError,
         embedded::{
-            EmbeddedStore, JsonTable, Migration, Schema, backend, decode, encode, millis,
-            money_text, opt_millis, ride,
+            EmbeddedStore, JsonTable, Migration, Schema, all_records, backend, decode, encode,
+            millis, money_text, opt_millis, ride,
         },
     },
 };
@@ -69,17 +69,7 @@ pub(crate) fn schema() -> Schema {
 }
 
 fn index_earlier_events(txn: &WriteTransaction) -> Result<(), StoreError> {
-    let records: Vec<CallbackRecord> = txn
-        .open_table(CALLBACKS)
-        .map_err(backend)?
-        .iter()
-        .map_err(backend)?
-        .map(|entry| {
-            entry
-                .map_err(backend)
-                .and_then(|(_, bytes)| decode(bytes.value()))
-        })
-        .collect::<Result<_, _>>()?;
+    let records: Vec<CallbackRecord> = all_records(&txn.open_table(CALLBACKS).map_err(backend)?)?;
     for record in &records {
         index_for_lists(txn, None, record)?;
     }

@@ -1,6 +1,7 @@
 //! The indication capability's data migrations on the embedded store (versions 2, 3 and 5).
 
 use super::*;
+use crate::storage::embedded::all_records;
 
 /// Moves the indicated-by index of earlier stores into [`INDICATED_PAGES`], and empties it.
 pub(super) fn order_indicated_users(txn: &WriteTransaction) -> Result<(), StoreError> {
@@ -157,15 +158,6 @@ pub(super) fn index_credits(txn: &WriteTransaction) -> Result<(), StoreError> {
 
 /// Every stored user, read whole: for migrations, which run once.
 fn stored_users(txn: &WriteTransaction) -> Result<Vec<User>, StoreError> {
-    let mut users = Vec::new();
-    for entry in txn
-        .open_table(USERS)
-        .map_err(backend)?
-        .iter()
-        .map_err(backend)?
-    {
-        let (_, bytes) = entry.map_err(backend)?;
-        users.push(decode::<UserRecord>(bytes.value())?.into_user());
-    }
-    Ok(users)
+    let records: Vec<UserRecord> = all_records(&txn.open_table(USERS).map_err(backend)?)?;
+    Ok(records.into_iter().map(UserRecord::into_user).collect())
 }
