@@ -16,7 +16,7 @@ use super::{
 use crate::{
     auth::AdminAccess,
     clock,
-    csv_stream::{csv_chunk, csv_response},
+    csv_stream::csv_export,
     error::{ErrorBody, Result},
     extract::{Limit, Query},
     state::AppState,
@@ -191,21 +191,16 @@ async fn entries_csv(
 ) -> Result<Response> {
     let filter = params.filter(CSV_PAGE);
     let log: Arc<dyn AuditLog> = state.stores.audit.clone();
-    let first = log.entries(&filter).await?;
-    let next = |page: &[AuditEntry]| {
-        (page.len() >= CSV_PAGE)
-            .then(|| page.last().map(|entry| entry.id.clone()))
-            .flatten()
-    };
-    let position = next(&first);
-    let chunk = csv_chunk(Some(&COLUMNS), first.into_iter().map(row));
-    Ok(csv_response("audit.csv", chunk, position, move |after| {
+    Ok(csv_export("audit.csv", &COLUMNS, move |after| {
         let (log, mut filter) = (log.clone(), filter.clone());
-        filter.after = Some(after);
+        filter.after = after;
         async move {
             let page = log.entries(&filter).await?;
-            let position = next(&page);
-            Ok((csv_chunk(None, page.into_iter().map(row)), position))
+            let next = (page.len() >= CSV_PAGE)
+                .then(|| page.last().map(|entry| entry.id.clone()))
+                .flatten();
+            Ok((page.into_iter().map(row).collect(), next))
         }
-    }))
+    })
+    .await?)
 }

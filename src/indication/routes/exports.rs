@@ -19,7 +19,7 @@ use super::{
 use crate::{
     auth::AdminAccess,
     clock::rfc3339_millis_string as rfc3339,
-    csv_stream::{csv_chunk, csv_response},
+    csv_stream::csv_export,
     error::{ErrorBody, Result},
     extract::Query,
     state::AppState,
@@ -107,26 +107,17 @@ async fn ledger_csv(
         until: params.until,
     };
     let ledger: Arc<dyn LedgerScan> = state.stores.ledger.clone();
-    let first = ledger.ledger_page(&filter, None).await?;
-    let chunk = csv_chunk(
-        Some(&LEDGER_COLUMNS),
-        first.entries.into_iter().map(ledger_row),
-    );
-    Ok(csv_response(
-        "ledger.csv",
-        chunk,
-        first.next,
-        move |after| {
-            let (ledger, filter) = (ledger.clone(), filter.clone());
-            async move {
-                let page = ledger.ledger_page(&filter, Some(after)).await?;
-                Ok((
-                    csv_chunk(None, page.entries.into_iter().map(ledger_row)),
-                    page.next,
-                ))
-            }
-        },
-    ))
+    Ok(csv_export("ledger.csv", &LEDGER_COLUMNS, move |after| {
+        let (ledger, filter) = (ledger.clone(), filter.clone());
+        async move {
+            let page = ledger.ledger_page(&filter, after).await?;
+            Ok((
+                page.entries.into_iter().map(ledger_row).collect(),
+                page.next,
+            ))
+        }
+    })
+    .await?)
 }
 
 const CREDIT_COLUMNS: [&str; 13] = [
@@ -204,24 +195,12 @@ async fn credits_csv(
         ..CreditFilter::default()
     };
     let users: Arc<dyn IndicationStore> = state.stores.indication.clone();
-    let first = users.credits(&filter, None, CREDIT_PAGE).await?;
-    let chunk = csv_chunk(
-        Some(&CREDIT_COLUMNS),
-        first.users.into_iter().map(credit_row),
-    );
-    Ok(csv_response(
-        "credits.csv",
-        chunk,
-        first.next,
-        move |after| {
-            let (users, filter) = (users.clone(), filter.clone());
-            async move {
-                let page = users.credits(&filter, Some(&after), CREDIT_PAGE).await?;
-                Ok((
-                    csv_chunk(None, page.users.into_iter().map(credit_row)),
-                    page.next,
-                ))
-            }
-        },
-    ))
+    Ok(csv_export("credits.csv", &CREDIT_COLUMNS, move |after| {
+        let (users, filter) = (users.clone(), filter.clone());
+        async move {
+            let page = users.credits(&filter, after.as_ref(), CREDIT_PAGE).await?;
+            Ok((page.users.into_iter().map(credit_row).collect(), page.next))
+        }
+    })
+    .await?)
 }
