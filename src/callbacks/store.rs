@@ -18,6 +18,17 @@ pub struct Lease {
     pub until: DateTime<Utc>,
 }
 
+impl Lease {
+    /// `owner`'s claim from `now` for `length`.
+    pub fn of(owner: &str, now: DateTime<Utc>, length: std::time::Duration) -> Self {
+        Self {
+            owner: owner.to_owned(),
+            until: now
+                + chrono::Duration::from_std(length).unwrap_or(chrono::Duration::seconds(60)),
+        }
+    }
+}
+
 /// One attempt to record: the event, when the attempt ended and what it came to.
 #[derive(Clone, Debug)]
 pub struct Attempt {

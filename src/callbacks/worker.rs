@@ -80,12 +80,7 @@ impl Queue for Worker {
 
     async fn claim(&self, limit: usize) -> Vec<CreditEvent> {
         let now = self.clock.now();
-        let lease = Lease {
-            owner: self.owner.clone(),
-            until: now
-                + chrono::Duration::from_std(self.settings.lease)
-                    .unwrap_or(chrono::Duration::seconds(60)),
-        };
+        let lease = Lease::of(&self.owner, now, self.settings.lease);
         match self.outbox.claim_due(now, &lease, limit).await {
             Ok(events) => events,
             Err(err) => {

@@ -221,12 +221,7 @@ impl WebhookWorker {
     }
 
     fn lease(&self, now: DateTime<Utc>) -> Lease {
-        Lease {
-            owner: self.owner.clone(),
-            until: now
-                + chrono::Duration::from_std(self.settings.lease)
-                    .unwrap_or(chrono::Duration::seconds(60)),
-        }
+        Lease::of(&self.owner, now, self.settings.lease)
     }
 }
 

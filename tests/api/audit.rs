@@ -62,6 +62,21 @@ async fn no_entry_written_late(app: &TestApp) {
     );
 }
 
+/// A webhook endpoint for every event type, made by an admin: its answer.
+async fn crm_endpoint(app: &TestApp) -> Value {
+    expect_json(
+        as_admin(
+            app,
+            Method::POST,
+            "/admin/webhooks",
+            Some(json!({ "url": "https://crm.example.com/hook", "event_types": ["*"] })),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await
+}
+
 async fn acquired_credit(app: &TestApp) -> String {
     let program = app.create_program("Friends", json!(10), json!(100)).await;
     app.create_users(&["ana"]).await;
@@ -106,17 +121,7 @@ async fn every_change_writes_one_entry_with_its_before_and_after(app: TestApp) {
     )
     .await;
     assert_eq!(rules.status(), StatusCode::OK);
-    let hook = expect_json(
-        as_admin(
-            &app,
-            Method::POST,
-            "/admin/webhooks",
-            Some(json!({ "url": "https://crm.example.com/hook", "event_types": ["*"] })),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let hook = crm_endpoint(&app).await;
     let hook_id = hook["id"].as_str().expect("id");
     let rotated = as_admin(
         &app,
@@ -494,17 +499,7 @@ async fn decisions_retries_and_endpoint_changes_are_recorded(app: TestApp) {
     )
     .await;
     assert_eq!(retried.status(), StatusCode::ACCEPTED);
-    let hook = expect_json(
-        as_admin(
-            &app,
-            Method::POST,
-            "/admin/webhooks",
-            Some(json!({ "url": "https://crm.example.com/hook", "event_types": ["*"] })),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let hook = crm_endpoint(&app).await;
     let hook = hook["id"].as_str().expect("id").to_owned();
     for (verb, path, body) in [
         (

@@ -71,6 +71,11 @@ async fn call(app: &TestApp, verb: Method, path: &str, body: Option<Value>) -> r
     request.send().await.expect("request")
 }
 
+/// An admin's POST without a body that answers 200: its JSON.
+async fn admin_post(app: &TestApp, path: &str) -> Value {
+    expect_json(call(app, Method::POST, path, None).await, StatusCode::OK).await
+}
+
 async fn create(app: &TestApp, url: &str, types: Value) -> Value {
     let body = json!({ "url": url, "event_types": types, "description": "billing" });
     expect_json(
@@ -370,17 +375,7 @@ async fn a_rotated_secret_signs_beside_the_old_one(backend: Backend) {
     let made = create(&app, &hook(&server), json!(["credit.signup"])).await;
     let id = made["id"].as_str().expect("id");
     let old = made["secret"].as_str().expect("secret");
-    let rotated = expect_json(
-        call(
-            &app,
-            Method::POST,
-            &format!("/admin/webhooks/{id}/rotate-secret"),
-            None,
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let rotated = admin_post(&app, &format!("/admin/webhooks/{id}/rotate-secret")).await;
     let new = rotated["secret"].as_str().expect("new secret");
     assert_ne!(new, old);
     assert!(rotated["previous_secret_until"].is_string());
@@ -602,17 +597,7 @@ async fn the_test_route_sends_a_signed_ping(backend: Backend) {
     let server = receiver(200).await;
     let made = create(&app, &hook(&server), json!(["credit.acquired"])).await;
     let id = made["id"].as_str().expect("id");
-    let answer = expect_json(
-        call(
-            &app,
-            Method::POST,
-            &format!("/admin/webhooks/{id}/test"),
-            None,
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let answer = admin_post(&app, &format!("/admin/webhooks/{id}/test")).await;
     assert_eq!(answer["status"], json!(200));
     assert!(answer["duration_ms"].is_u64());
     let received = wait_for_requests(&server, 1).await;
@@ -636,17 +621,7 @@ async fn the_test_route_sends_a_signed_ping(backend: Backend) {
     let made = create(&app, &hook(&slow), json!(["credit.acquired"])).await;
     let id = made["id"].as_str().expect("id");
     let started = std::time::Instant::now();
-    let answer = expect_json(
-        call(
-            &app,
-            Method::POST,
-            &format!("/admin/webhooks/{id}/test"),
-            None,
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let answer = admin_post(&app, &format!("/admin/webhooks/{id}/test")).await;
     assert_eq!(answer["status"], Value::Null);
     assert_eq!(answer["error"], json!("timed out"));
     assert!(started.elapsed() < Duration::from_secs(8));
@@ -681,17 +656,7 @@ async fn a_stored_private_address_is_never_connected_to(backend: Backend) {
         .await;
         let error = waiting[0]["last_error"].as_str().expect("an error");
         assert!(error.starts_with("not sent"), "{error}");
-        let answer = expect_json(
-            call(
-                &app,
-                Method::POST,
-                &format!("/admin/webhooks/{id}/test"),
-                None,
-            )
-            .await,
-            StatusCode::OK,
-        )
-        .await;
+        let answer = admin_post(&app, &format!("/admin/webhooks/{id}/test")).await;
         assert_eq!(answer["status"], Value::Null);
     }
     assert_eq!(server.received_requests().await.map(|r| r.len()), Some(0));
