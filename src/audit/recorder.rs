@@ -3,13 +3,14 @@
 //! [`Audit::record`], saying how its changes are made from the changed record before and after;
 //! the recorder does the rest.
 //!
-//! On the embedded store the entry rides with the change: the store's write that makes the
-//! change writes the entry in the same transaction, with the changes made from the records it
-//! writes, so the two are committed together or not at all, and a refused change writes none.
-//! On MongoDB, which writes one document atomically but not two, the entry is written first,
-//! not completed; the change runs; the entry is then completed with the changes as done, or
-//! withdrawn if the change was refused. So no change is ever made without its entry: a crash
-//! (or a store failure) between the change and the completion leaves an entry with
+//! The entry rides with its change (see `storage::rider`): the store method that makes the
+//! change writes it in the same atomic step, with the changes made from the records it writes
+//! — in the same transaction on the embedded store, in the same document write on MongoDB
+//! (moved to the log right after, or by the log's next read) — so the two are kept together or
+//! not at all, and a refused change writes none. A MongoDB change that removes its document or
+//! writes many writes the entry ahead instead, not completed; the recorder completes it after
+//! the change, or withdraws it if the change was refused. So no change is ever made without its
+//! entry: a crash between such a change and its completion leaves an entry with
 //! `completed: false`, which says that its change may not have been made.
 
 use std::{any::Any, future::Future, sync::Arc};
@@ -28,7 +29,7 @@ use crate::{
     events::domain::uuid_v7,
     ops::metrics,
     state::AppState,
-    storage::embedded::with_rider,
+    storage::rider::with_rider,
 };
 
 /// Why a change was made, as its maker said.
@@ -144,14 +145,20 @@ impl Audit {
             request_id: self.request_id.clone(),
             completed: false,
         };
-        let pending = Arc::new(Pending::new(entry, changes));
-        let ahead = self.log.writes_ahead();
-        if ahead {
-            self.log.insert_entry(pending.draft()).await?;
-        }
+        let pending = Arc::new(Pending::new(entry, changes, self.log.clone()));
         let id = &pending.draft().id;
-        match with_rider(pending.clone(), change).await {
-            Ok(done) if ahead => {
+        let result = with_rider(pending.clone(), change).await;
+        if let Some((place, entry)) = pending.settling() {
+            // A MongoDB write carried the entry: it moves to the log now (or, if this fails or
+            // the process stops first, when the log is next read).
+            if let Err(err) = self.log.settle(&entry, &place).await {
+                metrics::store_error(err.kind());
+                tracing::warn!(error = %err, entry = %id, "cannot move a carried audit entry yet");
+            }
+            return result.map(|done| done.value);
+        }
+        match result {
+            Ok(done) if pending.written_ahead() => {
                 let changes = done
                     .entry(&pending)
                     .map(|entry| entry.changes)
@@ -170,13 +177,15 @@ impl Audit {
                     // A change whose write did not take its entry along: a fault of the code,
                     // answered by writing the entry now rather than none.
                     metrics::audit_entry_late();
-                    tracing::error!(entry = %id, action, "an audited change wrote no entry in its transaction");
+                    tracing::error!(entry = %id, action, "an audited change wrote no entry with it");
                     self.log.insert_entry(&entry).await?;
                 }
                 Ok(done.value)
             }
             Err(refused) => {
-                if ahead && let Err(err) = self.log.withdraw_entry(id).await {
+                if pending.written_ahead()
+                    && let Err(err) = self.log.withdraw_entry(id).await
+                {
                     metrics::store_error(err.kind());
                     tracing::warn!(error = %err, entry = %id, "cannot withdraw the audit entry of a refused change");
                 }

@@ -1,5 +1,6 @@
-//! Where entries are kept: written once, confirmed once the change is done, withdrawn when the
-//! change was refused, and never changed or removed otherwise.
+//! Where entries are kept: written with their change (or, where a change cannot carry its
+//! entry, written ahead, then completed, or withdrawn when the change was refused), and never
+//! changed or removed otherwise.
 
 pub mod embedded;
 pub mod mongo;
@@ -7,17 +8,10 @@ pub mod mongo;
 use async_trait::async_trait;
 
 use super::domain::{AuditEntry, AuditFilter, Changes};
-use crate::storage::StoreError;
+use crate::storage::{StoreError, rider::Place};
 
 #[async_trait]
 pub trait AuditLog: Send + Sync {
-    /// Whether an entry is written before its change and completed after (a store that cannot
-    /// write it in the change's own atomic step); otherwise the entry rides with its change
-    /// (see `storage::embedded::ride`).
-    fn writes_ahead(&self) -> bool {
-        true
-    }
-
     /// Writes an entry (not yet completed).
     async fn insert_entry(&self, entry: &AuditEntry) -> Result<(), StoreError>;
 
@@ -26,6 +20,10 @@ pub trait AuditLog: Send + Sync {
 
     /// Removes an entry not completed, whose change was refused.
     async fn withdraw_entry(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Moves an entry a change's document carried (see `storage::rider`) from `place` into
+    /// the log.
+    async fn settle(&self, entry: &AuditEntry, place: &Place) -> Result<(), StoreError>;
 
     /// A page of entries, newest first.
     async fn entries(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;

@@ -7,6 +7,7 @@
 
 pub mod embedded;
 pub mod mongo;
+pub mod rider;
 
 use async_trait::async_trait;
 

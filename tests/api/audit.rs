@@ -558,3 +558,102 @@ async fn decisions_retries_and_endpoint_changes_are_recorded(app: TestApp) {
     );
     no_entry_written_late(&app).await;
 }
+
+/// Asserts that a program's document carries no audit entry.
+async fn carries_none(
+    programs: &mongodb::Collection<mongodb::bson::Document>,
+    id: mongodb::bson::oid::ObjectId,
+) {
+    let stored = programs
+        .find_one(mongodb::bson::doc! { "_id": id })
+        .await
+        .expect("find")
+        .expect("the program");
+    assert!(
+        stored
+            .get_array("audit")
+            .map_or(true, |carried| carried.is_empty()),
+        "{stored:?}"
+    );
+}
+
+/// On MongoDB a change's entry is written in the changed document itself and moved to the
+/// log after it; a request that stopped between the two leaves it in the document, where the
+/// next read of the log finds it and moves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_left_in_its_document_is_moved_to_the_log() {
+    use futures_util::TryStreamExt;
+    use mongodb::bson::{Document, doc};
+
+    let database = crate::helpers::fresh_mongo_url();
+    let app = TestApp::spawn_with(
+        crate::helpers::Backend::Mongo,
+        &[("DATABASE_URL", database.as_str())],
+    )
+    .await;
+    let program = expect_json(
+        as_admin(
+            &app,
+            Method::POST,
+            "/program/",
+            Some(json!({ "name": "Friends", "credit_value": "2.50", "target_value": 100 })),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let program = program["id"].as_str().expect("id").to_owned();
+    let updated = as_admin(
+        &app,
+        Method::PUT,
+        &format!("/program/{program}/"),
+        Some(json!({ "target_value": 150 })),
+    )
+    .await;
+    assert_eq!(updated.status(), StatusCode::OK);
+
+    let client = mongodb::Client::with_uri_str(&database)
+        .await
+        .expect("client");
+    let db = client.default_database().expect("database in the URL");
+    let log = db.collection::<Document>("audit");
+    let programs = db.collection::<Document>("programs");
+    let object_id = mongodb::bson::oid::ObjectId::parse_str(&program).expect("object id");
+    // Both entries were moved out of the document that carried them.
+    carries_none(&programs, object_id).await;
+    // Put the update's entry back where its write left it, as a stop before the move does.
+    let entry = log
+        .find_one_and_delete(doc! { "action": "program.update" })
+        .await
+        .expect("find")
+        .expect("the update's entry");
+    programs
+        .update_one(
+            doc! { "_id": object_id },
+            doc! { "$push": { "audit": entry.clone() } },
+        )
+        .await
+        .expect("push");
+    let remaining: Vec<Document> = log
+        .find(doc! {})
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("entries");
+    assert_eq!(remaining.len(), 1);
+    // The program reads as before with the entry in it.
+    let read = expect_json(
+        as_admin(&app, Method::GET, &format!("/program/{program}/"), None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(read["target_value"], json!(150));
+
+    let listed = entries(&app, "").await;
+    assert_eq!(actions(&listed), vec!["program.update", "program.create"]);
+    assert_eq!(listed[0]["id"], json!(entry.get_str("_id").expect("id")));
+    assert_eq!(listed[0]["changes"], json!({ "target_value": [100, 150] }));
+    assert_eq!(listed[0]["completed"], json!(true));
+    carries_none(&programs, object_id).await;
+}

@@ -13,11 +13,13 @@ use crate::{
     api_keys::domain::{ApiKey, KeyRole},
     storage::{
         StoreError,
-        mongo::{Deadline, Gather, MongoStore, Schema, from_bson_datetime, to_bson_datetime},
+        mongo::{
+            Carried, Deadline, Gather, MongoStore, Schema, from_bson_datetime, to_bson_datetime,
+        },
     },
 };
 
-const API_KEYS: &str = "api_keys";
+pub(crate) const API_KEYS: &str = "api_keys";
 
 pub(crate) fn schema() -> Schema {
     Schema::default()
@@ -60,19 +62,17 @@ impl MongoStore {
 #[async_trait]
 impl ApiKeyStore for MongoStore {
     async fn insert_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        self.api_keys()
-            .insert_one(KeyDoc {
-                id: key.id.clone(),
-                name: key.name.clone(),
-                role: key.role,
-                secret_hash: key.secret_hash.clone(),
-                created_at: to_bson_datetime(key.created_at),
-                last_used_at: None,
-                revoked_at: None,
-            })
-            .within(self.timeout)
-            .await?;
-        Ok(())
+        let record = KeyDoc {
+            id: key.id.clone(),
+            name: key.name.clone(),
+            role: key.role,
+            secret_hash: key.secret_hash.clone(),
+            created_at: to_bson_datetime(key.created_at),
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let id = Bson::String(key.id.clone());
+        self.insert_made(API_KEYS, &record, key, id).await
     }
 
     async fn key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
@@ -95,15 +95,26 @@ impl ApiKeyStore for MongoStore {
     }
 
     async fn revoke_key(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let Some(before) = self.key(id).await?.filter(|key| key.revoked_at.is_none()) else {
+            return Ok(false);
+        };
+        let after = ApiKey {
+            revoked_at: Some(at),
+            ..before.clone()
+        };
+        let carried = Carried::of(Some(&before), Some(&after))?;
+        let mut update = doc! { "$set": { "revoked_at": to_bson_datetime(at) } };
+        Carried::push_in(carried.as_ref(), &mut update);
         let result = self
             .api_keys()
-            .update_one(
-                doc! { "_id": id, "revoked_at": Bson::Null },
-                doc! { "$set": { "revoked_at": to_bson_datetime(at) } },
-            )
+            .update_one(doc! { "_id": id, "revoked_at": Bson::Null }, update)
             .within(self.timeout)
             .await?;
-        Ok(result.matched_count == 1)
+        let revoked = result.matched_count == 1;
+        if let (true, Some(carried)) = (revoked, carried) {
+            carried.done(API_KEYS, Bson::String(id.to_owned()));
+        }
+        Ok(revoked)
     }
 
     async fn touch_key(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {

@@ -1,7 +1,7 @@
 //! Entries on the embedded store: one table by id. Ids are version 7 UUIDs, so the table read
 //! backwards is newest first, and a time range is an id range.
 
-use std::{any::Any, ops::Bound};
+use std::ops::Bound;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -9,13 +9,11 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::AuditLog;
 use crate::{
-    audit::{
-        domain::{AuditEntry, AuditFilter, Changes},
-        pending::Pending,
-    },
+    audit::domain::{AuditEntry, AuditFilter, Changes},
     storage::{
         StoreError,
-        embedded::{EmbeddedStore, JsonTable, Rider, Schema, backend, decode, encode},
+        embedded::{EmbeddedStore, JsonTable, Schema, backend, decode, encode},
+        rider::Place,
     },
 };
 
@@ -38,43 +36,18 @@ fn id_floor(at: DateTime<Utc>) -> String {
     format!("{:08x}-{:04x}", ms >> 16, ms & 0xffff)
 }
 
-/// The entry rides with its change: written in the transaction that writes the change.
-impl Rider for Pending {
-    fn ride(
-        &self,
-        txn: &WriteTransaction,
-        before: Option<&dyn Any>,
-        after: Option<&dyn Any>,
-    ) -> Result<(), StoreError> {
-        let Some(entry) = self.entry_of(before, after) else {
-            return Err(StoreError::Backend(format!(
-                "the change of audit entry {} gave records of another type",
-                self.draft().action
-            )));
-        };
-        let bytes = encode(&entry)?;
-        txn.open_table(AUDIT)
-            .map_err(backend)?
-            .insert(entry.id.as_str(), bytes.as_slice())
-            .map_err(backend)?;
-        Ok(())
-    }
-
-    fn committed(&self) -> bool {
-        self.is_committed()
-    }
-
-    fn commit(&self) {
-        self.mark_committed();
-    }
+/// Writes `entry` in `txn`, the transaction of its change.
+pub(crate) fn write_entry(txn: &WriteTransaction, entry: &AuditEntry) -> Result<(), StoreError> {
+    let bytes = encode(entry)?;
+    txn.open_table(AUDIT)
+        .map_err(backend)?
+        .insert(entry.id.as_str(), bytes.as_slice())
+        .map_err(backend)?;
+    Ok(())
 }
 
 #[async_trait]
 impl AuditLog for EmbeddedStore {
-    fn writes_ahead(&self) -> bool {
-        false
-    }
-
     async fn insert_entry(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let (id, bytes) = (entry.id.clone(), encode(entry)?);
         self.write(move |txn| {
@@ -125,6 +98,11 @@ impl AuditLog for EmbeddedStore {
             Ok(())
         })
         .await
+    }
+
+    /// Entries ride in the change's own transaction here: none is ever carried elsewhere.
+    async fn settle(&self, _: &AuditEntry, _: &Place) -> Result<(), StoreError> {
+        Ok(())
     }
 
     async fn entries(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {

@@ -10,25 +10,59 @@ use serde::{Deserialize, Serialize};
 
 use super::AuditLog;
 use crate::{
+    api_keys::store::mongo::API_KEYS,
     audit::domain::{AuditEntry, AuditFilter, Changes},
+    callbacks::store::mongo::CALLBACKS,
+    programs::store::mongo::PROGRAMS,
     storage::{
         StoreError,
         mongo::{
-            Deadline, Gather, Index, IndexKind, MongoStore, Schema, from_bson_datetime,
-            to_bson_datetime,
+            CARRIED, Deadline, Gather, Index, IndexKind, MongoStore, REFERRERS, Schema, USERS,
+            from_bson_datetime, insert_unordered, to_bson_datetime, to_document,
         },
+        rider::Place,
     },
+    webhooks::store::mongo::WEBHOOKS,
 };
 
 const AUDIT: &str = "audit";
 
+/// The collections whose documents carry the entries of their own changes (in `audit`) until
+/// they are moved here.
+const CARRIERS: [&str; 6] = [PROGRAMS, REFERRERS, USERS, CALLBACKS, WEBHOOKS, API_KEYS];
+/// Documents swept per batch.
+const SWEEP_BATCH: i64 = 100;
+
 pub(crate) fn schema() -> Schema {
     let plain = IndexKind::Plain;
-    Schema::indexes(vec![
+    let mut indexes = vec![
         Index::new(AUDIT, "actor_id", doc! { "actor": 1, "_id": -1 }, plain),
         Index::new(AUDIT, "action_id", doc! { "action": 1, "_id": -1 }, plain),
         Index::new(AUDIT, "target_id", doc! { "target": 1, "_id": -1 }, plain),
-    ])
+    ];
+    for carrier in CARRIERS {
+        indexes.push(Index::new(
+            carrier,
+            "audit_id",
+            doc! { "audit._id": 1 },
+            IndexKind::Sparse,
+        ));
+    }
+    Schema::indexes(indexes)
+}
+
+/// An entry as a change's document carries it.
+pub(crate) fn entry_document(entry: &AuditEntry) -> Result<Document, StoreError> {
+    to_document(&AuditDoc::of(entry))
+}
+
+/// A document's carried entries, as the sweep reads them.
+#[derive(Deserialize)]
+struct Carrier {
+    #[serde(rename = "_id")]
+    id: mongodb::bson::Bson,
+    #[serde(default)]
+    audit: Vec<AuditDoc>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -52,6 +86,22 @@ fn changes_text(changes: &Changes) -> String {
 }
 
 impl AuditDoc {
+    fn of(entry: &AuditEntry) -> Self {
+        Self {
+            id: entry.id.clone(),
+            at: to_bson_datetime(entry.at),
+            actor: entry.actor.clone(),
+            role: entry.role.clone(),
+            action: entry.action.clone(),
+            target: entry.target.clone(),
+            changes: changes_text(&entry.changes),
+            reason: entry.reason.clone(),
+            note: entry.note.clone(),
+            request_id: entry.request_id.clone(),
+            completed: entry.completed,
+        }
+    }
+
     fn into_entry(self) -> Result<AuditEntry, StoreError> {
         let changes = match serde_json::from_str(&self.changes) {
             Ok(serde_json::Value::Object(map)) => map,
@@ -77,25 +127,62 @@ impl MongoStore {
     fn audit(&self) -> Collection<AuditDoc> {
         self.db.collection(AUDIT)
     }
+
+    /// Moves `entries` into the log (those already there stay as they are), then takes them
+    /// out of the documents `holders` of `carrier`.
+    async fn move_carried(
+        &self,
+        carrier: &str,
+        holders: Vec<mongodb::bson::Bson>,
+        entries: Vec<AuditDoc>,
+    ) -> Result<(), StoreError> {
+        let ids: Vec<String> = entries.iter().map(|entry| entry.id.clone()).collect();
+        insert_unordered(&self.audit(), entries, self.timeout).await?;
+        self.db
+            .collection::<Document>(carrier)
+            .update_many(
+                doc! { "_id": { "$in": holders } },
+                doc! { "$pull": { CARRIED: { "_id": { "$in": ids } } } },
+            )
+            .within(self.timeout)
+            .await?;
+        Ok(())
+    }
+
+    /// Moves every entry still carried by a document (a request that stopped between its
+    /// change and the move) into the log.
+    async fn sweep_carried(&self) -> Result<(), StoreError> {
+        for carrier in CARRIERS {
+            loop {
+                let batch: Vec<Carrier> = self
+                    .db
+                    .collection::<Carrier>(carrier)
+                    .find(doc! { "audit._id": { "$exists": true } })
+                    .projection(doc! { CARRIED: 1 })
+                    .limit(SWEEP_BATCH)
+                    .all_within(self.timeout)
+                    .await?;
+                if batch.is_empty() {
+                    break;
+                }
+                let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= SWEEP_BATCH;
+                let holders = batch.iter().map(|holder| holder.id.clone()).collect();
+                let entries = batch.into_iter().flat_map(|holder| holder.audit).collect();
+                self.move_carried(carrier, holders, entries).await?;
+                if !full {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl AuditLog for MongoStore {
     async fn insert_entry(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         self.audit()
-            .insert_one(AuditDoc {
-                id: entry.id.clone(),
-                at: to_bson_datetime(entry.at),
-                actor: entry.actor.clone(),
-                role: entry.role.clone(),
-                action: entry.action.clone(),
-                target: entry.target.clone(),
-                changes: changes_text(&entry.changes),
-                reason: entry.reason.clone(),
-                note: entry.note.clone(),
-                request_id: entry.request_id.clone(),
-                completed: entry.completed,
-            })
+            .insert_one(AuditDoc::of(entry))
             .within(self.timeout)
             .await?;
         Ok(())
@@ -120,7 +207,17 @@ impl AuditLog for MongoStore {
         Ok(())
     }
 
+    async fn settle(&self, entry: &AuditEntry, place: &Place) -> Result<(), StoreError> {
+        self.move_carried(
+            place.collection,
+            vec![place.id.clone()],
+            vec![AuditDoc::of(entry)],
+        )
+        .await
+    }
+
     async fn entries(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        self.sweep_carried().await?;
         let mut query = Document::new();
         for (field, value) in [
             ("actor", &filter.actor),

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mongodb::{
     Collection,
-    bson::{Decimal128, Document, doc, oid::ObjectId},
+    bson::{Bson, Decimal128, Document, doc, oid::ObjectId},
     options::ReturnDocument,
 };
 use serde::{Deserialize, Serialize};
@@ -18,13 +18,17 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            Deadline, Gather, Index, IndexKind, MongoStore, Schema, from_bson_datetime,
-            from_decimal128, to_bson, to_bson_datetime, to_decimal128,
+            Carried, Deadline, Gather, Index, IndexKind, MongoStore, Schema, from_bson_datetime,
+            from_decimal128, to_bson, to_bson_datetime, to_decimal128, to_document,
         },
+        rider,
     },
 };
 
 pub(crate) const PROGRAMS: &str = "programs";
+/// How often an update reads again when another changed the program between its read and its
+/// write.
+const MAX_UPDATE_RACES: usize = 8;
 
 /// The programs' index (the list, oldest first); no migration yet.
 pub(crate) fn schema() -> Schema {
@@ -151,11 +155,9 @@ impl MongoStore {
 #[async_trait]
 impl ProgramStore for MongoStore {
     async fn insert(&self, program: &Program) -> Result<(), StoreError> {
-        self.programs()
-            .insert_one(ProgramDoc::from_program(program)?)
-            .within(self.timeout)
-            .await?;
-        Ok(())
+        let record = ProgramDoc::from_program(program)?;
+        let id = Bson::ObjectId(record.id);
+        self.insert_made(PROGRAMS, &record, program, id).await
     }
 
     async fn list(&self) -> Result<Vec<Program>, StoreError> {
@@ -193,45 +195,54 @@ impl ProgramStore for MongoStore {
         patch: &ProgramPatch,
         at: DateTime<Utc>,
     ) -> Result<Option<Program>, StoreError> {
-        if patch.is_empty() {
-            return self.get(id).await;
+        // Read, then write on the condition that the fields it changes are as read, so that
+        // the audit entry it carries says what they were.
+        for _ in 0..MAX_UPDATE_RACES {
+            let Some(before) = self.get(id).await? else {
+                return Ok(None);
+            };
+            let mut after = before.clone();
+            if !patch.is_empty() {
+                patch.apply(&mut after, at);
+            }
+            let carried = Carried::of(Some(&before), Some(&after))?;
+            let set = patch_set(patch, at)?;
+            if set.is_empty() && carried.is_none() {
+                return Ok(Some(before));
+            }
+            let stored = to_document(&ProgramDoc::from_program(&before)?)?;
+            let mut filter = doc! { "_id": id.object_id() };
+            for field in set.keys().filter(|field| *field != "updated_at") {
+                let value = stored.get(field).cloned().unwrap_or(Bson::Null);
+                // A field an older document lacks reads as its default.
+                filter.insert(field, doc! { "$in": [value, Bson::Null] });
+            }
+            let mut update = Document::new();
+            if !set.is_empty() {
+                update.insert("$set", set);
+            }
+            Carried::push_in(carried.as_ref(), &mut update);
+            let updated = self
+                .programs()
+                .find_one_and_update(filter, update)
+                .return_document(ReturnDocument::After)
+                .within(self.timeout)
+                .await?;
+            if let Some(doc) = updated {
+                if let Some(carried) = carried {
+                    carried.done(PROGRAMS, Bson::ObjectId(id.object_id()));
+                }
+                return doc.into_program().map(Some);
+            }
         }
-        let mut set = Document::new();
-        if let Some(name) = &patch.name {
-            set.insert("name", name.as_str());
-        }
-        if let Some(value) = patch.credit_value {
-            set.insert("credit_value", to_decimal128(value)?);
-        }
-        if let Some(value) = patch.target_value {
-            set.insert("target_value", to_decimal128(value)?);
-        }
-        if let Some(days) = patch.hold_days {
-            set.insert("hold_days", i32::from(days.days()));
-        }
-        if let Some(cap) = patch.max_credits_per_indicator {
-            set.insert("max_credits_per_indicator", cap.map(|c| i64::from(c.get())));
-        }
-        if let Some(days) = patch.clawback_days {
-            set.insert("clawback_days", i32::from(days.days()));
-        }
-        if let Some(review) = patch.review {
-            set.insert("review", to_bson(&review)?);
-        }
-        if let Some(velocity) = patch.review_velocity {
-            set.insert("review_velocity", velocity.map(|v| i64::from(v.get())));
-        }
-        set.insert("updated_at", to_bson_datetime(at));
-        self.programs()
-            .find_one_and_update(doc! { "_id": id.object_id() }, doc! { "$set": set })
-            .return_document(ReturnDocument::After)
-            .within(self.timeout)
-            .await?
-            .map(ProgramDoc::into_program)
-            .transpose()
+        Err(StoreError::Backend(
+            "the program kept changing under this update".to_owned(),
+        ))
     }
 
     async fn delete(&self, id: ProgramId) -> Result<Deletion, StoreError> {
+        // A removed document cannot carry its audit entry: it is written first.
+        rider::ahead().await?;
         // One conditional write: a registration counted in at the same moment keeps it.
         let result = self
             .programs()
@@ -246,4 +257,38 @@ impl ProgramStore for MongoStore {
             None => Deletion::NotFound,
         })
     }
+}
+
+/// The fields a patch sets, and `updated_at`; empty for an empty patch.
+fn patch_set(patch: &ProgramPatch, at: DateTime<Utc>) -> Result<Document, StoreError> {
+    if patch.is_empty() {
+        return Ok(Document::new());
+    }
+    let mut set = Document::new();
+    if let Some(name) = &patch.name {
+        set.insert("name", name.as_str());
+    }
+    if let Some(value) = patch.credit_value {
+        set.insert("credit_value", to_decimal128(value)?);
+    }
+    if let Some(value) = patch.target_value {
+        set.insert("target_value", to_decimal128(value)?);
+    }
+    if let Some(days) = patch.hold_days {
+        set.insert("hold_days", i32::from(days.days()));
+    }
+    if let Some(cap) = patch.max_credits_per_indicator {
+        set.insert("max_credits_per_indicator", cap.map(|c| i64::from(c.get())));
+    }
+    if let Some(days) = patch.clawback_days {
+        set.insert("clawback_days", i32::from(days.days()));
+    }
+    if let Some(review) = patch.review {
+        set.insert("review", to_bson(&review)?);
+    }
+    if let Some(velocity) = patch.review_velocity {
+        set.insert("review_velocity", velocity.map(|v| i64::from(v.get())));
+    }
+    set.insert("updated_at", to_bson_datetime(at));
+    Ok(set)
 }

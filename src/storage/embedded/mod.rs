@@ -29,7 +29,7 @@ mod schema;
 mod writer;
 
 pub(crate) use codec::{decode, encode, millis, money_text, opt_millis, opt_program_id};
-pub use rider::{Rider, ride, with_rider};
+pub use rider::ride;
 use schema::prepare;
 pub use schema::{Migration, MigrationRun, Schema, Table};
 use writer::{Job, Writer, WriterHandle};

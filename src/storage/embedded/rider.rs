@@ -1,13 +1,12 @@
-//! Writes that ride along with a change in its own transaction: a request puts a [`Rider`] in
-//! scope ([`with_rider`]), every write the request makes carries it to the writer thread, and
-//! the store's write that makes the change calls [`ride`] with its record before and after, in
-//! the transaction that writes them. The rider (the audit log's entry) is then committed with
-//! the change or not at all. It rides once: the first write that commits it ends its ride.
+//! Riders on the embedded store (see `storage::rider`): every write a request makes carries
+//! the request's rider to the writer thread, and the store's write that makes the change calls
+//! [`ride`] with its record before and after, in the transaction that writes them. The rider
+//! is then committed with the change or not at all; the first write that commits it ends its
+//! ride.
 
 use std::{
     any::Any,
     cell::RefCell,
-    future::Future,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -16,38 +15,15 @@ use std::{
 
 use redb::WriteTransaction;
 
-use crate::storage::StoreError;
-
-/// What rides with a change.
-pub trait Rider: Send + Sync {
-    /// Writes itself in `txn`, which also writes the change from `before` to `after`.
-    fn ride(
-        &self,
-        txn: &WriteTransaction,
-        before: Option<&dyn Any>,
-        after: Option<&dyn Any>,
-    ) -> Result<(), StoreError>;
-
-    /// Whether a commit has held it.
-    fn committed(&self) -> bool;
-
-    /// Told once a commit has held it.
-    fn commit(&self);
-}
-
-tokio::task_local! {
-    static RIDER: Arc<dyn Rider>;
-}
+use crate::storage::{
+    StoreError,
+    rider::{self, Rider},
+};
 
 thread_local! {
     /// On the writer thread, while a write runs: the rider of its request, and whether this
     /// run wrote it.
     static RIDING: RefCell<Option<Ride>> = const { RefCell::new(None) };
-}
-
-/// Runs `work` (a request's change) with `rider` in scope.
-pub async fn with_rider<T>(rider: Arc<dyn Rider>, work: impl Future<Output = T>) -> T {
-    RIDER.scope(rider, work).await
 }
 
 /// Called by a store's write in its transaction, where it makes its change: writes the rider of
@@ -82,7 +58,7 @@ pub(super) struct Ride {
 impl Ride {
     /// The rider in scope where a write is made, if any.
     pub(super) fn current() -> Option<Self> {
-        RIDER.try_with(Arc::clone).ok().map(|rider| Self {
+        rider::current().map(|rider| Self {
             rider,
             rode: Arc::new(AtomicBool::new(false)),
         })
@@ -100,17 +76,22 @@ impl Ride {
     /// The write committed: if its last run wrote the rider, the rider is committed.
     pub(super) fn committed(&self) {
         if self.rode.load(Ordering::SeqCst) {
-            self.rider.commit();
+            self.rider.commit(None);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use futures_util::future::BoxFuture;
+    use mongodb::bson::Document;
     use redb::{ReadableTable, TableDefinition};
 
     use super::*;
-    use crate::storage::embedded::{EmbeddedStore, Schema, backend};
+    use crate::storage::{
+        embedded::{EmbeddedStore, Schema, backend},
+        rider::{Place, with_rider},
+    };
 
     const CHANGES: TableDefinition<&str, u64> = TableDefinition::new("rider_test_changes");
     const RIDERS: TableDefinition<&str, u64> = TableDefinition::new("rider_test_riders");
@@ -141,11 +122,23 @@ mod tests {
             Ok(())
         }
 
+        fn carried(
+            &self,
+            _: Option<&dyn Any>,
+            _: Option<&dyn Any>,
+        ) -> Result<Document, StoreError> {
+            Err(StoreError::Backend("not on MongoDB".to_owned()))
+        }
+
+        fn ahead(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+            Box::pin(async { Err(StoreError::Backend("never ahead".to_owned())) })
+        }
+
         fn committed(&self) -> bool {
             self.committed.load(Ordering::SeqCst)
         }
 
-        fn commit(&self) {
+        fn commit(&self, _: Option<Place>) {
             self.committed.store(true, Ordering::SeqCst);
         }
     }

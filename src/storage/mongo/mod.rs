@@ -3,18 +3,21 @@
 //! share. What the capabilities declare — indexes and numbered migrations — is run by
 //! `schema`. Nothing here needs a replica set.
 
-use std::{collections::HashSet, time::Duration};
+use std::{any::Any, collections::HashSet, sync::Arc, time::Duration};
 
 use futures_util::{FutureExt, TryStreamExt};
 
 use mongodb::{
     Client, Collection, Cursor, Database,
-    bson::{Decimal128, doc},
+    bson::{Bson, Decimal128, Document, doc},
     error::{Error as MongoError, ErrorKind},
     options::{Acknowledgment, ClientOptions},
 };
 
-use super::{StoreError, StoreHealth};
+use super::{
+    StoreError, StoreHealth,
+    rider::{self, Place, Rider},
+};
 
 mod schema;
 
@@ -186,6 +189,74 @@ where
 }
 
 /// A duplicate-key violation (code 11000): the unique `_id` (or index) already holds the value.
+impl MongoStore {
+    /// Inserts `record` as the document `id` of `collection`, carrying the audit entry of
+    /// making `made` if the change is audited.
+    pub(crate) async fn insert_made<T: serde::Serialize, R: Any>(
+        &self,
+        collection: &'static str,
+        record: &T,
+        made: &R,
+        id: Bson,
+    ) -> Result<(), StoreError> {
+        let carried = Carried::of(None, Some(made))?;
+        let mut document = to_document(record)?;
+        if let Some(carried) = &carried {
+            document.insert(CARRIED, vec![Bson::Document(carried.document.clone())]);
+        }
+        self.db
+            .collection::<Document>(collection)
+            .insert_one(document)
+            .within(self.timeout)
+            .await?;
+        if let Some(carried) = carried {
+            carried.done(collection, id);
+        }
+        Ok(())
+    }
+}
+
+/// The array of a document that carries the audit entries of its own changes until they are
+/// moved to the `audit` collection (see `storage::rider`).
+pub(crate) const CARRIED: &str = "audit";
+
+/// The rider of a request (see `storage::rider`) as the document a change's write carries.
+pub(crate) struct Carried {
+    rider: Arc<dyn Rider>,
+    /// `$push` it to [`CARRIED`] in the write of the change (or set `[it]` on a new document).
+    pub document: Document,
+}
+
+impl Carried {
+    /// The rider in scope, if any, as the document to carry in the write of the one document a
+    /// change writes, from that document's record before and after.
+    pub(crate) fn of<R: Any>(
+        before: Option<&R>,
+        after: Option<&R>,
+    ) -> Result<Option<Self>, StoreError> {
+        let Some(rider) = rider::current() else {
+            return Ok(None);
+        };
+        fn erase<R: Any>(record: &R) -> &dyn Any {
+            record
+        }
+        let document = rider.carried(before.map(erase), after.map(erase))?;
+        Ok(Some(Self { rider, document }))
+    }
+
+    /// Adds the `$push` of the rider, if any, to `update`.
+    pub(crate) fn push_in(carried: Option<&Self>, update: &mut Document) {
+        if let Some(carried) = carried {
+            update.insert("$push", doc! { CARRIED: carried.document.clone() });
+        }
+    }
+
+    /// The write that carried it is done: it is in the document `id` of `collection`.
+    pub(crate) fn done(self, collection: &'static str, id: Bson) {
+        self.rider.commit(Some(Place { collection, id }));
+    }
+}
+
 pub(crate) fn is_duplicate_key(err: &MongoError) -> bool {
     use mongodb::error::WriteFailure;
     matches!(&*err.kind, ErrorKind::Write(WriteFailure::WriteError(e)) if e.code == DUPLICATE_KEY)
@@ -282,6 +353,11 @@ pub(crate) fn to_bson<T: serde::Serialize>(value: &T) -> Result<mongodb::bson::B
 }
 
 /// Money is stored as Decimal128, exactly.
+pub(crate) fn to_document<T: serde::Serialize>(record: &T) -> Result<Document, StoreError> {
+    mongodb::bson::to_document(record)
+        .map_err(|err| StoreError::Backend(format!("cannot encode a record: {err}")))
+}
+
 pub(crate) fn to_decimal128(money: impl std::fmt::Display) -> Result<Decimal128, StoreError> {
     money
         .to_string()

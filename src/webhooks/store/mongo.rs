@@ -24,14 +24,18 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            Deadline, Gather, Index, IndexKind, MongoStore, Schema, claim_batch,
-            from_bson_datetime, insert_unordered, to_bson, to_bson_datetime,
+            CARRIED, Carried, Deadline, Gather, Index, IndexKind, MongoStore, Schema, claim_batch,
+            from_bson_datetime, insert_unordered, to_bson, to_bson_datetime, to_document,
         },
+        rider,
     },
     webhooks::domain::{Delivery, DeliveryStatus, Ended, WebhookEndpoint},
 };
 
-const WEBHOOKS: &str = "webhooks";
+pub(crate) const WEBHOOKS: &str = "webhooks";
+/// How often an admin's change reads the endpoint again when the worker changed it between
+/// the read and the write.
+const MAX_REPLACE_RACES: usize = 8;
 const DELIVERIES: &str = "webhook_deliveries";
 const FAN_OUT: &str = "webhook_fan_out";
 
@@ -159,14 +163,12 @@ impl MongoStore {
 #[async_trait]
 impl WebhookStore for MongoStore {
     async fn insert_webhook(&self, endpoint: &WebhookEndpoint) -> Result<(), StoreError> {
-        self.webhook_endpoints()
-            .insert_one(EndpointDoc {
-                key: endpoint.id.clone(),
-                endpoint: endpoint.clone(),
-            })
-            .within(self.timeout)
-            .await?;
-        Ok(())
+        let record = EndpointDoc {
+            key: endpoint.id.clone(),
+            endpoint: endpoint.clone(),
+        };
+        let id = Bson::String(endpoint.id.clone());
+        self.insert_made(WEBHOOKS, &record, endpoint, id).await
     }
 
     async fn webhook(&self, id: &str) -> Result<Option<WebhookEndpoint>, StoreError> {
@@ -189,23 +191,57 @@ impl WebhookStore for MongoStore {
     }
 
     async fn replace_webhook(&self, endpoint: &WebhookEndpoint) -> Result<bool, StoreError> {
-        let result = self
-            .webhook_endpoints()
-            .replace_one(
-                doc! { "_id": &endpoint.id },
-                EndpointDoc {
-                    key: endpoint.id.clone(),
-                    endpoint: endpoint.clone(),
-                },
-            )
-            .within(self.timeout)
-            .await?;
-        Ok(result.matched_count == 1)
+        let record = EndpointDoc {
+            key: endpoint.id.clone(),
+            endpoint: endpoint.clone(),
+        };
+        // Read, then write on the condition that what the worker changes (its health) and the
+        // last admin change are as read, so that the audit entry it carries says what was.
+        for _ in 0..MAX_REPLACE_RACES {
+            let Some(before) = self.webhook(&endpoint.id).await? else {
+                return Ok(false);
+            };
+            let Some(carried) = Carried::of(Some(&before), Some(endpoint))? else {
+                let result = self
+                    .webhook_endpoints()
+                    .replace_one(doc! { "_id": &endpoint.id }, &record)
+                    .within(self.timeout)
+                    .await?;
+                return Ok(result.matched_count == 1);
+            };
+            let stored = to_document(&EndpointDoc {
+                key: before.id.clone(),
+                endpoint: before,
+            })?;
+            let mut filter = doc! { "_id": &endpoint.id };
+            for field in ["enabled", "failing_since", "updated_at"] {
+                filter.insert(field, stored.get(field).cloned().unwrap_or(Bson::Null));
+            }
+            let mut set = to_document(&record)?;
+            set.remove("_id");
+            let result = self
+                .webhook_endpoints()
+                .update_one(
+                    filter,
+                    doc! { "$set": set, "$push": { CARRIED: carried.document.clone() } },
+                )
+                .within(self.timeout)
+                .await?;
+            if result.matched_count == 1 {
+                carried.done(WEBHOOKS, Bson::String(endpoint.id.clone()));
+                return Ok(true);
+            }
+        }
+        Err(StoreError::Backend(
+            "the endpoint kept changing under this change".to_owned(),
+        ))
     }
 
     /// The endpoint first, then its deliveries: a crash between leaves deliveries that no
     /// worker claims (no endpoint) and that expire with the rest.
     async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
+        // A removed document cannot carry its audit entry: it is written first.
+        rider::ahead().await?;
         let result = self
             .webhook_endpoints()
             .delete_one(doc! { "_id": id })
@@ -411,6 +447,8 @@ impl WebhookStore for MongoStore {
         since: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
+        // Many documents change: the audit entry is written first.
+        rider::ahead().await?;
         let now = to_bson_datetime(now);
         let result = self
             .webhook_deliveries()

@@ -30,7 +30,7 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            Deadline, Gather, Index, IndexKind, MongoStore, Schema, USERS, claim_batch,
+            Carried, Deadline, Gather, Index, IndexKind, MongoStore, Schema, USERS, claim_batch,
             from_bson_datetime, from_decimal128, insert_unordered, to_bson, to_bson_datetime,
             to_decimal128,
         },
@@ -40,6 +40,9 @@ pub(crate) use records::CallbackDoc;
 use records::*;
 
 pub(crate) const CALLBACKS: &str = "callbacks";
+/// How often an admin's retry reads the callback again when it changed between the read and
+/// the write.
+const MAX_REQUEUE_RACES: usize = 8;
 
 /// The outbox's indexes, and the one on events still inside a user (not yet relayed).
 pub(crate) fn schema() -> Schema {
@@ -305,46 +308,71 @@ impl CallbackOutbox for MongoStore {
 
     async fn requeue(&self, id: &str, now: DateTime<Utc>) -> Result<Requeue, StoreError> {
         self.relay_callbacks().await?;
-        let now = to_bson_datetime(now);
-        let not_delivered = doc! { "$ne": status_bson(CallbackStatus::Delivered)? };
+        let at = to_bson_datetime(now);
         let pending = status_bson(CallbackStatus::Pending)?;
-        // Unclaimed: due now. Claimed by a worker sending it right now: due when that attempt
-        // is recorded or its lease runs out, never sent twice at once.
-        let unclaimed = self
-            .outbox()
-            .find_one_and_update(
-                doc! { "_id": id, "status": not_delivered.clone(), "lease_owner": Bson::Null },
-                doc! { "$set": { "status": pending.clone(), "next_attempt_at": now, "due_at": now } },
-            )
-            .return_document(ReturnDocument::After)
-            .within(self.timeout)
-            .await?;
-        let updated = match unclaimed {
-            Some(doc) => Some(doc),
-            None => {
-                self.outbox()
-                    .find_one_and_update(
-                        doc! { "_id": id, "status": not_delivered },
-                        doc! { "$set": { "status": pending, "next_attempt_at": now } },
-                    )
-                    .return_document(ReturnDocument::After)
-                    .within(self.timeout)
-                    .await?
-            }
-        };
-        if let Some(doc) = updated {
-            return Ok(Requeue::Queued(doc.into_event()?));
-        }
-        Ok(
-            match self
+        // Read, then write on the condition that the status is as read, so that the audit
+        // entry it carries says what it was.
+        for _ in 0..MAX_REQUEUE_RACES {
+            let Some(before) = self
                 .outbox()
                 .find_one(doc! { "_id": id })
                 .within(self.timeout)
                 .await?
-            {
-                Some(_) => Requeue::AlreadyDelivered,
-                None => Requeue::NotFound,
-            },
-        )
+                .map(OutboxDoc::into_event)
+                .transpose()?
+            else {
+                return Ok(Requeue::NotFound);
+            };
+            if before.status == CallbackStatus::Delivered {
+                return Ok(Requeue::AlreadyDelivered);
+            }
+            let after = CreditEvent {
+                status: CallbackStatus::Pending,
+                next_attempt_at: now,
+                ..before.clone()
+            };
+            let carried = Carried::of(Some(&before), Some(&after))?;
+            let was = status_bson(before.status)?;
+            let update = |mut set: Document| {
+                set.insert("status", pending.clone());
+                set.insert("next_attempt_at", at);
+                let mut update = doc! { "$set": set };
+                Carried::push_in(carried.as_ref(), &mut update);
+                update
+            };
+            // Unclaimed: due now. Claimed by a worker sending it right now: due when that
+            // attempt is recorded or its lease runs out, never sent twice at once.
+            let unclaimed = self
+                .outbox()
+                .find_one_and_update(
+                    doc! { "_id": id, "status": was.clone(), "lease_owner": Bson::Null },
+                    update(doc! { "due_at": at }),
+                )
+                .return_document(ReturnDocument::After)
+                .within(self.timeout)
+                .await?;
+            let updated = match unclaimed {
+                Some(doc) => Some(doc),
+                None => {
+                    self.outbox()
+                        .find_one_and_update(
+                            doc! { "_id": id, "status": was },
+                            update(Document::new()),
+                        )
+                        .return_document(ReturnDocument::After)
+                        .within(self.timeout)
+                        .await?
+                }
+            };
+            if let Some(doc) = updated {
+                if let Some(carried) = carried {
+                    carried.done(CALLBACKS, Bson::String(id.to_owned()));
+                }
+                return Ok(Requeue::Queued(doc.into_event()?));
+            }
+        }
+        Err(StoreError::Backend(
+            "the callback kept changing under this retry".to_owned(),
+        ))
     }
 }

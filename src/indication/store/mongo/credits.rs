@@ -108,6 +108,15 @@ impl MongoStore {
             push.insert("callbacks", event_document(event)?);
         }
         push.insert("events", feed_document(&step.feed(&terms.program_name))?);
+        // An admin's decision carries its audit entry in the same write.
+        let after = User {
+            credit: Some(step.credit.clone()),
+            ..user.clone()
+        };
+        let carried = Carried::of(Some(user), Some(&after))?;
+        if let Some(carried) = &carried {
+            push.insert(CARRIED, carried.document.clone());
+        }
         let updated = self
             .users()
             .find_one_and_update(filter, doc! { "$set": set, "$push": push })
@@ -125,6 +134,9 @@ impl MongoStore {
             }
             return Ok(None);
         };
+        if let Some(carried) = carried {
+            carried.done(USERS, Bson::String(user.hash.as_str().to_owned()));
+        }
         if step.cap_delta(from) < 0 {
             self.give_back_cap_place(terms).await?;
         }

@@ -37,9 +37,9 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            BULK_CHUNK, Deadline, Gather, Index, IndexKind, Migration, MongoStore, Schema, USERS,
-            from_bson_datetime, from_decimal128, insert_unordered, is_duplicate_key, store_error,
-            to_bson, to_bson_datetime, to_decimal128,
+            BULK_CHUNK, CARRIED, Carried, Deadline, Gather, Index, IndexKind, Migration,
+            MongoStore, Schema, USERS, from_bson_datetime, from_decimal128, insert_unordered,
+            is_duplicate_key, store_error, to_bson, to_bson_datetime, to_decimal128,
         },
     },
 };

@@ -263,5 +263,5 @@ pub(super) struct LedgerOnly {
 
 /// User reads leave out the ledger and the events.
 pub(super) fn user_projection() -> Document {
-    doc! { "ledger": 0, "callbacks": 0, "events": 0 }
+    doc! { "ledger": 0, "callbacks": 0, "events": 0, CARRIED: 0 }
 }

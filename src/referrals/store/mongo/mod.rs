@@ -11,7 +11,7 @@
 use async_trait::async_trait;
 use mongodb::{
     Collection,
-    bson::{Document, doc},
+    bson::{Bson, Document, doc},
     options::ReturnDocument,
 };
 use serde::{Deserialize, Serialize};
@@ -31,12 +31,17 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            Deadline, Gather, Index, IndexKind, Migration, MongoStore, REFEREES, REFERRERS, Schema,
-            from_bson_datetime, is_duplicate_key, store_error, to_bson_datetime,
+            Carried, Deadline, Gather, Index, IndexKind, Migration, MongoStore, REFEREES,
+            REFERRERS, Schema, from_bson_datetime, is_duplicate_key, store_error, to_bson_datetime,
+            to_document,
         },
     },
 };
 use records::*;
+
+/// How often a change of rules reads the referrer again when it changed between the read and
+/// the write.
+const MAX_RULES_RACES: usize = 8;
 
 /// The referral codes' indexes, and migration 1: the `redemptions` count of referrers stored
 /// before it existed.
@@ -308,24 +313,49 @@ impl ReferralStore for MongoStore {
         if let Some(active) = change.active {
             set.insert("active", active.unwrap_or(true));
         }
-        let filter = doc! { "code_key": code.key() };
-        if set.is_empty() && unset.is_empty() {
-            return self.find_referrer(filter).await;
+        // Read, then write on the condition that the rules it changes are as read, so that
+        // the audit entry it carries says what they were.
+        for _ in 0..MAX_RULES_RACES {
+            let Some(before) = self.find_referrer(doc! { "code_key": code.key() }).await? else {
+                return Ok(None);
+            };
+            let mut after = before.clone();
+            change.apply(&mut after.rules);
+            let carried = Carried::of(Some(&before), Some(&after))?;
+            if set.is_empty() && unset.is_empty() && carried.is_none() {
+                return Ok(Some(before));
+            }
+            let stored = to_document(&ReferrerDoc::from_referrer(&before))?;
+            let mut filter = doc! { "code_key": code.key() };
+            for field in set.keys().chain(unset.keys()) {
+                let value = stored.get(field).cloned().unwrap_or(Bson::Null);
+                // An absent field reads as its default.
+                filter.insert(field, doc! { "$in": [value, Bson::Null] });
+            }
+            let mut update = Document::new();
+            if !set.is_empty() {
+                update.insert("$set", set.clone());
+            }
+            if !unset.is_empty() {
+                update.insert("$unset", unset.clone());
+            }
+            Carried::push_in(carried.as_ref(), &mut update);
+            let updated = self
+                .referrers()
+                .find_one_and_update(filter, update)
+                .return_document(ReturnDocument::After)
+                .within(self.timeout)
+                .await?;
+            if let Some(doc) = updated {
+                if let Some(carried) = carried {
+                    carried.done(REFERRERS, Bson::String(doc.email.clone()));
+                }
+                return doc.into_referrer().map(Some);
+            }
         }
-        let mut update = Document::new();
-        if !set.is_empty() {
-            update.insert("$set", set);
-        }
-        if !unset.is_empty() {
-            update.insert("$unset", unset);
-        }
-        self.referrers()
-            .find_one_and_update(filter, update)
-            .return_document(ReturnDocument::After)
-            .within(self.timeout)
-            .await?
-            .map(ReferrerDoc::into_referrer)
-            .transpose()
+        Err(StoreError::Backend(
+            "the referrer's rules kept changing under this change".to_owned(),
+        ))
     }
 
     async fn referees_of(
