@@ -47,16 +47,12 @@ impl Pending {
         changes: impl Fn(Option<&R>, Option<&R>) -> Changes + Send + Sync + 'static,
         log: Arc<dyn AuditLog>,
     ) -> Self {
+        // `None` for a record of another type; `Some(None)` for no record.
+        fn typed<R: Any>(record: Option<&dyn Any>) -> Option<Option<&R>> {
+            record.map_or(Some(None), |record| record.downcast_ref::<R>().map(Some))
+        }
         let changes = move |before: Option<&dyn Any>, after: Option<&dyn Any>| {
-            let before = match before {
-                Some(value) => Some(value.downcast_ref::<R>()?),
-                None => None,
-            };
-            let after = match after {
-                Some(value) => Some(value.downcast_ref::<R>()?),
-                None => None,
-            };
-            Some(changes(before, after))
+            Some(changes(typed(before)?, typed(after)?))
         };
         Self {
             entry,

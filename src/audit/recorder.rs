@@ -29,7 +29,7 @@ use crate::{
     events::domain::uuid_v7,
     ops::metrics,
     state::AppState,
-    storage::rider::with_rider,
+    storage::rider::{erased, with_rider},
 };
 
 /// Why a change was made, as its maker said.
@@ -76,13 +76,7 @@ impl<T, R> Done<T, R> {
 impl<T, R: Any> Done<T, R> {
     /// The completed entry of this change.
     fn entry(&self, pending: &Pending) -> Option<AuditEntry> {
-        fn erased<R: Any>(record: &R) -> &dyn Any {
-            record
-        }
-        pending.entry_of(
-            self.before.as_ref().map(erased),
-            self.after.as_ref().map(erased),
-        )
+        pending.entry_of(erased(self.before.as_ref()), erased(self.after.as_ref()))
     }
 }
 

@@ -53,6 +53,11 @@ tokio::task_local! {
     static RIDER: Arc<dyn Rider>;
 }
 
+/// A record of a change as a rider takes it, its type erased.
+pub fn erased<R: Any>(record: Option<&R>) -> Option<&dyn Any> {
+    record.map(|record| record as &dyn Any)
+}
+
 /// Runs `work` (a request's change) with `rider` in scope.
 pub async fn with_rider<T>(rider: Arc<dyn Rider>, work: impl Future<Output = T>) -> T {
     RIDER.scope(rider, work).await

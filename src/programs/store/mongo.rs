@@ -18,8 +18,9 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            Carried, Deadline, Gather, Index, IndexKind, MongoStore, Schema, from_bson_datetime,
-            from_decimal128, to_bson, to_bson_datetime, to_decimal128, to_document,
+            Carried, Deadline, Gather, Index, IndexKind, MongoStore, Schema, as_read,
+            from_bson_datetime, from_decimal128, to_bson, to_bson_datetime, to_decimal128,
+            to_document,
         },
         rider,
     },
@@ -212,11 +213,11 @@ impl ProgramStore for MongoStore {
             }
             let stored = to_document(&ProgramDoc::from_program(&before)?)?;
             let mut filter = doc! { "_id": id.object_id() };
-            for field in set.keys().filter(|field| *field != "updated_at") {
-                let value = stored.get(field).cloned().unwrap_or(Bson::Null);
-                // A field an older document lacks reads as its default.
-                filter.insert(field, doc! { "$in": [value, Bson::Null] });
-            }
+            as_read(
+                &mut filter,
+                &stored,
+                set.keys().filter(|field| *field != "updated_at"),
+            );
             let mut update = Document::new();
             if !set.is_empty() {
                 update.insert("$set", set);

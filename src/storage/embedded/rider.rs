@@ -35,11 +35,8 @@ pub fn ride<R: Any>(
 ) -> Result<(), StoreError> {
     RIDING.with_borrow(|riding| match riding {
         Some(ride) if !ride.rider.committed() => {
-            ride.rider.ride(
-                txn,
-                before.map(|value| value as &dyn Any),
-                after.map(|value| value as &dyn Any),
-            )?;
+            ride.rider
+                .ride(txn, rider::erased(before), rider::erased(after))?;
             ride.rode.store(true, Ordering::SeqCst);
             Ok(())
         }

@@ -216,6 +216,19 @@ impl MongoStore {
     }
 }
 
+/// Adds to `filter` that each of `fields` is as `stored` holds it, for a write conditional on
+/// what it changes being as read; an absent field reads as its default, so it matches too.
+pub(crate) fn as_read<'a>(
+    filter: &mut Document,
+    stored: &Document,
+    fields: impl IntoIterator<Item = &'a String>,
+) {
+    for field in fields {
+        let value = stored.get(field).cloned().unwrap_or(Bson::Null);
+        filter.insert(field, doc! { "$in": [value, Bson::Null] });
+    }
+}
+
 /// The array of a document that carries the audit entries of its own changes until they are
 /// moved to the `audit` collection (see `storage::rider`).
 pub(crate) const CARRIED: &str = "audit";
@@ -237,10 +250,7 @@ impl Carried {
         let Some(rider) = rider::current() else {
             return Ok(None);
         };
-        fn erase<R: Any>(record: &R) -> &dyn Any {
-            record
-        }
-        let document = rider.carried(before.map(erase), after.map(erase))?;
+        let document = rider.carried(rider::erased(before), rider::erased(after))?;
         Ok(Some(Self { rider, document }))
     }
 

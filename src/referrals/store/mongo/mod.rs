@@ -32,8 +32,8 @@ use crate::{
         StoreError,
         mongo::{
             Carried, Deadline, Gather, Index, IndexKind, Migration, MongoStore, REFEREES,
-            REFERRERS, Schema, from_bson_datetime, is_duplicate_key, store_error, to_bson_datetime,
-            to_document,
+            REFERRERS, Schema, as_read, from_bson_datetime, is_duplicate_key, store_error,
+            to_bson_datetime, to_document,
         },
     },
 };
@@ -327,11 +327,7 @@ impl ReferralStore for MongoStore {
             }
             let stored = to_document(&ReferrerDoc::from_referrer(&before))?;
             let mut filter = doc! { "code_key": code.key() };
-            for field in set.keys().chain(unset.keys()) {
-                let value = stored.get(field).cloned().unwrap_or(Bson::Null);
-                // An absent field reads as its default.
-                filter.insert(field, doc! { "$in": [value, Bson::Null] });
-            }
+            as_read(&mut filter, &stored, set.keys().chain(unset.keys()));
             let mut update = Document::new();
             if !set.is_empty() {
                 update.insert("$set", set.clone());
