@@ -2,6 +2,7 @@
 //! backends return the same values.
 
 use chrono::{DateTime, SubsecRound, Utc};
+use tokio_util::sync::CancellationToken;
 
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(3)
@@ -57,5 +58,21 @@ impl Clock for ShiftedClock {
             + chrono::Duration::milliseconds(
                 self.offset_ms.load(std::sync::atomic::Ordering::SeqCst),
             )
+    }
+}
+
+/// Runs `pass` at once, then again `interval` after each one ends, until `shutdown` is
+/// cancelled: the schedule of the background workers that poll.
+pub async fn every<F, Fut>(interval: std::time::Duration, shutdown: &CancellationToken, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        pass().await;
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
     }
 }

@@ -16,7 +16,10 @@ use crate::{
     clock::{Clock, SystemClock},
     config::{CallbackConfig, Config, HttpConfig, LegacyRoutesAuth},
     events::retention::{SWEEP_INTERVAL, Sweeper},
-    indication::release::ReleaseWorker,
+    indication::{
+        release::ReleaseWorker,
+        totals::{FOLD_INTERVAL, FiguresWorker},
+    },
     ops::server,
     storage::StoreError,
     stores::{self, Stores},
@@ -52,6 +55,7 @@ pub struct Application {
     /// `None` while no callback URL is configured: events wait as `pending`.
     worker: Option<Worker>,
     release: ReleaseWorker,
+    figures: FiguresWorker,
     sweeper: Sweeper,
     webhooks: WebhookWorker,
     webhook_admin: WebhookAdmin,
@@ -81,6 +85,11 @@ impl Application {
             clock: Arc::new(SystemClock),
             interval: config.credit_release_interval,
             signal: signal.clone(),
+        };
+        let figures = FiguresWorker {
+            users: stores.indication.clone(),
+            clock: Arc::new(SystemClock),
+            interval: FOLD_INTERVAL,
         };
         let sweeper = Sweeper {
             feed: stores.events.clone(),
@@ -130,6 +139,7 @@ impl Application {
             signal,
             worker,
             release,
+            figures,
             sweeper,
             webhooks,
             webhook_admin,
@@ -144,6 +154,7 @@ impl Application {
             worker.clock = clock.clone();
         }
         self.release.clock = clock.clone();
+        self.figures.clock = clock.clone();
         self.sweeper.clock = clock.clone();
         self.webhooks.clock = clock.clone();
         self.clock = clock;
@@ -202,6 +213,14 @@ impl Application {
                 "release worker"
             });
             names.insert(task.id(), "release worker");
+        }
+        {
+            let stop = stop.clone();
+            let task = tasks.spawn(async move {
+                self.figures.run(stop).await;
+                "figures worker"
+            });
+            names.insert(task.id(), "figures worker");
         }
         {
             let stop = stop.clone();

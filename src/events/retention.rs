@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use tokio_util::sync::CancellationToken;
 
 use super::store::EventFeed;
-use crate::clock::Clock;
+use crate::clock::{self, Clock};
 
 /// Events removed per write.
 pub const SWEEP_BATCH: usize = 1000;
@@ -21,13 +21,7 @@ pub struct Sweeper {
 
 impl Sweeper {
     pub async fn run(self, shutdown: CancellationToken) {
-        loop {
-            self.pass(&shutdown).await;
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(self.interval) => {}
-            }
-        }
+        clock::every(self.interval, &shutdown, || self.pass(&shutdown)).await;
     }
 
     /// Removes every expired event, a batch per write, until none is left or the service

@@ -6,6 +6,7 @@ pub mod release;
 mod routes;
 pub mod service;
 pub mod store;
+pub mod totals;
 
 pub use domain::{LedgerEntry, LedgerOperation, User, UserHash};
 pub use routes::router;

@@ -8,7 +8,11 @@ use std::{sync::Arc, time::Duration};
 use tokio_util::sync::CancellationToken;
 
 use super::{service, store::IndicationStore};
-use crate::{callbacks::OutboxSignal, clock::Clock, programs::ProgramStore};
+use crate::{
+    callbacks::OutboxSignal,
+    clock::{self, Clock},
+    programs::ProgramStore,
+};
 
 pub struct ReleaseWorker {
     pub users: Arc<dyn IndicationStore>,
@@ -21,13 +25,7 @@ pub struct ReleaseWorker {
 impl ReleaseWorker {
     /// Releases what is due at once, then every `interval`, until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) {
-        loop {
-            self.pass().await;
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(self.interval) => {}
-            }
-        }
+        clock::every(self.interval, &shutdown, || self.pass()).await;
     }
 
     /// One pass: every credit due now, a batch at a time.

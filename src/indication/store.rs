@@ -186,6 +186,15 @@ pub trait IndicationStore: Send + Sync {
         indicator: &UserHash,
     ) -> Result<Vec<(Option<ProgramId>, ProgramFigures)>, StoreError>;
 
+    /// Folds into the figures' running totals the changes written beside the moves that made
+    /// them, a batch at a time: how many it folded, 0 when none was waiting. A store that
+    /// writes its totals in the same step as each move has nothing to fold.
+    /// `now` dates the changes of writes that stopped half-way (see the MongoDB store).
+    async fn fold_figures(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let _ = now;
+        Ok(0)
+    }
+
     /// Up to `limit` of the users this user indicated, in registration order (time, then
     /// hash), after `after`: one indexed range read, whatever the indicator's count.
     async fn indicated_by(

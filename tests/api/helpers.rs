@@ -196,6 +196,14 @@ impl TestApp {
         }
     }
 
+    /// The MongoDB URL of the app's own database; `None` on the embedded store.
+    pub fn database_url(&self) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(name, _)| name == "DATABASE_URL")
+            .map(|(_, url)| url.as_str())
+    }
+
     /// Stops the server and starts a new one with the same configuration and data.
     pub async fn restart(mut self) -> Self {
         self.stop().await;

@@ -18,6 +18,7 @@ mod embedded;
 mod events;
 mod exports;
 mod faults;
+mod figures;
 mod fuzz;
 mod idempotency;
 mod import;

@@ -223,34 +223,122 @@ pub struct ProgramFigures {
     pub reversed_credit_total: Money,
 }
 
+/// The names of a program's figures, as its answers and stored records name them: the counts,
+/// then the money totals, in the order of [`ProgramFigures::parts`].
+pub const FIGURE_COUNTS: [&str; 9] = [
+    "users",
+    "indicated_users",
+    "pending",
+    "held",
+    "in_review",
+    "acquired",
+    "capped",
+    "rejected",
+    "reversed",
+];
+pub const FIGURE_TOTALS: [&str; 5] = [
+    "signup_credit_total",
+    "held_credit_total",
+    "in_review_credit_total",
+    "acquired_credit_total",
+    "reversed_credit_total",
+];
+
 impl ProgramFigures {
+    /// The counts and the money totals, in the order of [`FIGURE_COUNTS`] and [`FIGURE_TOTALS`].
+    pub fn parts(&self) -> ([u64; 9], [Money; 5]) {
+        (
+            [
+                self.users,
+                self.indicated_users,
+                self.pending,
+                self.held,
+                self.in_review,
+                self.acquired,
+                self.capped,
+                self.rejected,
+                self.reversed,
+            ],
+            [
+                self.signup_credit_total,
+                self.held_credit_total,
+                self.in_review_credit_total,
+                self.acquired_credit_total,
+                self.reversed_credit_total,
+            ],
+        )
+    }
+
+    /// The figures of [`ProgramFigures::parts`].
+    pub fn from_parts(counts: [u64; 9], totals: [Money; 5]) -> Self {
+        let [
+            users,
+            indicated_users,
+            pending,
+            held,
+            in_review,
+            acquired,
+            capped,
+            rejected,
+            reversed,
+        ] = counts;
+        let [
+            signup_credit_total,
+            held_credit_total,
+            in_review_credit_total,
+            acquired_credit_total,
+            reversed_credit_total,
+        ] = totals;
+        Self {
+            users,
+            indicated_users,
+            pending,
+            held,
+            in_review,
+            acquired,
+            capped,
+            rejected,
+            reversed,
+            signup_credit_total,
+            held_credit_total,
+            in_review_credit_total,
+            acquired_credit_total,
+            reversed_credit_total,
+        }
+    }
+
+    /// What one user adds to the figures of its program (and of its indicator in it): itself,
+    /// what it received at signup, and its credit in its state.
+    pub fn of_user(user: &User, signup: Money) -> Self {
+        let mut figures = Self {
+            users: 1,
+            signup_credit_total: signup,
+            ..Self::default()
+        };
+        if let Some(credit) = &user.credit {
+            figures.indicated_users = 1;
+            let (count, total) = figures.of_status(credit.status());
+            if let Some(count) = count {
+                *count = 1;
+            }
+            if let (Some(total), Some(amount)) = (total, credit.amount()) {
+                *total = amount;
+            }
+        }
+        figures
+    }
+
     /// Adds `other`'s counts and money; `None` on overflow.
     pub fn add(&mut self, other: &ProgramFigures) -> Option<()> {
-        for (count, more) in [
-            (&mut self.users, other.users),
-            (&mut self.indicated_users, other.indicated_users),
-            (&mut self.pending, other.pending),
-            (&mut self.held, other.held),
-            (&mut self.in_review, other.in_review),
-            (&mut self.acquired, other.acquired),
-            (&mut self.capped, other.capped),
-            (&mut self.rejected, other.rejected),
-            (&mut self.reversed, other.reversed),
-        ] {
+        let (mut counts, mut totals) = self.parts();
+        let (more_counts, more_totals) = other.parts();
+        for (count, more) in counts.iter_mut().zip(more_counts) {
             *count = count.checked_add(more)?;
         }
-        for (total, more) in [
-            (&mut self.signup_credit_total, other.signup_credit_total),
-            (&mut self.held_credit_total, other.held_credit_total),
-            (
-                &mut self.in_review_credit_total,
-                other.in_review_credit_total,
-            ),
-            (&mut self.acquired_credit_total, other.acquired_credit_total),
-            (&mut self.reversed_credit_total, other.reversed_credit_total),
-        ] {
+        for (total, more) in totals.iter_mut().zip(more_totals) {
             *total = total.checked_add(more)?;
         }
+        *self = Self::from_parts(counts, totals);
         Some(())
     }
 

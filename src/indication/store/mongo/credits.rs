@@ -108,11 +108,15 @@ impl MongoStore {
             push.insert("callbacks", event_document(event)?);
         }
         push.insert("events", feed_document(&step.feed(&terms.program_name))?);
-        // An admin's decision carries its audit entry in the same write.
         let after = User {
             credit: Some(step.credit.clone()),
             ..user.clone()
         };
+        let due = dues(Some(user), &after, Money::ZERO)?;
+        if !due.is_empty() {
+            push.insert(DUE, doc! { "$each": due });
+        }
+        // An admin's decision carries its audit entry in the same write.
         let carried = Carried::of(Some(user), Some(&after))?;
         if let Some(carried) = &carried {
             push.insert(CARRIED, carried.document.clone());

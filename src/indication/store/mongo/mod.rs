@@ -19,7 +19,7 @@ mod migrations;
 mod records;
 
 use credits::MAX_CREDIT_RACES;
-use figures::figures_overflow;
+use figures::{DUE, dues};
 use records::*;
 
 use super::{
@@ -32,7 +32,7 @@ use crate::{
     cursor::Cursor,
     email::Email,
     joint::mongo::{EventInUser, event_document, event_in_user, feed_document},
-    money::Money,
+    money::{Money, SignedMoney},
     programs::ProgramId,
     storage::{
         StoreError,
@@ -48,9 +48,11 @@ pub(crate) const INDICATED_EMAILS: &str = "indicated_emails";
 /// Each indicator's count of held + acquired credits per program (`program:indicator`).
 pub(crate) const CAP_PLACES: &str = "indicator_credits";
 
-/// The users' indexes, and migration 2: figures and cap counts of credits stored before them.
+/// The users' and the figures' indexes, migration 2 (signup credits and cap counts of credits
+/// stored before them) and migration 8 (the figures' totals of users stored before them).
 pub(crate) fn schema() -> Schema {
     let index = |name, keys| Index::new(USERS, name, keys, IndexKind::Plain);
+    let due = |name, keys| Index::new(USERS, name, keys, IndexKind::Sparse);
     Schema {
         indexes: vec![
             // An indicator's indicated users in list order: a page is one index range.
@@ -82,12 +84,29 @@ pub(crate) fn schema() -> Schema {
                 "user_indicator_program_id_credit_status",
                 doc! { "user_indicator": 1, "program_id": 1, "credit.status": 1 },
             ),
+            // The figures' changes not folded yet, by total and by indicator.
+            due("figures_due_key", doc! { "figures_due.key": 1 }),
+            due("figures_due_indicator", doc! { "figures_due.indicator": 1 }),
+            Index::new(
+                figures::FIGURES,
+                "indicator",
+                doc! { "indicator": 1 },
+                IndexKind::Sparse,
+            ),
+            Index::new(figures::IMPORTS, "key", doc! { "key": 1 }, IndexKind::Plain),
         ],
-        migrations: vec![Migration {
-            version: 2,
-            name: "signup credits and cap counts of earlier credits",
-            run: Box::new(|store| Box::pin(store.count_earlier_credits())),
-        }],
+        migrations: vec![
+            Migration {
+                version: 2,
+                name: "signup credits and cap counts of earlier credits",
+                run: Box::new(|store| Box::pin(store.count_earlier_credits())),
+            },
+            Migration {
+                version: 8,
+                name: "figures' totals of earlier users",
+                run: Box::new(|store| Box::pin(store.total_earlier_figures())),
+            },
+        ],
     }
 }
 
@@ -200,11 +219,24 @@ impl IndicationStore for MongoStore {
             Some(id) if self.add_program_users(id, wanted).await? => Some(id),
             _ => None,
         };
+        // The program's figures count the users in with one change for the whole batch.
+        let batch = match program {
+            Some(id) => Some(self.begin_import(id, &missing, at).await?),
+            None => None,
+        };
         let docs = missing
             .iter()
-            .map(|hash| UserDoc::from_user(&User::imported(hash.clone(), program, at)))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|hash| {
+                let mut doc = UserDoc::from_user(&User::imported(hash.clone(), program, at))?;
+                doc.import_batch = batch;
+                Ok(doc)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let raced = insert_unordered(&self.users(), docs, self.timeout).await?;
+        if let Some(batch) = batch {
+            self.end_import(batch, missing.len().saturating_sub(raced.len()))
+                .await?;
+        }
         if let (Some(id), false) = (program, raced.is_empty()) {
             self.add_program_users(id, -i64::try_from(raced.len()).unwrap_or(0))
                 .await?;
@@ -245,6 +277,11 @@ impl IndicationStore for MongoStore {
         doc.callbacks = vec![event_in_user(&registration.event)?];
         doc.events = vec![feed_document(&registration.feed)?];
         doc.signup_credit = Some(to_decimal128(registration.event.amount)?);
+        doc.figures_due = dues(
+            None,
+            &registration.user,
+            registration.event.amount.magnitude(),
+        )?;
         match self
             .users()
             .insert_one(doc)
@@ -357,23 +394,21 @@ impl IndicationStore for MongoStore {
             .map(|(_, step)| step))
     }
 
+    /// The program's total and the changes due to it: a few index reads.
     async fn program_figures(&self, program: ProgramId) -> Result<ProgramFigures, StoreError> {
-        let groups = self
-            .credit_figures(doc! { "program_id": program.object_id() })
-            .await?;
-        let mut figures = ProgramFigures::default();
-        for (_, group) in groups {
-            figures.add(&group).ok_or_else(figures_overflow)?;
-        }
-        Ok(figures)
+        self.program_total(program).await
     }
 
+    /// The indicator's totals and the changes due to them: a few index reads.
     async fn indicated_figures(
         &self,
         indicator: &UserHash,
     ) -> Result<Vec<(Option<ProgramId>, ProgramFigures)>, StoreError> {
-        self.credit_figures(doc! { "user_indicator": indicator.as_str() })
-            .await
+        self.indicator_totals(indicator).await
+    }
+
+    async fn fold_figures(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.fold_due(now).await
     }
 
     /// Two range reads of the index `{user_indicator, created_at, _id}`.

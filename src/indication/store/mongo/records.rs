@@ -158,6 +158,12 @@ pub(super) struct UserDoc {
     /// Feed events waiting for the events relay.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) events: Vec<Document>,
+    /// The changes this user made to the figures' totals, until folded into them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) figures_due: Vec<Document>,
+    /// The import that created this user, which counts it into its program's figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) import_batch: Option<ObjectId>,
 }
 
 impl UserDoc {
@@ -178,6 +184,8 @@ impl UserDoc {
             ledger: Vec::new(),
             callbacks: Vec::new(),
             events: Vec::new(),
+            figures_due: Vec::new(),
+            import_batch: None,
         })
     }
 
@@ -263,5 +271,5 @@ pub(super) struct LedgerOnly {
 
 /// User reads leave out the ledger and the events.
 pub(super) fn user_projection() -> Document {
-    doc! { "ledger": 0, "callbacks": 0, "events": 0, CARRIED: 0 }
+    doc! { "ledger": 0, "callbacks": 0, "events": 0, CARRIED: 0, "figures_due": 0 }
 }
