@@ -465,7 +465,20 @@ impl MongoStore {
     }
 
     /// Folds the changes due to some totals into them: the number of changes folded, 0 when
-    /// none was due.
+    /// none was due. Each total takes up to [`FOLD_BATCH`] users' changes in four steps, any
+    /// of which several instances may run at once:
+    ///
+    /// 1. read the total; if its last fold's changes may still be in their users' documents,
+    ///    remove them (they are in the total already);
+    /// 2. read the changes due to it;
+    /// 3. write the total plus the changes, naming them as its last fold, on the condition that
+    ///    its `seq` is the one read in step 1 (the first fold inserts it instead);
+    /// 4. remove the changes from their users' documents, then the fold's names.
+    ///
+    /// Of two folds that read the same `seq`, one writes. A fold whose step 2 read a change
+    /// another fold had taken either read the total after that fold (and found its changes
+    /// already removed in step 1), or read it before, and its step 3 then misses the `seq`:
+    /// a change is folded once.
     pub(super) async fn fold_due(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         self.settle_stopped_imports(now).await?;
         let imports = self
@@ -487,36 +500,30 @@ impl MongoStore {
             .map(|due| due.key.as_str())
             .chain(imports.iter().map(|import| import.key.as_str()))
             .collect();
-        let mut folded = 0;
+        // Each total is written by its own fold; the changes of all of them leave their users'
+        // documents in one write per document (a user's changes to its program's and its
+        // indicator's totals together), then each total's fold is finished.
+        let mut written = Vec::new();
         for key in keys {
-            folded += self.fold(key).await?;
+            if let Some(plan) = self.plan_fold(key).await?
+                && self.write_fold(&plan).await?
+            {
+                written.push(plan);
+            }
         }
-        Ok(folded)
-    }
-
-    /// Folds up to [`FOLD_BATCH`] users' changes into the total `key`, in four steps, any of
-    /// which several instances may run at once:
-    ///
-    /// 1. read the total; if its last fold's changes may still be in their users' documents,
-    ///    remove them (they are in the total already);
-    /// 2. read the changes due to it;
-    /// 3. write the total plus the changes, naming them as its last fold, on the condition that
-    ///    its `seq` is the one read in step 1 (the first fold inserts it instead);
-    /// 4. remove the changes from their users' documents, then the fold's names.
-    ///
-    /// Of two folds that read the same `seq`, one writes. A fold whose step 2 read a change
-    /// another fold had taken either read the total after that fold (and found its changes
-    /// already removed in step 1), or read it before, and its step 3 then misses the `seq`:
-    /// a change is folded once.
-    async fn fold(&self, key: &str) -> Result<usize, StoreError> {
-        let Some(plan) = self.plan_fold(key).await? else {
-            return Ok(0);
-        };
-        if !self.write_fold(&plan).await? {
-            return Ok(0);
+        let mut all = Folding::default();
+        for plan in &written {
+            all.dues.extend(&plan.folding.dues);
+            all.users.extend(plan.folding.users.iter().cloned());
+            all.imports.extend(&plan.folding.imports);
         }
-        self.finish_fold(&plan).await?;
-        Ok(plan.folding.dues.len() + plan.folding.imports.len())
+        all.users.sort_unstable();
+        all.users.dedup();
+        self.remove_folded(&all).await?;
+        for plan in &written {
+            self.end_fold(plan).await?;
+        }
+        Ok(all.dues.len() + all.imports.len())
     }
 
     /// Steps 1 and 2: `None` when no change is due to the total.
@@ -626,9 +633,8 @@ impl MongoStore {
         }
     }
 
-    /// Step 4, once the total is written.
-    async fn finish_fold(&self, plan: &FoldPlan) -> Result<(), StoreError> {
-        self.remove_folded(&plan.folding).await?;
+    /// The end of step 4, once the fold's changes are gone from their users' documents.
+    async fn end_fold(&self, plan: &FoldPlan) -> Result<(), StoreError> {
         self.totals()
             .update_one(
                 doc! { "_id": &plan.total.key, "seq": plan.total.seq + 1 },
@@ -641,19 +647,21 @@ impl MongoStore {
 
     /// Removes a fold's changes from their users' documents and its imports.
     async fn remove_folded(&self, folding: &Folding) -> Result<(), StoreError> {
+        if !folding.users.is_empty() {
+            self.users()
+                .update_many(
+                    doc! { "_id": { "$in": &folding.users } },
+                    doc! { "$pull": { DUE: { "_id": { "$in": &folding.dues } } } },
+                )
+                .within(self.timeout)
+                .await?;
+        }
         if !folding.imports.is_empty() {
             self.imports()
                 .delete_many(doc! { "_id": { "$in": &folding.imports } })
                 .within(self.timeout)
                 .await?;
         }
-        self.users()
-            .update_many(
-                doc! { "_id": { "$in": &folding.users } },
-                doc! { "$pull": { DUE: { "_id": { "$in": &folding.dues } } } },
-            )
-            .within(self.timeout)
-            .await?;
         Ok(())
     }
 
@@ -800,6 +808,23 @@ mod tests {
         store.users().insert_one(doc).await.expect("insert");
     }
 
+    /// One whole fold of the total `key`.
+    async fn fold(store: &MongoStore, key: &str) -> usize {
+        let Some(plan) = store.plan_fold(key).await.expect("plan") else {
+            return 0;
+        };
+        if !store.write_fold(&plan).await.expect("write") {
+            return 0;
+        }
+        finish(store, &plan).await;
+        plan.folding.dues.len()
+    }
+
+    async fn finish(store: &MongoStore, plan: &FoldPlan) {
+        store.remove_folded(&plan.folding).await.expect("remove");
+        store.end_fold(plan).await.expect("end");
+    }
+
     async fn users(store: &MongoStore, program: ProgramId) -> u64 {
         store.program_total(program).await.expect("figures").users
     }
@@ -816,7 +841,7 @@ mod tests {
             import(&store, &format!("b{round}"), program).await;
             let first = store.plan_fold(&key).await.expect("plan").expect("due");
             assert!(store.write_fold(&first).await.expect("write"));
-            store.finish_fold(&first).await.expect("finish");
+            finish(&store, &first).await;
             assert!(
                 !store.write_fold(&late).await.expect("write"),
                 "a fold wrote over a total that moved after it read it"
@@ -872,7 +897,7 @@ mod tests {
         import(&store, "c", program).await;
         assert_eq!(users(&store, program).await, 3);
         // The next fold removes them first, then folds only the new change.
-        assert_eq!(store.fold(&key).await.expect("fold"), 1);
+        assert_eq!(fold(&store, &key).await, 1);
         assert_eq!(users(&store, program).await, 3);
         assert_eq!(store.fold_due(Utc::now()).await.expect("fold"), 0);
         assert_eq!(users(&store, program).await, 3);
