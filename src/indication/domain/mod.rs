@@ -247,64 +247,45 @@ pub const FIGURE_TOTALS: [&str; 5] = [
 impl ProgramFigures {
     /// The counts and the money totals, in the order of [`FIGURE_COUNTS`] and [`FIGURE_TOTALS`].
     pub fn parts(&self) -> ([u64; 9], [Money; 5]) {
-        (
-            [
-                self.users,
-                self.indicated_users,
-                self.pending,
-                self.held,
-                self.in_review,
-                self.acquired,
-                self.capped,
-                self.rejected,
-                self.reversed,
-            ],
-            [
-                self.signup_credit_total,
-                self.held_credit_total,
-                self.in_review_credit_total,
-                self.acquired_credit_total,
-                self.reversed_credit_total,
-            ],
-        )
+        let mut copy = self.clone();
+        let (counts, totals) = copy.parts_mut();
+        (counts.map(|count| *count), totals.map(|total| *total))
     }
 
     /// The figures of [`ProgramFigures::parts`].
     pub fn from_parts(counts: [u64; 9], totals: [Money; 5]) -> Self {
-        let [
-            users,
-            indicated_users,
-            pending,
-            held,
-            in_review,
-            acquired,
-            capped,
-            rejected,
-            reversed,
-        ] = counts;
-        let [
-            signup_credit_total,
-            held_credit_total,
-            in_review_credit_total,
-            acquired_credit_total,
-            reversed_credit_total,
-        ] = totals;
-        Self {
-            users,
-            indicated_users,
-            pending,
-            held,
-            in_review,
-            acquired,
-            capped,
-            rejected,
-            reversed,
-            signup_credit_total,
-            held_credit_total,
-            in_review_credit_total,
-            acquired_credit_total,
-            reversed_credit_total,
+        let mut figures = Self::default();
+        let (count_slots, total_slots) = figures.parts_mut();
+        for (slot, count) in count_slots.into_iter().zip(counts) {
+            *slot = count;
         }
+        for (slot, total) in total_slots.into_iter().zip(totals) {
+            *slot = total;
+        }
+        figures
+    }
+
+    fn parts_mut(&mut self) -> ([&mut u64; 9], [&mut Money; 5]) {
+        (
+            [
+                &mut self.users,
+                &mut self.indicated_users,
+                &mut self.pending,
+                &mut self.held,
+                &mut self.in_review,
+                &mut self.acquired,
+                &mut self.capped,
+                &mut self.rejected,
+                &mut self.reversed,
+            ],
+            [
+                &mut self.signup_credit_total,
+                &mut self.held_credit_total,
+                &mut self.in_review_credit_total,
+                &mut self.acquired_credit_total,
+                &mut self.reversed_credit_total,
+            ],
+        )
     }
 
     /// What one user adds to the figures of its program (and of its indicator in it): itself,
