@@ -2,12 +2,13 @@
 //! (`p:<program>`) and one per indicator and program (`i:<indicator>:<program>`) in
 //! [`FIGURES`], and the changes that have not reached them yet.
 //!
-//! A write that changes a user's figures (an import into a program, a registration, a credit
-//! move) pushes what it adds to each total, signed, into the user's own `figures_due`, in the
-//! same single-document write as the change: a change is never counted without its move, nor
-//! lost. The figures worker then folds them into the totals (see [`MongoStore::fold`]). A read
-//! adds to a total the changes still due to it, so it is exact at any time, and costs a few
-//! index reads however many users the program or the indicator has.
+//! A write that changes a user's figures (a registration, a credit move) pushes what it adds to
+//! each total, signed, into the user's own `figures_due`, in the same single-document write as
+//! the change: a change is never counted without its move, nor lost. An import records one
+//! change for its whole batch in [`IMPORTS`] before it writes the users. The figures worker
+//! folds the changes into the totals (see [`MongoStore::fold_due`]). A read adds to a total the
+//! changes still due to it, so it is exact at any time, and costs a few index reads however
+//! many users the program or the indicator has.
 
 use std::collections::{BTreeSet, HashMap};
 
