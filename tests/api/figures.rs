@@ -36,16 +36,19 @@ fn progress(stats: &Value, statement: &Value) -> (u64, u64, u64) {
     )
 }
 
-/// Folds every change waiting into the figures' totals (nothing to do on the embedded store).
-async fn fold_all(app: &TestApp) {
-    while app
-        .stores
+/// One pass of folding the changes waiting into the figures' totals: how many it folded
+/// (always 0 on the embedded store, which has nothing to fold).
+async fn fold(app: &TestApp) -> usize {
+    app.stores
         .indication
         .fold_figures(app.clock.now())
         .await
         .expect("fold")
-        > 0
-    {}
+}
+
+/// Folds until no change is left waiting.
+async fn fold_all(app: &TestApp) {
+    while fold(app).await > 0 {}
 }
 
 /// `ana` registers `indicated` in `program`.
@@ -117,14 +120,7 @@ async fn figures_stay_exact_while_moves_folds_and_reads_race(app: TestApp) {
                 let (app, folding) = (app.clone(), folding.clone());
                 tokio::spawn(async move {
                     while folding.load(Ordering::SeqCst) {
-                        if app
-                            .stores
-                            .indication
-                            .fold_figures(app.clock.now())
-                            .await
-                            .expect("fold")
-                            == 0
-                        {
+                        if fold(&app).await == 0 {
                             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
                         }
                     }
