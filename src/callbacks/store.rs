@@ -10,11 +10,13 @@ use chrono::{DateTime, Utc};
 use super::domain::{AttemptOutcome, CallbackFilter, CallbackStatus, CreditEvent};
 use crate::storage::StoreError;
 
-/// A claim on due events: until `until`, no other worker may claim them.
+/// A claim on due events: what is due at `at` may be claimed; until `until`, no other worker
+/// may claim them.
 #[derive(Clone, Debug)]
 pub struct Lease {
     /// Who holds it: one value per worker.
     pub owner: String,
+    pub at: DateTime<Utc>,
     pub until: DateTime<Utc>,
 }
 
@@ -23,6 +25,7 @@ impl Lease {
     pub fn of(owner: &str, now: DateTime<Utc>, length: std::time::Duration) -> Self {
         Self {
             owner: owner.to_owned(),
+            at: now,
             until: now
                 + chrono::Duration::from_std(length).unwrap_or(chrono::Duration::seconds(60)),
         }
@@ -55,25 +58,14 @@ pub trait CallbackOutbox: Send + Sync {
     /// How many events are `pending`.
     async fn pending_count(&self) -> Result<u64, StoreError>;
 
-    /// Claims up to `limit` pending events due at `now` whose lease (if any) has expired, each
-    /// in one atomic step, and returns them. An event claimed here is not due again until the
-    /// lease expires or its attempt is recorded.
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        lease: &Lease,
-        limit: usize,
-    ) -> Result<Vec<CreditEvent>, StoreError>;
+    /// Claims up to `limit` pending events due at the lease's time whose lease (if any) has
+    /// expired, each in one atomic step, and returns them. An event claimed here is not due
+    /// again until the lease expires or its attempt is recorded.
+    async fn claim_due(&self, lease: &Lease, limit: usize) -> Result<Vec<CreditEvent>, StoreError>;
 
     /// Records an attempt of an event this owner holds the lease of, and releases the lease.
     /// `false` (nothing written) when the lease was lost to another worker meanwhile.
-    async fn record_attempt(
-        &self,
-        id: &str,
-        owner: &str,
-        at: DateTime<Utc>,
-        outcome: AttemptOutcome,
-    ) -> Result<bool, StoreError>;
+    async fn record_attempt(&self, owner: &str, attempt: Attempt) -> Result<bool, StoreError>;
 
     /// Records several attempts, as [`Self::record_attempt`] each, in as few writes as the
     /// store can: how many were recorded (the others' leases were lost).
@@ -84,12 +76,7 @@ pub trait CallbackOutbox: Send + Sync {
     ) -> Result<usize, StoreError> {
         let mut recorded = 0;
         for attempt in attempts {
-            if self
-                .record_attempt(&attempt.id, owner, attempt.at, attempt.outcome)
-                .await?
-            {
-                recorded += 1;
-            }
+            recorded += usize::from(self.record_attempt(owner, attempt).await?);
         }
         Ok(recorded)
     }

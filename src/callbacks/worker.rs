@@ -79,9 +79,8 @@ impl Queue for Worker {
     type Ended = Attempt;
 
     async fn claim(&self, limit: usize) -> Vec<CreditEvent> {
-        let now = self.clock.now();
-        let lease = Lease::of(&self.owner, now, self.settings.lease);
-        match self.outbox.claim_due(now, &lease, limit).await {
+        let lease = Lease::of(&self.owner, self.clock.now(), self.settings.lease);
+        match self.outbox.claim_due(&lease, limit).await {
             Ok(events) => events,
             Err(err) => {
                 crate::ops::metrics::store_error(err.kind());

@@ -9,4 +9,4 @@ pub mod store;
 
 pub use domain::{Event, EventType};
 pub use routes::router;
-pub use store::EventFeed;
+pub use store::{EventFeed, FeedQuery};

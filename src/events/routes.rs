@@ -5,7 +5,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::domain::{Event, EventType};
+use super::{
+    domain::{Event, EventType},
+    store::FeedQuery,
+};
 use crate::{
     auth::BackendAccess,
     clock,
@@ -132,13 +135,13 @@ async fn feed(
     let page = state
         .stores
         .events
-        .feed(
-            &types,
-            params.after.unwrap_or_default().0,
-            Limit::or(params.limit, DEFAULT_FEED_PAGE),
-            state.clock.now(),
-            state.event_retention,
-        )
+        .feed(FeedQuery {
+            types: &types,
+            after: params.after.unwrap_or_default().0,
+            limit: Limit::or(params.limit, DEFAULT_FEED_PAGE),
+            now: state.clock.now(),
+            retention: state.event_retention,
+        })
         .await?;
     Ok(Json(FeedBody {
         events: page.events.into_iter().map(EventBody::from).collect(),

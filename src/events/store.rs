@@ -23,18 +23,28 @@ pub struct FeedPage {
     pub next: u64,
 }
 
+/// A read of the feed: up to `limit` events of `types` (every type when empty) written after
+/// position `after`, leaving out those older than `retention` at `now`.
+#[derive(Clone, Copy, Debug)]
+pub struct FeedQuery<'a> {
+    pub types: &'a [EventType],
+    pub after: u64,
+    pub limit: usize,
+    pub now: DateTime<Utc>,
+    pub retention: chrono::Duration,
+}
+
+impl FeedQuery<'_> {
+    /// The oldest time an event may have and still be read.
+    pub fn since(&self) -> DateTime<Utc> {
+        self.now - self.retention
+    }
+}
+
 #[async_trait]
 pub trait EventFeed: Send + Sync {
-    /// Up to `limit` events of `types` (every type when empty) written after position `after`,
-    /// in the order they were written, leaving out those older than `retention` at `now`.
-    async fn feed(
-        &self,
-        types: &[EventType],
-        after: u64,
-        limit: usize,
-        now: DateTime<Utc>,
-        retention: chrono::Duration,
-    ) -> Result<FeedPage, StoreError>;
+    /// The events `query` asks for, in the order they were written.
+    async fn feed(&self, query: FeedQuery<'_>) -> Result<FeedPage, StoreError>;
 
     /// Removes up to `limit` of the events older than `before`; how many it removed. A store
     /// that expires events by itself (a TTL index) removes none here.

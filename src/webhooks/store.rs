@@ -62,11 +62,11 @@ pub trait WebhookStore: Send + Sync {
         keep_until: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Claims up to `limit` pending deliveries of one endpoint due at `now`, under `lease`.
+    /// Claims up to `limit` pending deliveries of one endpoint due at the lease's time, under
+    /// `lease`.
     async fn claim_deliveries(
         &self,
         endpoint_id: &str,
-        now: DateTime<Utc>,
         lease: &Lease,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError>;

@@ -27,7 +27,7 @@ use super::{
 use crate::{
     callbacks::{RetrySchedule, domain::AttemptOutcome, store::Lease},
     clock::Clock,
-    events::EventFeed,
+    events::{EventFeed, FeedQuery},
     ops::metrics,
     pump::{self, OutboxSignal, Pace, Queue},
 };
@@ -170,7 +170,13 @@ impl WebhookWorker {
                 let after = self.store.fan_out_position().await?;
                 let page = self
                     .feed
-                    .feed(&[], after, FAN_OUT_PAGE, now, retention)
+                    .feed(FeedQuery {
+                        types: &[],
+                        after,
+                        limit: FAN_OUT_PAGE,
+                        now,
+                        retention,
+                    })
                     .await?;
                 if page.next == after {
                     return Ok(false);
@@ -301,7 +307,7 @@ impl Queue for Lane {
         match self
             .worker
             .store
-            .claim_deliveries(&endpoint.id, now, &self.worker.lease(now), limit)
+            .claim_deliveries(&endpoint.id, &self.worker.lease(now), limit)
             .await
         {
             Ok(claimed) => claimed,

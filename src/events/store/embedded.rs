@@ -9,7 +9,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::{EventFeed, FeedPage};
+use super::{EventFeed, FeedPage, FeedQuery};
 use crate::{
     events::{
         daily::{self, DayFigures},
@@ -133,16 +133,10 @@ pub(crate) fn append(txn: &WriteTransaction, event: &Event) -> Result<(), StoreE
 
 #[async_trait]
 impl EventFeed for EmbeddedStore {
-    async fn feed(
-        &self,
-        types: &[EventType],
-        after: u64,
-        limit: usize,
-        now: DateTime<Utc>,
-        retention: chrono::Duration,
-    ) -> Result<FeedPage, StoreError> {
-        let types = types.to_vec();
-        let since = now - retention;
+    async fn feed(&self, query: FeedQuery<'_>) -> Result<FeedPage, StoreError> {
+        let FeedQuery { after, limit, .. } = query;
+        let types = query.types.to_vec();
+        let since = query.since();
         self.read(move |txn| {
             let events = txn.open_table(EVENTS).map_err(backend)?;
             // The positions to read, in order: every event, or the merged ranges of the types.

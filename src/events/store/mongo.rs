@@ -25,7 +25,7 @@ use mongodb::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{EventFeed, FeedPage};
+use super::{EventFeed, FeedPage, FeedQuery};
 use crate::{
     events::{
         daily::{self, DayFigures},
@@ -284,15 +284,15 @@ impl MongoStore {
 
 #[async_trait]
 impl EventFeed for MongoStore {
-    async fn feed(
-        &self,
-        types: &[EventType],
-        after: u64,
-        limit: usize,
-        now: DateTime<Utc>,
-        retention: chrono::Duration,
-    ) -> Result<FeedPage, StoreError> {
-        let since = now - retention;
+    async fn feed(&self, query: FeedQuery<'_>) -> Result<FeedPage, StoreError> {
+        let FeedQuery {
+            types,
+            after,
+            limit,
+            retention,
+            ..
+        } = query;
+        let since = query.since();
         self.relay_events(since, retention).await?;
         let committed = self
             .positions()

@@ -302,11 +302,10 @@ impl WebhookStore for EmbeddedStore {
     async fn claim_deliveries(
         &self,
         endpoint_id: &str,
-        now: DateTime<Utc>,
         lease: &Lease,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let (endpoint, lease) = (endpoint_id.to_owned(), lease.clone());
+        let (endpoint, now, lease) = (endpoint_id.to_owned(), lease.at, lease.clone());
         self.write(move |txn| {
             let ids: Vec<String> = {
                 let due = txn.open_table(DUE).map_err(backend)?;

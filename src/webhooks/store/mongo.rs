@@ -19,7 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{DeliveryFilter, Health, WebhookStore};
 use crate::{
-    callbacks::{domain::AttemptOutcome, store::Lease},
+    callbacks::{
+        domain::AttemptOutcome,
+        store::{Lease, mongo::set_undelivered},
+    },
     events::EventType,
     storage::{
         StoreError,
@@ -320,14 +323,13 @@ impl WebhookStore for MongoStore {
     async fn claim_deliveries(
         &self,
         endpoint_id: &str,
-        now: DateTime<Utc>,
         lease: &Lease,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
         let due = doc! {
             "endpoint_id": endpoint_id,
             "status": to_bson(&DeliveryStatus::Pending)?,
-            "due_at": { "$lte": to_bson_datetime(now) },
+            "due_at": { "$lte": to_bson_datetime(lease.at) },
         };
         let docs = claim_batch(&self.webhook_deliveries(), due, lease, limit, self.timeout).await?;
         many(docs)
@@ -380,18 +382,8 @@ impl WebhookStore for MongoStore {
                     group.1 = group.1.max(attempt.at);
                     continue;
                 }
-                AttemptOutcome::Retry {
-                    error,
-                    next_attempt_at,
-                } => {
-                    let next = to_bson_datetime(next_attempt_at);
-                    set.insert("last_error", error);
-                    set.insert("next_attempt_at", next);
-                    set.insert("due_at", next);
-                }
-                AttemptOutcome::Failed { error } => {
-                    set.insert("status", to_bson(&DeliveryStatus::Failed)?);
-                    set.insert("last_error", error);
+                undelivered => {
+                    set_undelivered(&mut set, undelivered, to_bson(&DeliveryStatus::Failed)?);
                 }
             }
             let result = self

@@ -244,13 +244,8 @@ impl CallbackOutbox for EmbeddedStore {
         .await
     }
 
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        lease: &Lease,
-        limit: usize,
-    ) -> Result<Vec<CreditEvent>, StoreError> {
-        let lease = lease.clone();
+    async fn claim_due(&self, lease: &Lease, limit: usize) -> Result<Vec<CreditEvent>, StoreError> {
+        let (now, lease) = (lease.at, lease.clone());
         self.write(move |txn| {
             let due: Vec<String> = {
                 let table = txn.open_table(CALLBACKS_DUE).map_err(backend)?;
@@ -281,15 +276,9 @@ impl CallbackOutbox for EmbeddedStore {
         .await
     }
 
-    async fn record_attempt(
-        &self,
-        id: &str,
-        owner: &str,
-        at: DateTime<Utc>,
-        outcome: AttemptOutcome,
-    ) -> Result<bool, StoreError> {
-        let (id, owner) = (id.to_owned(), owner.to_owned());
-        self.write(move |txn| apply_attempt(txn, &id, &owner, at, outcome.clone()))
+    async fn record_attempt(&self, owner: &str, attempt: Attempt) -> Result<bool, StoreError> {
+        let owner = owner.to_owned();
+        self.write(move |txn| apply_attempt(txn, &owner, &attempt))
             .await
     }
 
@@ -303,15 +292,7 @@ impl CallbackOutbox for EmbeddedStore {
         self.write(move |txn| {
             let mut recorded = 0;
             for attempt in &attempts {
-                if apply_attempt(
-                    txn,
-                    &attempt.id,
-                    &owner,
-                    attempt.at,
-                    attempt.outcome.clone(),
-                )? {
-                    recorded += 1;
-                }
+                recorded += usize::from(apply_attempt(txn, &owner, attempt)?);
             }
             Ok(recorded)
         })
@@ -345,12 +326,11 @@ impl CallbackOutbox for EmbeddedStore {
 /// (nothing written) when the lease was lost to another worker meanwhile.
 fn apply_attempt(
     txn: &WriteTransaction,
-    id: &str,
     owner: &str,
-    at: DateTime<Utc>,
-    outcome: AttemptOutcome,
+    attempt: &Attempt,
 ) -> Result<bool, StoreError> {
-    let Some(old) = read(txn, id)? else {
+    let at = attempt.at;
+    let Some(old) = read(txn, &attempt.id)? else {
         return Ok(false);
     };
     if old.lease_owner.as_deref() != Some(owner) {
@@ -361,7 +341,7 @@ fn apply_attempt(
     record.last_attempt_at = Some(at);
     record.lease_owner = None;
     record.lease_until = None;
-    match outcome {
+    match attempt.outcome.clone() {
         AttemptOutcome::Delivered => {
             record.status = CallbackStatus::Delivered;
             record.delivered_at = Some(at);

@@ -135,6 +135,27 @@ fn status_bson(status: CallbackStatus) -> Result<Bson, StoreError> {
     to_bson(&status)
 }
 
+/// Puts in `set` what an attempt that did not deliver leaves: its error, then when the next
+/// attempt is due (a retry) or `failed` as the status (the last). A delivery puts nothing.
+pub(crate) fn set_undelivered(set: &mut Document, outcome: AttemptOutcome, failed: Bson) {
+    match outcome {
+        AttemptOutcome::Delivered => {}
+        AttemptOutcome::Retry {
+            error,
+            next_attempt_at,
+        } => {
+            let next = to_bson_datetime(next_attempt_at);
+            set.insert("last_error", error);
+            set.insert("next_attempt_at", next);
+            set.insert("due_at", next);
+        }
+        AttemptOutcome::Failed { error } => {
+            set.insert("status", failed);
+            set.insert("last_error", error);
+        }
+    }
+}
+
 #[async_trait]
 impl CallbackOutbox for MongoStore {
     async fn list(&self, filter: &CallbackFilter) -> Result<Vec<CreditEvent>, StoreError> {
@@ -205,53 +226,32 @@ impl CallbackOutbox for MongoStore {
         Ok(relayed + unrelayed)
     }
 
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        lease: &Lease,
-        limit: usize,
-    ) -> Result<Vec<CreditEvent>, StoreError> {
+    async fn claim_due(&self, lease: &Lease, limit: usize) -> Result<Vec<CreditEvent>, StoreError> {
         self.relay_callbacks().await?;
         let due = doc! {
             "status": status_bson(CallbackStatus::Pending)?,
-            "due_at": { "$lte": to_bson_datetime(now) },
+            "due_at": { "$lte": to_bson_datetime(lease.at) },
         };
         let docs = claim_batch(&self.outbox(), due, lease, limit, self.timeout).await?;
         docs.into_iter().map(OutboxDoc::into_event).collect()
     }
 
-    async fn record_attempt(
-        &self,
-        id: &str,
-        owner: &str,
-        at: DateTime<Utc>,
-        outcome: AttemptOutcome,
-    ) -> Result<bool, StoreError> {
-        let at = to_bson_datetime(at);
+    async fn record_attempt(&self, owner: &str, attempt: Attempt) -> Result<bool, StoreError> {
+        let at = to_bson_datetime(attempt.at);
         let mut set = doc! { "last_attempt_at": at, "lease_owner": Bson::Null };
-        match outcome {
-            AttemptOutcome::Delivered => {
-                set.insert("status", status_bson(CallbackStatus::Delivered)?);
-                set.insert("delivered_at", at);
-            }
-            AttemptOutcome::Retry {
-                error,
-                next_attempt_at,
-            } => {
-                let next = to_bson_datetime(next_attempt_at);
-                set.insert("last_error", error);
-                set.insert("next_attempt_at", next);
-                set.insert("due_at", next);
-            }
-            AttemptOutcome::Failed { error } => {
-                set.insert("status", status_bson(CallbackStatus::Failed)?);
-                set.insert("last_error", error);
-            }
+        if attempt.outcome == AttemptOutcome::Delivered {
+            set.insert("status", status_bson(CallbackStatus::Delivered)?);
+            set.insert("delivered_at", at);
         }
+        set_undelivered(
+            &mut set,
+            attempt.outcome,
+            status_bson(CallbackStatus::Failed)?,
+        );
         let result = self
             .outbox()
             .update_one(
-                doc! { "_id": id, "lease_owner": owner },
+                doc! { "_id": attempt.id, "lease_owner": owner },
                 doc! { "$set": set, "$inc": { "attempts": 1 } },
             )
             .within(self.timeout)
@@ -296,12 +296,7 @@ impl CallbackOutbox for MongoStore {
             recorded += usize::try_from(result.matched_count).unwrap_or(usize::MAX);
         }
         for attempt in failed {
-            if self
-                .record_attempt(&attempt.id, owner, attempt.at, attempt.outcome)
-                .await?
-            {
-                recorded += 1;
-            }
+            recorded += usize::from(self.record_attempt(owner, attempt).await?);
         }
         Ok(recorded)
     }
