@@ -51,10 +51,26 @@ fn is_empty_requirement(requirement: &utoipa::openapi::security::SecurityRequire
         .is_ok_and(|value| value.as_object().is_some_and(|o| o.is_empty()))
 }
 
+/// The tags of the indication program's operations, whose bodies are JSON or form.
+const FORM_TAGS: [&str; 2] = ["indication", "programs"];
+
+/// Documents a JSON request body as a form body too: the indication program's routes take
+/// both, with the same field names (`extract::JsonOrForm`).
+fn also_as_form(operation: &mut utoipa::openapi::path::Operation) {
+    if let Some(utoipa::openapi::RefOr::T(body)) = operation.request_body.as_mut()
+        && let Some(json) = body.content.get("application/json").cloned()
+    {
+        body.content
+            .entry("application/x-www-form-urlencoded".to_owned())
+            .or_insert(json);
+    }
+}
+
 /// Adds to every operation of the assembled description (`app::api_routes` calls it once the
 /// routes are merged) the answers any operation may give whatever its own, unless it documents
 /// them itself: 401 where a token is required (every operation but those that clear
-/// `security`), 400, 413 and 415 where there is a body, and 503 when the store does not answer.
+/// `security`), 400, 413 and 415 where there is a body, and 503 when the store does not answer;
+/// and the form twin of the indication program's JSON bodies.
 /// Written once here rather than on every route.
 pub fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
     {
@@ -81,6 +97,13 @@ pub fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
                     _ => None,
                 };
                 let Some(operation) = operation else { continue };
+                if operation
+                    .tags
+                    .as_ref()
+                    .is_some_and(|tags| tags.iter().any(|tag| FORM_TAGS.contains(&tag.as_str())))
+                {
+                    also_as_form(operation);
+                }
                 let open = operation
                     .security
                     .as_ref()

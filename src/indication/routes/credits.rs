@@ -3,7 +3,7 @@
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::{FromRequestParts, Path, State},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -323,19 +323,25 @@ fn decision(caller: &str, input: DecisionInput, reason_required: bool) -> Result
     })
 }
 
-/// An admin's decision from a route: validated (a reason is required to reject or reverse),
-/// taken, and answered with the credit after the move.
-async fn decided(
-    caller: &crate::auth::Caller,
-    audit: &Audit,
-    state: &AppState,
-    user_hash: &str,
-    action: AdminMove,
-    input: DecisionInput,
-) -> Result<Json<CreditBody>> {
-    let reason_required = matches!(action, AdminMove::Reject | AdminMove::Reverse);
-    let decision = decision(&caller.sub, input, reason_required)?;
-    Ok(Json(take(state, audit, user_hash, action, decision).await?))
+/// A decision's request: the admin taking it, the audit log, and the credit the path names.
+#[derive(FromRequestParts)]
+#[from_request(state(AppState))]
+struct CreditAt {
+    admin: AdminAccess,
+    audit: Audit,
+    state: State<AppState>,
+    user_hash: Path<String>,
+}
+
+impl CreditAt {
+    /// The admin's decision: validated (a reason is required to reject or reverse), taken,
+    /// and answered with the credit after the move.
+    async fn decide(self, action: AdminMove, input: DecisionInput) -> Result<Json<CreditBody>> {
+        let reason_required = matches!(action, AdminMove::Reject | AdminMove::Reverse);
+        let decision = decision(&self.admin.0.sub, input, reason_required)?;
+        let credit = take(&self.state, &self.audit, &self.user_hash, action, decision).await?;
+        Ok(Json(credit))
+    }
 }
 
 /// A credit's fields as the audit log compares them: the decision's who and why are the
@@ -410,25 +416,14 @@ async fn take(
     ),
 )]
 async fn approve_credit(
-    AdminAccess(caller): AdminAccess,
-    audit: Audit,
-    State(state): State<AppState>,
-    Path(user_hash): Path<String>,
+    credit: CreditAt,
     JsonOrForm(input): JsonOrForm<ApprovalInput>,
 ) -> Result<Json<CreditBody>> {
     let input = DecisionInput {
         reason: None,
         note: input.note,
     };
-    decided(
-        &caller,
-        &audit,
-        &state,
-        &user_hash,
-        AdminMove::Approve,
-        input,
-    )
-    .await
+    credit.decide(AdminMove::Approve, input).await
 }
 
 /// Reject a pending, held or reviewed credit: final, worth nothing, its cap place given back
@@ -445,21 +440,10 @@ async fn approve_credit(
     ),
 )]
 async fn reject_credit(
-    AdminAccess(caller): AdminAccess,
-    audit: Audit,
-    State(state): State<AppState>,
-    Path(user_hash): Path<String>,
+    credit: CreditAt,
     JsonOrForm(input): JsonOrForm<DecisionInput>,
 ) -> Result<Json<CreditBody>> {
-    decided(
-        &caller,
-        &audit,
-        &state,
-        &user_hash,
-        AdminMove::Reject,
-        input,
-    )
-    .await
+    credit.decide(AdminMove::Reject, input).await
 }
 
 /// Reverse an acquired credit: a negative `credit_reversed` entry and a `credit_reversed`
@@ -476,21 +460,10 @@ async fn reject_credit(
     ),
 )]
 async fn reverse_credit(
-    AdminAccess(caller): AdminAccess,
-    audit: Audit,
-    State(state): State<AppState>,
-    Path(user_hash): Path<String>,
+    credit: CreditAt,
     JsonOrForm(input): JsonOrForm<DecisionInput>,
 ) -> Result<Json<CreditBody>> {
-    decided(
-        &caller,
-        &audit,
-        &state,
-        &user_hash,
-        AdminMove::Reverse,
-        input,
-    )
-    .await
+    credit.decide(AdminMove::Reverse, input).await
 }
 
 /// Credits to approve at once.

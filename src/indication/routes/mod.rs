@@ -102,10 +102,7 @@ fn present(value: Option<String>) -> Option<String> {
 /// With no program configured, users are created without one. At most 1000 hashes a request.
 #[utoipa::path(
     post, path = "/users/", tag = "indication",
-    request_body(content(
-        (UsersInput = "application/json"),
-        (UsersInput = "application/x-www-form-urlencoded"),
-    )),
+    request_body = UsersInput,
     responses(
         (status = 201, description = "Which hashes were created and which existed", body = UsersCreatedBody),
         (status = 422, description = "No hash given, an empty or over-long hash, too many hashes", body = ErrorBody),
@@ -167,10 +164,7 @@ pub struct RegisteredUser {
 /// look-up.
 #[utoipa::path(
     post, path = "/register/", tag = "indication",
-    request_body(content(
-        (RegisterInput = "application/json"),
-        (RegisterInput = "application/x-www-form-urlencoded"),
-    )),
+    request_body = RegisterInput,
     responses(
         (status = 201, description = "The new user", body = RegisteredUser),
         (status = 404, description = "`User indicator hash not found`, `Referral program id not found` or `No referral program configured`", body = ErrorBody),
@@ -236,10 +230,7 @@ async fn register(
 #[utoipa::path(
     put, path = "/invoice/user/{user_hash}/", tag = "indication",
     params(("user_hash" = String, Path, description = "The paying user's hash")),
-    request_body(content(
-        (InvoiceInput = "application/json"),
-        (InvoiceInput = "application/x-www-form-urlencoded"),
-    )),
+    request_body = InvoiceInput,
     responses(
         (status = 200, description = "The indicator's credit for this user", body = InvoiceBody),
         (status = 404, description = "`User not found`", body = ErrorBody),
@@ -429,10 +420,7 @@ fn email_list(emails: Option<StringList>) -> Result<StringList> {
 /// address given twice in one request counts once.
 #[utoipa::path(
     post, path = "/emailindication/", tag = "indication",
-    request_body(content(
-        (EmailIndicationInput = "application/json"),
-        (EmailIndicationInput = "application/x-www-form-urlencoded"),
-    )),
+    request_body = EmailIndicationInput,
     responses(
         (status = 201, description = "What was saved, and why the rest was not", body = EmailIndicationBody),
         (status = 412, description = "`Need user_indicator parameter` or `User indicator not found`", body = ErrorBody),
@@ -468,10 +456,7 @@ async fn indicate_emails(
 /// Which addresses were indicated, and by whom.
 #[utoipa::path(
     post, path = "/emailverification/", tag = "indication",
-    request_body(content(
-        (EmailVerificationInput = "application/json"),
-        (EmailVerificationInput = "application/x-www-form-urlencoded"),
-    )),
+    request_body = EmailVerificationInput,
     responses(
         (status = 200, description = "Indicator hash or false, per address", body = EmailVerificationBody),
         (status = 422, description = "No `emails`, more than 100, wrong types", body = ErrorBody),

@@ -80,10 +80,7 @@ fn whole_number(value: &serde_json::Value) -> Option<u64> {
 /// Create a referral program.
 #[utoipa::path(
     post, path = "/program/", tag = "programs",
-    request_body(content(
-        (NewProgramInput = "application/json"),
-        (NewProgramInput = "application/x-www-form-urlencoded"),
-    )),
+    request_body = NewProgramInput,
     responses(
         (status = 201, description = "The new program", body = Program),
         (status = 422, description = "Missing or empty name, wrong types, negative money", body = ErrorBody),
@@ -153,10 +150,7 @@ async fn get_program(
 #[utoipa::path(
     put, path = "/program/{id}/", tag = "programs",
     params(("id" = String, Path, description = "Program id (24 hex characters)")),
-    request_body(content(
-        (ProgramInput = "application/json"),
-        (ProgramInput = "application/x-www-form-urlencoded"),
-    )),
+    request_body = ProgramInput,
     responses(
         (status = 200, description = "The updated program", body = Program),
         (status = 404, description = "`ID not found`", body = ErrorBody),
