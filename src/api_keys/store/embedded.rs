@@ -12,7 +12,7 @@ use crate::{
         StoreError,
         embedded::{
             EmbeddedStore, JsonTable, Schema, all_records, backend, decode, encode, millis,
-            opt_millis, ride,
+            opt_millis, put, ride,
         },
     },
 };
@@ -102,15 +102,10 @@ async fn change_key(
 #[async_trait]
 impl ApiKeyStore for EmbeddedStore {
     async fn insert_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        let record = encode(&KeyRecord::from_key(key))?;
-        let (id, key) = (key.id.clone(), key.clone());
+        let key = key.clone();
         self.write(move |txn| {
             ride(txn, None, Some(&key))?;
-            txn.open_table(API_KEYS)
-                .map_err(backend)?
-                .insert(id.as_str(), record.as_slice())
-                .map_err(backend)?;
-            Ok(())
+            put(txn, API_KEYS, key.id.as_str(), &KeyRecord::from_key(&key))
         })
         .await
     }

@@ -12,7 +12,7 @@ use crate::{
     audit::domain::{AuditEntry, AuditFilter, Changes},
     storage::{
         StoreError,
-        embedded::{EmbeddedStore, JsonTable, Schema, backend, decode, encode},
+        embedded::{EmbeddedStore, JsonTable, Schema, backend, decode, encode, put},
         rider::Place,
     },
 };
@@ -38,26 +38,14 @@ fn id_floor(at: DateTime<Utc>) -> String {
 
 /// Writes `entry` in `txn`, the transaction of its change.
 pub(crate) fn write_entry(txn: &WriteTransaction, entry: &AuditEntry) -> Result<(), StoreError> {
-    let bytes = encode(entry)?;
-    txn.open_table(AUDIT)
-        .map_err(backend)?
-        .insert(entry.id.as_str(), bytes.as_slice())
-        .map_err(backend)?;
-    Ok(())
+    put(txn, AUDIT, entry.id.as_str(), entry)
 }
 
 #[async_trait]
 impl AuditLog for EmbeddedStore {
     async fn insert_entry(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        let (id, bytes) = (entry.id.clone(), encode(entry)?);
-        self.write(move |txn| {
-            txn.open_table(AUDIT)
-                .map_err(backend)?
-                .insert(id.as_str(), bytes.as_slice())
-                .map_err(backend)?;
-            Ok(())
-        })
-        .await
+        let entry = entry.clone();
+        self.write(move |txn| write_entry(txn, &entry)).await
     }
 
     async fn complete_entry(&self, id: &str, changes: &Changes) -> Result<(), StoreError> {

@@ -18,7 +18,8 @@ use crate::{
     storage::{
         StoreError,
         embedded::{
-            EmbeddedStore, Migration, Schema, all_records, backend, decode, encode, millis,
+            EmbeddedStore, Migration, Schema, all_records, backend, decode, encode, get, millis,
+            put,
         },
     },
 };
@@ -68,12 +69,7 @@ fn count_day(txn: &WriteTransaction, event: &Event) -> Result<(), StoreError> {
     };
     let mut days = txn.open_table(PROGRAM_DAYS).map_err(backend)?;
     let key = (program.as_str(), day.num_days_from_ce());
-    let mut figures: DayFigures = days
-        .get(key)
-        .map_err(backend)?
-        .map(|bytes| decode(bytes.value()))
-        .transpose()?
-        .unwrap_or_default();
+    let mut figures: DayFigures = get(&days, key)?.unwrap_or_default();
     figures.count(event_type, amount);
     let bytes = encode(&figures)?;
     days.insert(key, bytes.as_slice()).map_err(backend)?;
@@ -110,16 +106,13 @@ pub(crate) fn append(txn: &WriteTransaction, event: &Event) -> Result<(), StoreE
         .map_or(0, |last| last.value())
         .saturating_add(1);
     positions.insert("last", position).map_err(backend)?;
-    let record = encode(&EventRecord {
+    let record = EventRecord {
         id: event.id.clone(),
         event_type: event.event_type,
         timestamp: event.timestamp,
         data: event.data.clone(),
-    })?;
-    txn.open_table(EVENTS)
-        .map_err(backend)?
-        .insert(position, record.as_slice())
-        .map_err(backend)?;
+    };
+    put(txn, EVENTS, position, &record)?;
     txn.open_table(EVENTS_BY_TYPE)
         .map_err(backend)?
         .insert((event.event_type.as_str(), position), ())

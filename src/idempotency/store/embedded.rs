@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{Begun, Claim, Held, IdempotencyStore, StoredResponse};
 use crate::storage::{
     StoreError,
-    embedded::{EmbeddedStore, JsonTable, Schema, backend, decode, encode, millis},
+    embedded::{EmbeddedStore, JsonTable, Schema, backend, decode, encode, get_in, millis},
 };
 
 pub(crate) const IDEMPOTENCY: JsonTable = TableDefinition::new("idempotency");
@@ -74,16 +74,8 @@ fn put(txn: &WriteTransaction, id: &str, record: &Record) -> Result<(), StoreErr
     Ok(())
 }
 
-fn get(txn: &WriteTransaction, id: &str) -> Result<Option<Record>, StoreError> {
-    match txn
-        .open_table(IDEMPOTENCY)
-        .map_err(backend)?
-        .get(id)
-        .map_err(backend)?
-    {
-        Some(bytes) => decode(bytes.value()).map(Some),
-        None => Ok(None),
-    }
+fn read(txn: &WriteTransaction, id: &str) -> Result<Option<Record>, StoreError> {
+    get_in(txn, IDEMPOTENCY, id)
 }
 
 #[async_trait]
@@ -92,7 +84,7 @@ impl IdempotencyStore for EmbeddedStore {
         let claim = claim.clone();
         self.write(move |txn| {
             sweep(txn, now)?;
-            if let Some(found) = get(txn, &claim.id)? {
+            if let Some(found) = read(txn, &claim.id)? {
                 let held = Held {
                     fingerprint: found.fingerprint,
                     response: found.response,
@@ -122,7 +114,7 @@ impl IdempotencyStore for EmbeddedStore {
     async fn complete(&self, claim: &Claim, response: &StoredResponse) -> Result<(), StoreError> {
         let (claim, response) = (claim.clone(), response.clone());
         self.write(move |txn| {
-            if let Some(mut record) = get(txn, &claim.id)?
+            if let Some(mut record) = read(txn, &claim.id)?
                 && record.owner == claim.owner
             {
                 record.response = Some(response.clone());
@@ -136,7 +128,7 @@ impl IdempotencyStore for EmbeddedStore {
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
         let claim = claim.clone();
         self.write(move |txn| {
-            if let Some(record) = get(txn, &claim.id)?
+            if let Some(record) = read(txn, &claim.id)?
                 && record.owner == claim.owner
                 && record.response.is_none()
             {

@@ -15,7 +15,8 @@ use crate::{
     storage::{
         StoreError,
         embedded::{
-            EmbeddedStore, JsonTable, Schema, backend, decode, encode, millis, money_text, ride,
+            EmbeddedStore, JsonTable, Schema, backend, decode, encode, millis, money_text, put,
+            ride,
         },
     },
 };
@@ -158,15 +159,16 @@ fn all_programs(
 #[async_trait]
 impl ProgramStore for EmbeddedStore {
     async fn insert(&self, program: &Program) -> Result<(), StoreError> {
-        let record = encode(&ProgramRecord::from_program(program))?;
-        let (key, program) = (program.id.to_string(), program.clone());
+        let program = program.clone();
         self.write(move |txn| {
             ride(txn, None, Some(&program))?;
-            let mut table = txn.open_table(PROGRAMS).map_err(backend)?;
-            table
-                .insert(key.as_str(), record.as_slice())
-                .map_err(backend)?;
-            Ok(())
+            let key = program.id.to_string();
+            put(
+                txn,
+                PROGRAMS,
+                key.as_str(),
+                &ProgramRecord::from_program(&program),
+            )
         })
         .await
     }

@@ -1,7 +1,11 @@
 //! How records are kept: JSON values, times as Unix milliseconds, money as exact text.
 
+use std::borrow::Borrow;
+
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Serialize, de::DeserializeOwned};
 
+use super::backend;
 use crate::storage::StoreError;
 
 pub(crate) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
@@ -11,6 +15,39 @@ pub(crate) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Writes `record` under `key` in `table`, replacing what was there.
+pub(crate) fn put<'k, K: redb::Key + 'static, T: Serialize>(
+    txn: &WriteTransaction,
+    table: TableDefinition<K, &'static [u8]>,
+    key: impl Borrow<K::SelfType<'k>>,
+    record: &T,
+) -> Result<(), StoreError> {
+    let bytes = encode(record)?;
+    txn.open_table(table)
+        .map_err(backend)?
+        .insert(key, bytes.as_slice())
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// The record under `key` in an open table, decoded.
+pub(crate) fn get<'k, K: redb::Key + 'static, T: DeserializeOwned>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+    key: impl Borrow<K::SelfType<'k>>,
+) -> Result<Option<T>, StoreError> {
+    let found = table.get(key).map_err(backend)?;
+    found.map(|bytes| decode(bytes.value())).transpose()
+}
+
+/// The record under `key` in `table`, read within a write.
+pub(crate) fn get_in<'k, K: redb::Key + 'static, T: DeserializeOwned>(
+    txn: &WriteTransaction,
+    table: TableDefinition<K, &'static [u8]>,
+    key: impl Borrow<K::SelfType<'k>>,
+) -> Result<Option<T>, StoreError> {
+    get(&txn.open_table(table).map_err(backend)?, key)
 }
 
 /// Timestamps as Unix milliseconds (`#[serde(with = "millis")]`).

@@ -28,7 +28,9 @@ mod rider;
 mod schema;
 mod writer;
 
-pub(crate) use codec::{decode, encode, millis, money_text, opt_millis, opt_program_id};
+pub(crate) use codec::{
+    decode, encode, get, get_in, millis, money_text, opt_millis, opt_program_id, put,
+};
 pub use rider::ride;
 use schema::prepare;
 pub use schema::{Migration, MigrationRun, Schema, Table};
@@ -318,8 +320,6 @@ impl EmbeddedStore {
     }
 }
 
-/// A redb error as a store error: the disk failing (an I/O error, or redb refusing work after
-/// one) is `Unavailable`, so that the client gets 503 and may retry; the rest is `Backend`.
 /// Every record of a JSON table, decoded, in key order: for small tables, and for migrations,
 /// which run once.
 pub(crate) fn all_records<K: redb::Key + 'static, T: serde::de::DeserializeOwned>(
@@ -336,6 +336,8 @@ pub(crate) fn all_records<K: redb::Key + 'static, T: serde::de::DeserializeOwned
         .collect()
 }
 
+/// A redb error as a store error: the disk failing (an I/O error, or redb refusing work after
+/// one) is `Unavailable`, so that the client gets 503 and may retry; the rest is `Backend`.
 pub(crate) fn backend(err: impl Into<redb::Error>) -> StoreError {
     let err = err.into();
     match err {

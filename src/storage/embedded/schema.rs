@@ -3,7 +3,7 @@
 
 use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 
-use super::{EmbeddedStore, HEALTH_PROBE, backend, encode};
+use super::{EmbeddedStore, HEALTH_PROBE, backend, put};
 use crate::storage::StoreError;
 
 /// The migrations applied to this file: version → name and time.
@@ -93,14 +93,11 @@ pub(super) fn prepare(db: &Database, schema: &Schema) -> Result<Vec<u32>, StoreE
             "running migration"
         );
         (migration.run)(&txn)?;
-        let record = encode(&AppliedMigration {
+        let record = AppliedMigration {
             name: migration.name.to_owned(),
             applied_at_ms: chrono::Utc::now().timestamp_millis(),
-        })?;
-        txn.open_table(MIGRATIONS)
-            .map_err(backend)?
-            .insert(migration.version, record.as_slice())
-            .map_err(backend)?;
+        };
+        put(&txn, MIGRATIONS, migration.version, &record)?;
         applied.push(migration.version);
     }
     txn.commit().map_err(backend)?;

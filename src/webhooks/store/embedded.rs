@@ -15,7 +15,9 @@ use crate::{
     callbacks::store::Lease,
     storage::{
         StoreError,
-        embedded::{EmbeddedStore, JsonTable, Schema, all_records, backend, decode, encode, ride},
+        embedded::{
+            EmbeddedStore, JsonTable, Schema, all_records, backend, decode, get, get_in, put, ride,
+        },
     },
     webhooks::domain::{Delivery, DeliveryStatus, Ended, WebhookEndpoint},
 };
@@ -43,26 +45,16 @@ fn read_endpoint(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
     id: &str,
 ) -> Result<Option<WebhookEndpoint>, StoreError> {
-    table
-        .get(id)
-        .map_err(backend)?
-        .map(|bytes| decode(bytes.value()))
-        .transpose()
+    get(table, id)
 }
 
 fn write_endpoint(txn: &WriteTransaction, endpoint: &WebhookEndpoint) -> Result<(), StoreError> {
-    let bytes = encode(endpoint)?;
-    txn.open_table(WEBHOOKS)
-        .map_err(backend)?
-        .insert(endpoint.id.as_str(), bytes.as_slice())
-        .map_err(backend)?;
+    put(txn, WEBHOOKS, endpoint.id.as_str(), endpoint)?;
     Ok(())
 }
 
 fn read_delivery(txn: &WriteTransaction, id: &str) -> Result<Option<Delivery>, StoreError> {
-    let table = txn.open_table(DELIVERIES).map_err(backend)?;
-    let found = table.get(id).map_err(backend)?;
-    found.map(|bytes| decode(bytes.value())).transpose()
+    get_in(txn, DELIVERIES, id)
 }
 
 /// Writes a delivery and moves its index keys from what `old` had.
@@ -98,11 +90,7 @@ fn write_delivery(
     by_status
         .insert((endpoint, delivery.status.as_str(), id), ())
         .map_err(backend)?;
-    let bytes = encode(delivery)?;
-    txn.open_table(DELIVERIES)
-        .map_err(backend)?
-        .insert(id, bytes.as_slice())
-        .map_err(backend)?;
+    put(txn, DELIVERIES, id, delivery)?;
     Ok(())
 }
 

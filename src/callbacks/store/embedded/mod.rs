@@ -26,8 +26,8 @@ use crate::{
     storage::{
         StoreError,
         embedded::{
-            EmbeddedStore, JsonTable, Migration, Schema, all_records, backend, decode, encode,
-            millis, money_text, opt_millis, ride,
+            EmbeddedStore, JsonTable, Migration, Schema, all_records, backend, decode, get_in,
+            millis, money_text, opt_millis, put, ride,
         },
     },
 };
@@ -116,9 +116,7 @@ fn index_for_lists(
 }
 
 fn read(txn: &WriteTransaction, id: &str) -> Result<Option<CallbackRecord>, StoreError> {
-    let table = txn.open_table(CALLBACKS).map_err(backend)?;
-    let record = table.get(id).map_err(backend)?;
-    record.map(|bytes| decode(bytes.value())).transpose()
+    get_in(txn, CALLBACKS, id)
 }
 
 /// Writes the record, moving its due-index key from what `old` had to what it has now.
@@ -138,11 +136,7 @@ fn write(
     }
     drop(due);
     index_for_lists(txn, old, record)?;
-    let bytes = encode(record)?;
-    txn.open_table(CALLBACKS)
-        .map_err(backend)?
-        .insert(record.id.as_str(), bytes.as_slice())
-        .map_err(backend)?;
+    put(txn, CALLBACKS, record.id.as_str(), record)?;
     Ok(())
 }
 

@@ -106,10 +106,7 @@ pub(super) fn change_figures(
 ) -> Result<(), StoreError> {
     let key = program.to_string();
     let mut table = txn.open_table(FIGURES).map_err(backend)?;
-    let mut figures: FiguresRecord = match table.get(key.as_str()).map_err(backend)? {
-        Some(bytes) => decode(bytes.value())?,
-        None => FiguresRecord::default(),
-    };
+    let mut figures: FiguresRecord = get(&table, key.as_str())?.unwrap_or_default();
     change(&mut figures)?;
     let record = encode(&figures)?;
     table
@@ -117,10 +114,7 @@ pub(super) fn change_figures(
         .map_err(backend)?;
     let mut table = txn.open_table(INDICATED_FIGURES).map_err(backend)?;
     let key = (indicator.as_str(), key.as_str());
-    let mut figures: FiguresRecord = match table.get(key).map_err(backend)? {
-        Some(bytes) => decode(bytes.value())?,
-        None => FiguresRecord::default(),
-    };
+    let mut figures: FiguresRecord = get(&table, key)?.unwrap_or_default();
     change(&mut figures)?;
     let record = encode(&figures)?;
     table.insert(key, record.as_slice()).map_err(backend)?;

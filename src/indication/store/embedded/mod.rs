@@ -42,8 +42,8 @@ use crate::{
     storage::{
         StoreError,
         embedded::{
-            EmbeddedStore, JsonTable, Migration, Schema, backend, decode, encode, millis,
-            money_text, opt_millis, opt_program_id, ride,
+            EmbeddedStore, JsonTable, Migration, Schema, backend, decode, encode, get, millis,
+            money_text, opt_millis, opt_program_id, put, ride,
         },
     },
 };
@@ -421,16 +421,9 @@ impl IndicationStore for EmbeddedStore {
         self.read(move |txn| {
             let key = program.to_string();
             let users = program_users(txn, program)?;
-            let figures: FiguresRecord = match txn
-                .open_table(FIGURES)
-                .map_err(backend)?
-                .get(key.as_str())
-                .map_err(backend)?
-            {
-                Some(bytes) => decode(bytes.value())?,
-                None => FiguresRecord::default(),
-            };
-            Ok(figures.to_figures(users))
+            let figures: Option<FiguresRecord> =
+                get(&txn.open_table(FIGURES).map_err(backend)?, key.as_str())?;
+            Ok(figures.unwrap_or_default().to_figures(users))
         })
         .await
     }

@@ -298,11 +298,7 @@ pub(super) fn read_user(
 }
 
 pub(super) fn write_user(txn: &WriteTransaction, user: &User) -> Result<(), StoreError> {
-    let record = encode(&UserRecord::from_user(user))?;
-    txn.open_table(USERS)
-        .map_err(backend)?
-        .insert(user.hash.as_str(), record.as_slice())
-        .map_err(backend)?;
+    put(txn, USERS, user.hash.as_str(), &UserRecord::from_user(user))?;
     Ok(())
 }
 

@@ -19,8 +19,8 @@ use crate::{
     storage::{
         StoreError,
         embedded::{
-            EmbeddedStore, JsonTable, Migration, Schema, backend, decode, encode, millis,
-            opt_millis, ride,
+            EmbeddedStore, JsonTable, Migration, Schema, backend, decode, millis, opt_millis, put,
+            ride,
         },
     },
 };
@@ -150,11 +150,12 @@ pub(crate) fn index_earlier_referees(txn: &WriteTransaction) -> Result<(), Store
 }
 
 fn write_referrer(txn: &WriteTransaction, referrer: &Referrer) -> Result<(), StoreError> {
-    let record = encode(&ReferrerRecord::from_referrer(referrer))?;
-    txn.open_table(REFERRERS)
-        .map_err(backend)?
-        .insert(referrer.email.as_str(), record.as_slice())
-        .map_err(backend)?;
+    put(
+        txn,
+        REFERRERS,
+        referrer.email.as_str(),
+        &ReferrerRecord::from_referrer(referrer),
+    )?;
     Ok(())
 }
 
@@ -268,16 +269,13 @@ impl ReferralStore for EmbeddedStore {
             if let Err(refusal) = referrer.rules.admits(now, referrer.redemptions) {
                 return Ok(Redeemed::Refused(refusal));
             }
-            let record = encode(&RefereeRecord {
+            let record = RefereeRecord {
                 account_id: referee.account_id.to_string(),
                 referral_code: referee.referral_code.to_string(),
                 redeemed_at: referee.redeemed_at,
                 via: referee.via,
-            })?;
-            txn.open_table(REFEREES)
-                .map_err(backend)?
-                .insert(account, record.as_slice())
-                .map_err(backend)?;
+            };
+            put(txn, REFEREES, account, &record)?;
             txn.open_table(REFEREES_BY_CODE)
                 .map_err(backend)?
                 .insert(
