@@ -41,6 +41,11 @@ pub fn user_token(app: &TestApp, sub: &str, email: &str) -> String {
     )
 }
 
+const INTERNAL_REGISTER: &str = "/api/referrer/internal/register";
+const EXTERNAL_REGISTER: &str = "/api/referrer/external/register";
+const LANDLORD_REGISTER: &str = "/api/landlord/register";
+const REDEEM: &str = "/api/referee/redeem";
+
 pub async fn call(
     app: &TestApp,
     method: Method,
@@ -62,7 +67,7 @@ async fn register_external(app: &TestApp, body: Value) -> Response {
     call(
         app,
         Method::POST,
-        "/api/referrer/external/register",
+        EXTERNAL_REGISTER,
         &app.service_token(),
         Some(body),
     )
@@ -80,7 +85,7 @@ pub async fn redeem(app: &TestApp, token: &str, code: &str) -> Response {
     call(
         app,
         Method::POST,
-        "/api/referee/redeem",
+        REDEEM,
         token,
         Some(json!({ "referralCode": code })),
     )
@@ -100,7 +105,7 @@ async fn external_register_returns_a_code_once_per_email(app: TestApp) {
     let again = call(
         &app,
         Method::POST,
-        "/api/referrer/external/register",
+        EXTERNAL_REGISTER,
         &app.token("ops", &["admin"]),
         Some(json!({ "email": "email@molt-bonic.com", "firstName": "Other" })),
     )
@@ -150,7 +155,7 @@ async fn external_register_refuses_bad_bodies_and_roles(app: TestApp) {
     }
     let broken = app
         .client
-        .post(app.url("/api/referrer/external/register"))
+        .post(app.url(EXTERNAL_REGISTER))
         .header("Authorization", app.service_token())
         .header("content-type", "application/json")
         .body("{\"email\": ")
@@ -171,7 +176,7 @@ async fn external_register_refuses_bad_bodies_and_roles(app: TestApp) {
     let response = call(
         &app,
         Method::POST,
-        "/api/referrer/external/register",
+        EXTERNAL_REGISTER,
         &end_user,
         Some(json!({ "email": "x@example.com" })),
     )
@@ -179,7 +184,7 @@ async fn external_register_refuses_bad_bodies_and_roles(app: TestApp) {
     expect_error(response, StatusCode::UNAUTHORIZED, AUTH_ERROR).await;
     let response = app
         .client
-        .post(app.url("/api/referrer/external/register"))
+        .post(app.url(EXTERNAL_REGISTER))
         .json(&json!({ "email": "x@example.com" }))
         .send()
         .await
@@ -341,14 +346,7 @@ async fn internal_register_is_idempotent(app: TestApp) {
     )
     .await;
     let register = || async {
-        let response = call(
-            &app,
-            Method::POST,
-            "/api/referrer/internal/register",
-            &token,
-            None,
-        )
-        .await;
+        let response = call(&app, Method::POST, INTERNAL_REGISTER, &token, None).await;
         expect_json(response, StatusCode::OK).await
     };
     let first = register().await;
@@ -364,28 +362,14 @@ async fn internal_register_is_idempotent(app: TestApp) {
     let external = code_for(&app, "ext@example.com", "Ext").await;
     let linked = user_token(&app, "acc-8", "ext@example.com");
     let body = expect_json(
-        call(
-            &app,
-            Method::POST,
-            "/api/referrer/internal/register",
-            &linked,
-            None,
-        )
-        .await,
+        call(&app, Method::POST, INTERNAL_REGISTER, &linked, None).await,
         StatusCode::OK,
     )
     .await;
     assert_eq!(body["referralCode"], external.as_str());
 
     let no_email = app.token("acc-9", &[]);
-    let response = call(
-        &app,
-        Method::POST,
-        "/api/referrer/internal/register",
-        &no_email,
-        None,
-    )
-    .await;
+    let response = call(&app, Method::POST, INTERNAL_REGISTER, &no_email, None).await;
     expect_error(
         response,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -394,7 +378,7 @@ async fn internal_register_is_idempotent(app: TestApp) {
     .await;
     let response = app
         .client
-        .post(app.url("/api/referrer/internal/register"))
+        .post(app.url(INTERNAL_REGISTER))
         .send()
         .await
         .expect("request");
@@ -408,14 +392,7 @@ async fn twenty_concurrent_internal_registrations_give_one_code(app: TestApp) {
         .map(|_| {
             let (app, token) = (app.clone(), token.clone());
             tokio::spawn(async move {
-                let response = call(
-                    &app,
-                    Method::POST,
-                    "/api/referrer/internal/register",
-                    &token,
-                    None,
-                )
-                .await;
+                let response = call(&app, Method::POST, INTERNAL_REGISTER, &token, None).await;
                 expect_json(response, StatusCode::OK).await["referralCode"].clone()
             })
         })
@@ -471,14 +448,7 @@ async fn redeem_answers_in_the_seed_order(app: TestApp) {
     // The referrer's own code (its user id is the account).
     let owner = user_token(&app, "acc-owner", "owner@example.com");
     let own = expect_json(
-        call(
-            &app,
-            Method::POST,
-            "/api/referrer/internal/register",
-            &owner,
-            None,
-        )
-        .await,
+        call(&app, Method::POST, INTERNAL_REGISTER, &owner, None).await,
         StatusCode::OK,
     )
     .await;
@@ -506,7 +476,7 @@ async fn redeem_refuses_bad_bodies(app: TestApp) {
         json!({ "referralCode": null }),
         json!({ "code": "X" }),
     ] {
-        let response = call(&app, Method::POST, "/api/referee/redeem", &user, Some(body)).await;
+        let response = call(&app, Method::POST, REDEEM, &user, Some(body)).await;
         expect_error(response, StatusCode::BAD_REQUEST, "Attributes are required").await;
     }
     for body in [
@@ -515,7 +485,7 @@ async fn redeem_refuses_bad_bodies(app: TestApp) {
         json!({ "referralCode": { "$ne": null } }),
         json!({ "referralCode": 42 }),
     ] {
-        let response = call(&app, Method::POST, "/api/referee/redeem", &user, Some(body)).await;
+        let response = call(&app, Method::POST, REDEEM, &user, Some(body)).await;
         expect_error(
             response,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -525,7 +495,7 @@ async fn redeem_refuses_bad_bodies(app: TestApp) {
     }
     let broken = app
         .client
-        .post(app.url("/api/referee/redeem"))
+        .post(app.url(REDEEM))
         .header("Authorization", &user)
         .header("content-type", "application/json")
         .body("{")
@@ -618,48 +588,30 @@ async fn apply_is_for_admins_and_calls_unknown_codes_invalid(app: TestApp) {
     .await;
 }
 
+async fn landlord(app: &TestApp, token: &str, body: Value) -> Response {
+    call(app, Method::POST, LANDLORD_REGISTER, token, Some(body)).await
+}
+
 async fn landlord_register_is_deprecated_but_works(app: TestApp) {
     let code = code_for(&app, "landlord@example.com", "Land").await;
     let body = json!({ "accountId": "acc-l", "promoCode": code });
-    let response = call(
-        &app,
-        Method::POST,
-        "/api/landlord/register",
-        &app.service_token(),
-        Some(body.clone()),
-    )
-    .await;
+    let service = app.service_token();
+    let response = landlord(&app, &service, body.clone()).await;
     assert_eq!(
         response.headers().get("deprecation").map(|v| v.as_bytes()),
         Some(&b"true"[..])
     );
     expect_json(response, StatusCode::OK).await;
-    let response = call(
-        &app,
-        Method::POST,
-        "/api/landlord/register",
-        &app.service_token(),
-        Some(body.clone()),
-    )
-    .await;
+    let response = landlord(&app, &service, body.clone()).await;
     expect_json(response, StatusCode::CREATED).await;
     let end_user = user_token(&app, "acc-l", "l@example.com");
-    let response = call(
-        &app,
-        Method::POST,
-        "/api/landlord/register",
-        &end_user,
-        Some(body),
-    )
-    .await;
+    let response = landlord(&app, &end_user, body).await;
     assert!(response.headers().contains_key("deprecation"));
     expect_error(response, StatusCode::UNAUTHORIZED, AUTH_ERROR).await;
-    let response = call(
+    let response = landlord(
         &app,
-        Method::POST,
-        "/api/landlord/register",
-        &app.service_token(),
-        Some(json!({ "accountId": "x", "promoCode": "NOPE-2345678" })),
+        &service,
+        json!({ "accountId": "x", "promoCode": "NOPE-2345678" }),
     )
     .await;
     expect_error(
@@ -668,21 +620,14 @@ async fn landlord_register_is_deprecated_but_works(app: TestApp) {
         "Referral code is not found",
     )
     .await;
-    let response = call(
-        &app,
-        Method::POST,
-        "/api/landlord/register",
-        &app.service_token(),
-        Some(json!({ "accountId": "x" })),
-    )
-    .await;
+    let response = landlord(&app, &service, json!({ "accountId": "x" })).await;
     expect_error(response, StatusCode::BAD_REQUEST, "Attributes are required").await;
 
     let check = call(
         &app,
         Method::GET,
         "/api/landlord/check/acc-l",
-        &app.service_token(),
+        &service,
         None,
     )
     .await;
