@@ -12,7 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::domain::{ApiKey, KeyFieldError, KeyRole, NewKey, key_fields};
 use crate::{
-    audit::{Audit, Done, Why, domain::changes_of},
+    audit::{Audit, Done, Subject, domain::changes_of},
     auth::AdminAccess,
     clock,
     error::{ApiError, ErrorBody, Result},
@@ -117,9 +117,7 @@ async fn create_key(
     let made = NewKey::generate(name, role, state.clock.now());
     audit
         .record(
-            "api_key.create",
-            &made.record.id,
-            Why::default(),
+            Subject::new("api_key.create", &made.record.id),
             changes_of(audited),
             async {
                 state.stores.api_keys.insert_key(&made.record).await?;
@@ -176,9 +174,7 @@ async fn revoke_key(
         .ok_or_else(not_found)?;
     audit
         .record(
-            "api_key.revoke",
-            &id,
-            Why::default(),
+            Subject::new("api_key.revoke", &id),
             changes_of(audited),
             async {
                 if !keys.revoke_key(&id, state.clock.now()).await? {

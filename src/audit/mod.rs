@@ -10,6 +10,6 @@ mod routes;
 pub mod store;
 
 pub use domain::{AuditEntry, Changes};
-pub use recorder::{Audit, Done, Why};
+pub use recorder::{Audit, Done, Subject, Why};
 pub use routes::router;
 pub use store::AuditLog;

@@ -39,6 +39,30 @@ pub struct Why {
     pub note: Option<String>,
 }
 
+/// What an entry is about: the action taken, on what, and why.
+#[derive(Clone, Debug)]
+pub struct Subject {
+    action: String,
+    target: String,
+    why: Why,
+}
+
+impl Subject {
+    /// `action` (such as `program.create`) on `target`, with no reason given.
+    pub fn new(action: &str, target: impl std::fmt::Display) -> Self {
+        Self {
+            action: action.to_owned(),
+            target: target.to_string(),
+            why: Why::default(),
+        }
+    }
+
+    /// The same, with its maker's reason and note.
+    pub fn because(self, why: Why) -> Self {
+        Self { why, ..self }
+    }
+}
+
 /// What a change came to: its answer, and the changed record before and after (`None`: made,
 /// or removed).
 pub struct Done<T, R> {
@@ -116,23 +140,26 @@ impl FromRequestParts<AppState> for Audit {
 }
 
 impl Audit {
-    /// Runs `change` under an entry of `action` on `target`, whose changes `changes` makes from
-    /// the changed record before and after: see the module's description.
+    /// Runs `change` under an entry about `subject`, whose changes `changes` makes from the
+    /// changed record before and after: see the module's description.
     pub async fn record<T, R: Any>(
         &self,
-        action: &str,
-        target: &str,
-        why: Why,
+        subject: Subject,
         changes: impl Fn(Option<&R>, Option<&R>) -> Changes + Send + Sync + 'static,
         change: impl Future<Output = Result<Done<T, R>, ApiError>>,
     ) -> Result<T, ApiError> {
+        let Subject {
+            action,
+            target,
+            why,
+        } = subject;
         let entry = AuditEntry {
             id: uuid_v7(self.clock.now()),
             at: self.clock.now(),
             actor: self.actor.clone(),
             role: self.role.clone(),
-            action: action.to_owned(),
-            target: target.to_owned(),
+            action: action.clone(),
+            target,
             changes: Changes::new(),
             reason: why.reason,
             note: why.note,
@@ -171,7 +198,7 @@ impl Audit {
                     // A change whose write did not take its entry along: a fault of the code,
                     // answered by writing the entry now rather than none.
                     metrics::audit_entry_late();
-                    tracing::error!(entry = %id, action, "an audited change wrote no entry with it");
+                    tracing::error!(entry = %id, %action, "an audited change wrote no entry with it");
                     self.log.insert_entry(&entry).await?;
                 }
                 Ok(done.value)

@@ -15,7 +15,7 @@ use super::{
     service::{self, CallbackError, DEFAULT_LIMIT, MAX_LIMIT},
 };
 use crate::{
-    audit::{Audit, Done, Why, domain::changes_of},
+    audit::{Audit, Done, Subject, domain::changes_of},
     auth::AdminAccess,
     clock,
     cursor::Cursor,
@@ -213,9 +213,7 @@ async fn retry_callback(
         .ok_or_else(|| ApiError::not_found(CALLBACK_NOT_FOUND))?;
     let event = audit
         .record(
-            "callback.retry",
-            &id,
-            Why::default(),
+            Subject::new("callback.retry", &id),
             changes_of(status),
             async {
                 let after = service::retry(outbox, &id, state.clock.now()).await?;

@@ -21,7 +21,7 @@ use super::{
     store::DeliveryFilter,
 };
 use crate::{
-    audit::{Audit, Done, Why, domain::changes_of},
+    audit::{Audit, Done, Subject, domain::changes_of},
     auth::AdminAccess,
     clock,
     error::{ApiError, ErrorBody, Result},
@@ -178,9 +178,7 @@ async fn replace_audited(
     let now = state.clock.now();
     audit
         .record(
-            action,
-            &after.id.clone(),
-            Why::default(),
+            Subject::new(action, &after.id),
             changes_of(move |endpoint| audited(endpoint, now)),
             async {
                 if !state.stores.webhooks.replace_webhook(&after).await? {
@@ -224,9 +222,7 @@ async fn create_webhook(
     let endpoint = WebhookEndpoint::new(url, event_types, description, now);
     audit
         .record(
-            "webhook.create",
-            &endpoint.id,
-            Why::default(),
+            Subject::new("webhook.create", &endpoint.id),
             changes_of(move |endpoint| audited(endpoint, now)),
             async {
                 state.stores.webhooks.insert_webhook(&endpoint).await?;
@@ -335,9 +331,7 @@ async fn delete_webhook(
     let now = state.clock.now();
     audit
         .record(
-            "webhook.delete",
-            &id,
-            Why::default(),
+            Subject::new("webhook.delete", &id),
             changes_of(move |endpoint| audited(endpoint, now)),
             async {
                 if !state.stores.webhooks.delete_webhook(&id).await? {
@@ -517,9 +511,7 @@ async fn recover(
     found(&state, &id).await?;
     let queued = audit
         .record(
-            "webhook.recover",
-            &id,
-            Why::default(),
+            Subject::new("webhook.recover", &id),
             changes_of(move |queued: &u64| {
                 serde_json::json!({
                     "recovered_since": clock::rfc3339_millis_string(since),

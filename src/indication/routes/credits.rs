@@ -21,7 +21,7 @@ use super::{
     rfc3339_millis,
 };
 use crate::{
-    audit::{Audit, Done, Why, domain::changes_of},
+    audit::{Audit, Done, Subject, Why, domain::changes_of},
     auth::AdminAccess,
     cursor::Cursor,
     error::{ApiError, ErrorBody, Result},
@@ -379,9 +379,7 @@ async fn take(
     };
     let credit = audit
         .record(
-            name,
-            user_hash,
-            why,
+            Subject::new(name, user_hash).because(why),
             changes_of(|user| audited_fields(&CreditBody::from(user))),
             async {
                 let user = service::decide(

@@ -14,7 +14,7 @@ use super::{
     service::{self, ProgramDraft, ProgramError},
 };
 use crate::{
-    audit::{Audit, Done, Why, domain::changes_of},
+    audit::{Audit, Done, Subject, domain::changes_of},
     auth::ServiceAccess,
     error::{ApiError, ErrorBody, Result},
     extract::JsonOrForm,
@@ -95,9 +95,7 @@ async fn create_program(
     let program = service::build(input.try_into()?, state.clock.now())?;
     let program = audit
         .record(
-            "program.create",
-            &program.id.to_string(),
-            Why::default(),
+            Subject::new("program.create", program.id),
             changes_of(fields_of),
             async {
                 state.stores.programs.insert(&program).await?;
@@ -169,9 +167,7 @@ async fn update_program(
     let before = service::get(store, &id).await?;
     let program = audit
         .record(
-            "program.update",
-            &before.id.to_string(),
-            Why::default(),
+            Subject::new("program.update", before.id),
             changes_of(|program| {
                 let mut fields = fields_of(program);
                 if let Some(fields) = fields.as_object_mut() {
@@ -208,9 +204,7 @@ async fn delete_program(
     let before = service::get(store, &id).await?;
     audit
         .record(
-            "program.delete",
-            &before.id.to_string(),
-            Why::default(),
+            Subject::new("program.delete", before.id),
             changes_of(fields_of),
             async {
                 service::delete(store, &id).await?;

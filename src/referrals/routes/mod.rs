@@ -22,7 +22,7 @@ use super::{
     service::{self, Applicant, Redemption, ReferralError},
 };
 use crate::{
-    audit::{Audit, Done, Why, domain::changes_of},
+    audit::{Audit, Done, Subject, domain::changes_of},
     auth::{AdminAccess, AnyCaller, BackendAccess, Caller},
     email::Email,
     error::{ApiError, ErrorBody, Result},
@@ -277,9 +277,7 @@ async fn change_rules(
     };
     let referrer = audit
         .record(
-            "code.rules",
-            code.as_str(),
-            Why::default(),
+            Subject::new("code.rules", code.as_str()),
             changes_of(rules_of),
             async {
                 let after = service::change_rules(store, &code, &change).await?;
