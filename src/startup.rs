@@ -169,7 +169,8 @@ impl Application {
         &self.stores
     }
 
-    /// Serves, and runs the callback and release workers beside the server, each a named task,
+    /// Serves, and runs the workers (callbacks, releases, figures, the event sweeper, webhooks)
+    /// beside the server, each a named task,
     /// until `shutdown` completes; then lets requests in flight finish and the workers stop
     /// between steps. A task that fails or panics is logged by its name and stops the others:
     /// the process then ends with an error (a non-zero status), for its supervisor (systemd,
@@ -192,69 +193,31 @@ impl Application {
             &self.http,
         );
         let stop = CancellationToken::new();
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut names = std::collections::HashMap::new();
-        {
-            let stop = stop.clone();
-            let worker = self.worker;
-            let task = tasks.spawn(async move {
-                match worker {
-                    Some(worker) => worker.run(stop).await,
-                    None => stop.cancelled().await,
+        let mut tasks = Tasks::default();
+        let worker = self.worker;
+        let idle = stop.clone();
+        tasks.spawn("callback worker", async move {
+            match worker {
+                Some(worker) => worker.run(idle).await,
+                None => idle.cancelled().await,
+            }
+        });
+        tasks.spawn("release worker", self.release.run(stop.clone()));
+        tasks.spawn("figures worker", self.figures.run(stop.clone()));
+        tasks.spawn("event sweeper", self.sweeper.run(stop.clone()));
+        tasks.spawn("webhook worker", self.webhooks.run(stop.clone()));
+        let (listener, http, served) = (self.listener, self.http, stop.clone());
+        tasks.spawn("server", async move {
+            server::serve(listener, router, &http, async move {
+                tokio::select! {
+                    () = shutdown => served.cancel(),
+                    () = served.cancelled() => {},
                 }
-                "callback worker"
-            });
-            names.insert(task.id(), "callback worker");
-        }
-        {
-            let stop = stop.clone();
-            let task = tasks.spawn(async move {
-                self.release.run(stop).await;
-                "release worker"
-            });
-            names.insert(task.id(), "release worker");
-        }
-        {
-            let stop = stop.clone();
-            let task = tasks.spawn(async move {
-                self.figures.run(stop).await;
-                "figures worker"
-            });
-            names.insert(task.id(), "figures worker");
-        }
-        {
-            let stop = stop.clone();
-            let task = tasks.spawn(async move {
-                self.sweeper.run(stop).await;
-                "event sweeper"
-            });
-            names.insert(task.id(), "event sweeper");
-        }
-        {
-            let stop = stop.clone();
-            let task = tasks.spawn(async move {
-                self.webhooks.run(stop).await;
-                "webhook worker"
-            });
-            names.insert(task.id(), "webhook worker");
-        }
-        {
-            let stop = stop.clone();
-            let (listener, http) = (self.listener, self.http);
-            let task = tasks.spawn(async move {
-                server::serve(listener, router, &http, async move {
-                    tokio::select! {
-                        () = shutdown => stop.cancel(),
-                        () = stop.cancelled() => {},
-                    }
-                })
-                .await;
-                "server"
-            });
-            names.insert(task.id(), "server");
-        }
+            })
+            .await;
+        });
         let mut failed = None;
-        while let Some(ended) = tasks.join_next_with_id().await {
+        while let Some(ended) = tasks.set.join_next_with_id().await {
             match ended {
                 Ok((_, name)) if stop.is_cancelled() => tracing::debug!(task = name, "stopped"),
                 Ok((_, name)) => {
@@ -262,7 +225,7 @@ impl Application {
                     failed.get_or_insert(TaskFailed(format!("the {name} ended on its own")));
                 }
                 Err(err) => {
-                    let name = names.get(&err.id()).copied().unwrap_or("a task");
+                    let name = tasks.names.get(&err.id()).copied().unwrap_or("a task");
                     tracing::error!(task = name, error = %err, "panicked; stopping the service");
                     failed.get_or_insert(TaskFailed(format!("the {name} panicked: {err}")));
                 }
@@ -270,6 +233,24 @@ impl Application {
             stop.cancel();
         }
         failed.map_or(Ok(()), Err)
+    }
+}
+
+/// The service's tasks, each under its name: a task answers its name when it ends, and the
+/// name of one that panicked is found by its id.
+#[derive(Default)]
+struct Tasks {
+    set: tokio::task::JoinSet<&'static str>,
+    names: std::collections::HashMap<tokio::task::Id, &'static str>,
+}
+
+impl Tasks {
+    fn spawn(&mut self, name: &'static str, task: impl Future<Output = ()> + Send + 'static) {
+        let handle = self.set.spawn(async move {
+            task.await;
+            name
+        });
+        self.names.insert(handle.id(), name);
     }
 }
 
