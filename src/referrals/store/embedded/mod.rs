@@ -67,39 +67,39 @@ fn read_referrer(
     }
 }
 
-/// The referrer an index table points to.
+/// The referrer the entry `key` of an index table points to.
+fn referrer_via(
+    index: &impl ReadableTable<&'static str, &'static str>,
+    referrers: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<Referrer>, StoreError> {
+    match index.get(key).map_err(backend)? {
+        Some(email) => read_referrer(referrers, email.value()),
+        None => Ok(None),
+    }
+}
+
+/// [`referrer_via`] the index table `index`.
 fn referrer_via_index(
     txn: &ReadTransaction,
     index: TableDefinition<&str, &str>,
     key: &str,
 ) -> Result<Option<Referrer>, StoreError> {
-    let email = match txn
-        .open_table(index)
-        .map_err(backend)?
-        .get(key)
-        .map_err(backend)?
-    {
-        Some(email) => email.value().to_owned(),
-        None => return Ok(None),
-    };
-    read_referrer(&txn.open_table(REFERRERS).map_err(backend)?, &email)
+    let index = txn.open_table(index).map_err(backend)?;
+    referrer_via(&index, &txn.open_table(REFERRERS).map_err(backend)?, key)
 }
 
-/// [`referrer_via_index`] on the code index, inside a write.
+/// [`referrer_via`] the code index, inside a write.
 fn referrer_by_code_key(
     txn: &WriteTransaction,
     code_key: &str,
 ) -> Result<Option<Referrer>, StoreError> {
-    let email = match txn
-        .open_table(CODES)
-        .map_err(backend)?
-        .get(code_key)
-        .map_err(backend)?
-    {
-        Some(email) => email.value().to_owned(),
-        None => return Ok(None),
-    };
-    read_referrer(&txn.open_table(REFERRERS).map_err(backend)?, &email)
+    let index = txn.open_table(CODES).map_err(backend)?;
+    referrer_via(
+        &index,
+        &txn.open_table(REFERRERS).map_err(backend)?,
+        code_key,
+    )
 }
 
 fn read_referee(
