@@ -5,14 +5,14 @@ use std::ops::Bound;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use redb::{TableDefinition, WriteTransaction};
 
 use super::AuditLog;
 use crate::{
     audit::domain::{AuditEntry, AuditFilter, Changes},
     storage::{
         StoreError,
-        embedded::{EmbeddedStore, JsonTable, Schema, backend, decode, encode, put},
+        embedded::{EmbeddedStore, JsonTable, Schema, backend, decode, get, get_in, put},
         rider::Place,
     },
 };
@@ -51,19 +51,10 @@ impl AuditLog for EmbeddedStore {
     async fn complete_entry(&self, id: &str, changes: &Changes) -> Result<(), StoreError> {
         let (id, changes) = (id.to_owned(), changes.clone());
         self.write(move |txn| {
-            let mut table = txn.open_table(AUDIT).map_err(backend)?;
-            let found = table
-                .get(id.as_str())
-                .map_err(backend)?
-                .map(|bytes| decode::<AuditEntry>(bytes.value()))
-                .transpose()?;
-            if let Some(mut entry) = found {
+            if let Some(mut entry) = get_in::<_, AuditEntry>(txn, AUDIT, id.as_str())? {
                 entry.changes = changes.clone();
                 entry.completed = true;
-                let bytes = encode(&entry)?;
-                table
-                    .insert(id.as_str(), bytes.as_slice())
-                    .map_err(backend)?;
+                write_entry(txn, &entry)?;
             }
             Ok(())
         })
@@ -74,13 +65,8 @@ impl AuditLog for EmbeddedStore {
         let id = id.to_owned();
         self.write(move |txn| {
             let mut table = txn.open_table(AUDIT).map_err(backend)?;
-            let completed = table
-                .get(id.as_str())
-                .map_err(backend)?
-                .map(|bytes| decode::<AuditEntry>(bytes.value()))
-                .transpose()?
-                .is_some_and(|entry| entry.completed);
-            if !completed {
+            let found: Option<AuditEntry> = get(&table, id.as_str())?;
+            if !found.is_some_and(|entry| entry.completed) {
                 table.remove(id.as_str()).map_err(backend)?;
             }
             Ok(())
