@@ -309,22 +309,10 @@ pub async fn statement(
         .await?
         .ok_or(IndicationError::UserNotFound)?;
     let overflow = || IndicationError::Overflow;
-    let (mut potencial, mut held, mut acquired) = (Money::ZERO, Money::ZERO, Money::ZERO);
-    let mut in_review = Money::ZERO;
-    let mut indicated = 0u64;
+    let mut potencial = Money::ZERO;
+    let mut sum = ProgramFigures::default();
     for (program, figures) in users.indicated_figures(hash).await? {
-        indicated = indicated
-            .checked_add(figures.indicated_users)
-            .ok_or_else(overflow)?;
-        held = held
-            .checked_add(figures.held_credit_total)
-            .ok_or_else(overflow)?;
-        acquired = acquired
-            .checked_add(figures.acquired_credit_total)
-            .ok_or_else(overflow)?;
-        in_review = in_review
-            .checked_add(figures.in_review_credit_total)
-            .ok_or_else(overflow)?;
+        sum.add(&figures).ok_or_else(overflow)?;
         if figures.pending > 0
             && let Some(program) = match program {
                 Some(id) => programs.get(id).await?,
@@ -344,10 +332,10 @@ pub async fn statement(
     };
     Ok(Statement {
         potencial_credit: potencial,
-        held_credit: held,
-        in_review_credit: in_review,
-        acquired_credit: acquired,
-        indicated_users: usize::try_from(indicated).unwrap_or(usize::MAX),
+        held_credit: sum.held_credit_total,
+        in_review_credit: sum.in_review_credit_total,
+        acquired_credit: sum.acquired_credit_total,
+        indicated_users: usize::try_from(sum.indicated_users).unwrap_or(usize::MAX),
         program,
     })
 }
