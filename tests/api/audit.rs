@@ -2,7 +2,7 @@
 //! (before and after), why and the request id; none for a refused change; filters, pages and
 //! the CSV; no route that changes an entry. Both backends.
 
-use reqwest::{Method, Response, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::{
@@ -19,17 +19,10 @@ contract_tests!(
     decisions_retries_and_endpoint_changes_are_recorded,
 );
 
-fn admin(app: &TestApp) -> String {
-    format!("Bearer {}", app.token("root", &["admin"]))
-}
-
-async fn as_admin(app: &TestApp, verb: Method, path: &str, body: Option<Value>) -> Response {
-    call(app, verb, path, &admin(app), body).await
-}
-
 async fn audit(app: &TestApp, query: &str) -> Value {
     expect_json(
-        as_admin(app, Method::GET, &format!("/admin/audit{query}"), None).await,
+        app.as_admin(Method::GET, &format!("/admin/audit{query}"), None)
+            .await,
         StatusCode::OK,
     )
     .await
@@ -65,8 +58,7 @@ async fn no_entry_written_late(app: &TestApp) {
 /// A webhook endpoint for every event type, made by an admin: its answer.
 async fn crm_endpoint(app: &TestApp) -> Value {
     expect_json(
-        as_admin(
-            app,
+        app.as_admin(
             Method::POST,
             "/admin/webhooks",
             Some(json!({ "url": "https://crm.example.com/hook", "event_types": ["*"] })),
@@ -90,13 +82,13 @@ async fn acquired_credit(app: &TestApp) -> String {
 
 async fn every_change_writes_one_entry_with_its_before_and_after(app: TestApp) {
     let program = acquired_credit(&app).await;
-    let updated = as_admin(
-        &app,
-        Method::PUT,
-        &format!("/program/{program}/"),
-        Some(json!({ "target_value": 150, "name": "Friends" })),
-    )
-    .await;
+    let updated = app
+        .as_admin(
+            Method::PUT,
+            &format!("/program/{program}/"),
+            Some(json!({ "target_value": 150, "name": "Friends" })),
+        )
+        .await;
     let request_id = updated
         .headers()
         .get("x-request-id")
@@ -104,36 +96,35 @@ async fn every_change_writes_one_entry_with_its_before_and_after(app: TestApp) {
         .expect("a request id")
         .to_owned();
     assert_eq!(updated.status(), StatusCode::OK);
-    let reversed = as_admin(
-        &app,
-        Method::POST,
-        "/admin/credits/bo/reverse",
-        Some(json!({ "reason": "fraud", "note": "same card as ana" })),
-    )
-    .await;
+    let reversed = app
+        .as_admin(
+            Method::POST,
+            "/admin/credits/bo/reverse",
+            Some(json!({ "reason": "fraud", "note": "same card as ana" })),
+        )
+        .await;
     assert_eq!(reversed.status(), StatusCode::OK);
     let code = code_for(&app, "cy@example.com", "Cy").await;
-    let rules = as_admin(
-        &app,
-        Method::PATCH,
-        &format!("/api/referrer/{code}"),
-        Some(json!({ "maxRedemptions": 3 })),
-    )
-    .await;
+    let rules = app
+        .as_admin(
+            Method::PATCH,
+            &format!("/api/referrer/{code}"),
+            Some(json!({ "maxRedemptions": 3 })),
+        )
+        .await;
     assert_eq!(rules.status(), StatusCode::OK);
     let hook = crm_endpoint(&app).await;
     let hook_id = hook["id"].as_str().expect("id");
-    let rotated = as_admin(
-        &app,
-        Method::POST,
-        &format!("/admin/webhooks/{hook_id}/rotate-secret"),
-        None,
-    )
-    .await;
+    let rotated = app
+        .as_admin(
+            Method::POST,
+            &format!("/admin/webhooks/{hook_id}/rotate-secret"),
+            None,
+        )
+        .await;
     assert_eq!(rotated.status(), StatusCode::OK);
     let key = expect_json(
-        as_admin(
-            &app,
+        app.as_admin(
             Method::POST,
             "/admin/api-keys",
             Some(json!({ "name": "billing", "role": "service" })),
@@ -143,17 +134,15 @@ async fn every_change_writes_one_entry_with_its_before_and_after(app: TestApp) {
     )
     .await;
     let key_id = key["id"].as_str().expect("id");
-    let revoked = as_admin(
-        &app,
-        Method::DELETE,
-        &format!("/admin/api-keys/{key_id}"),
-        None,
-    )
-    .await;
+    let revoked = app
+        .as_admin(Method::DELETE, &format!("/admin/api-keys/{key_id}"), None)
+        .await;
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
     let spare = app.create_program("Spare", json!(1), json!(2)).await;
     let spare = spare["id"].as_str().expect("id");
-    let deleted = as_admin(&app, Method::DELETE, &format!("/program/{spare}/"), None).await;
+    let deleted = app
+        .as_admin(Method::DELETE, &format!("/program/{spare}/"), None)
+        .await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
 
     let log = entries(&app, "").await;
@@ -268,7 +257,7 @@ async fn refused_changes_write_none(app: TestApp) {
     ];
     for (verb, path, body) in refused {
         let body = (!body.is_null()).then_some(body);
-        let response = as_admin(&app, verb.clone(), &path, body).await;
+        let response = app.as_admin(verb.clone(), &path, body).await;
         assert!(
             response.status().is_client_error(),
             "{verb} {path}: {}",
@@ -277,8 +266,7 @@ async fn refused_changes_write_none(app: TestApp) {
     }
     // Raced: twelve reversals of one credit, one wins.
     let raced = (0..12).map(|_| {
-        as_admin(
-            &app,
+        app.as_admin(
             Method::POST,
             "/admin/credits/bo/reverse",
             Some(json!({ "reason": "refund" })),
@@ -298,8 +286,7 @@ async fn refused_changes_write_none(app: TestApp) {
 
 async fn filters_pages_and_the_csv_agree(app: TestApp) {
     let key = expect_json(
-        as_admin(
-            &app,
+        app.as_admin(
             Method::POST,
             "/admin/api-keys",
             Some(json!({ "name": "ops", "role": "admin" })),
@@ -372,13 +359,9 @@ async fn filters_pages_and_the_csv_agree(app: TestApp) {
     assert!(window.contains(&everything[3]));
     assert!(!window.contains(&everything[0]));
 
-    let csv = as_admin(
-        &app,
-        Method::GET,
-        "/admin/audit.csv?action=program.create",
-        None,
-    )
-    .await;
+    let csv = app
+        .as_admin(Method::GET, "/admin/audit.csv?action=program.create", None)
+        .await;
     assert_eq!(csv.status(), StatusCode::OK);
     let text = csv.text().await.expect("csv");
     let mut reader = csv::Reader::from_reader(text.as_bytes());
@@ -412,7 +395,9 @@ async fn filters_pages_and_the_csv_agree(app: TestApp) {
         let changes: Value = serde_json::from_str(&row[6]).expect("changes as JSON");
         assert_eq!(changes, entry["changes"]);
     }
-    let bad = as_admin(&app, Method::GET, "/admin/audit?since=yesterday", None).await;
+    let bad = app
+        .as_admin(Method::GET, "/admin/audit?since=yesterday", None)
+        .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
@@ -422,7 +407,7 @@ async fn no_route_changes_an_entry(app: TestApp) {
     let id = log[0]["id"].as_str().expect("id");
     for verb in [Method::PUT, Method::PATCH, Method::DELETE, Method::POST] {
         for path in ["/admin/audit".to_owned(), format!("/admin/audit/{id}")] {
-            let response = as_admin(&app, verb.clone(), &path, Some(json!({}))).await;
+            let response = app.as_admin(verb.clone(), &path, Some(json!({}))).await;
             assert!(
                 matches!(
                     response.status(),
@@ -465,25 +450,26 @@ async fn decisions_retries_and_endpoint_changes_are_recorded(app: TestApp) {
         assert_eq!(registered.status(), StatusCode::CREATED);
         assert_eq!(app.invoice(user, json!(150)).await.status(), StatusCode::OK);
     }
-    let approved = as_admin(
-        &app,
-        Method::POST,
-        "/admin/credits/bo/approve",
-        Some(json!({ "note": "known customer" })),
-    )
-    .await;
+    let approved = app
+        .as_admin(
+            Method::POST,
+            "/admin/credits/bo/approve",
+            Some(json!({ "note": "known customer" })),
+        )
+        .await;
     assert_eq!(approved.status(), StatusCode::OK);
-    let rejected = as_admin(
-        &app,
-        Method::POST,
-        "/admin/credits/cy/reject",
-        Some(json!({ "reason": "duplicate" })),
-    )
-    .await;
+    let rejected = app
+        .as_admin(
+            Method::POST,
+            "/admin/credits/cy/reject",
+            Some(json!({ "reason": "duplicate" })),
+        )
+        .await;
     assert_eq!(rejected.status(), StatusCode::OK);
     // No callback URL: the signup callbacks wait as pending; an admin may send one now.
     let callbacks = expect_json(
-        as_admin(&app, Method::GET, "/admin/callbacks?user_hash=bo", None).await,
+        app.as_admin(Method::GET, "/admin/callbacks?user_hash=bo", None)
+            .await,
         StatusCode::OK,
     )
     .await;
@@ -491,13 +477,13 @@ async fn decisions_retries_and_endpoint_changes_are_recorded(app: TestApp) {
         .as_str()
         .expect("a callback")
         .to_owned();
-    let retried = as_admin(
-        &app,
-        Method::POST,
-        &format!("/admin/callbacks/{callback}/retry"),
-        None,
-    )
-    .await;
+    let retried = app
+        .as_admin(
+            Method::POST,
+            &format!("/admin/callbacks/{callback}/retry"),
+            None,
+        )
+        .await;
     assert_eq!(retried.status(), StatusCode::ACCEPTED);
     let hook = crm_endpoint(&app).await;
     let hook = hook["id"].as_str().expect("id").to_owned();
@@ -514,7 +500,7 @@ async fn decisions_retries_and_endpoint_changes_are_recorded(app: TestApp) {
         ),
         (Method::DELETE, format!("/admin/webhooks/{hook}"), None),
     ] {
-        let response = as_admin(&app, verb.clone(), &path, body).await;
+        let response = app.as_admin(verb.clone(), &path, body).await;
         assert!(response.status().is_success(), "{verb} {path}");
     }
 
@@ -592,8 +578,7 @@ async fn an_entry_left_in_its_document_is_moved_to_the_log() {
     )
     .await;
     let program = expect_json(
-        as_admin(
-            &app,
+        app.as_admin(
             Method::POST,
             "/program/",
             Some(json!({ "name": "Friends", "credit_value": "2.50", "target_value": 100 })),
@@ -603,13 +588,13 @@ async fn an_entry_left_in_its_document_is_moved_to_the_log() {
     )
     .await;
     let program = program["id"].as_str().expect("id").to_owned();
-    let updated = as_admin(
-        &app,
-        Method::PUT,
-        &format!("/program/{program}/"),
-        Some(json!({ "target_value": 150 })),
-    )
-    .await;
+    let updated = app
+        .as_admin(
+            Method::PUT,
+            &format!("/program/{program}/"),
+            Some(json!({ "target_value": 150 })),
+        )
+        .await;
     assert_eq!(updated.status(), StatusCode::OK);
 
     let client = mongodb::Client::with_uri_str(&database)
@@ -644,7 +629,8 @@ async fn an_entry_left_in_its_document_is_moved_to_the_log() {
     assert_eq!(remaining.len(), 1);
     // The program reads as before with the entry in it.
     let read = expect_json(
-        as_admin(&app, Method::GET, &format!("/program/{program}/"), None).await,
+        app.as_admin(Method::GET, &format!("/program/{program}/"), None)
+            .await,
         StatusCode::OK,
     )
     .await;

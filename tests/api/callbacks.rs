@@ -9,7 +9,7 @@ use std::{
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use hmac::{Hmac, Mac};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use wiremock::{
@@ -88,18 +88,8 @@ async fn register_bo(app: &TestApp) {
     assert_eq!(response.status(), StatusCode::CREATED);
 }
 
-fn admin(app: &TestApp) -> String {
-    format!("Bearer {}", app.token("root", &["admin"]))
-}
-
 async fn admin_get(app: &TestApp, path: &str) -> Value {
-    let response = app
-        .client
-        .get(app.url(path))
-        .header("Authorization", admin(app))
-        .send()
-        .await
-        .expect("request");
+    let response = app.as_admin(Method::GET, path, None).await;
     expect_json(response, StatusCode::OK).await
 }
 
@@ -267,12 +257,8 @@ async fn a_spent_schedule_fails_and_an_admin_retry_delivers(backend: Backend) {
     );
 
     let response = app
-        .client
-        .post(app.url(&format!("/admin/callbacks/{id}/retry")))
-        .header("Authorization", admin(&app))
-        .send()
-        .await
-        .expect("request");
+        .as_admin(Method::POST, &format!("/admin/callbacks/{id}/retry"), None)
+        .await;
     let queued = expect_json(response, StatusCode::ACCEPTED).await;
     assert_eq!(queued["status"], "pending");
     assert_eq!(queued["attempts"], 4, "the attempts count is kept");
@@ -280,12 +266,8 @@ async fn a_spent_schedule_fails_and_an_admin_retry_delivers(backend: Backend) {
     let delivered = wait_for_callbacks(&app, "?status=delivered", |c| c.len() == 1).await;
     assert_eq!(delivered[0]["attempts"], 5);
     let response = app
-        .client
-        .post(app.url(&format!("/admin/callbacks/{id}/retry")))
-        .header("Authorization", admin(&app))
-        .send()
-        .await
-        .expect("request");
+        .as_admin(Method::POST, &format!("/admin/callbacks/{id}/retry"), None)
+        .await;
     expect_error(response, StatusCode::CONFLICT, "Callback already delivered").await;
 }
 
@@ -312,22 +294,12 @@ async fn admin_routes_refuse_other_roles_and_unknown_ids(backend: Backend) {
         "/admin/callbacks/no-such-event",
         "/admin/callbacks/%7B%22%24ne%22%3A1%7D",
     ] {
-        let response = app
-            .client
-            .get(app.url(route))
-            .header("Authorization", admin(&app))
-            .send()
-            .await
-            .expect("request");
+        let response = app.as_admin(Method::GET, route, None).await;
         expect_error(response, StatusCode::NOT_FOUND, "Callback not found").await;
     }
     let response = app
-        .client
-        .post(app.url("/admin/callbacks/no-such-event/retry"))
-        .header("Authorization", admin(&app))
-        .send()
-        .await
-        .expect("request");
+        .as_admin(Method::POST, "/admin/callbacks/no-such-event/retry", None)
+        .await;
     expect_error(response, StatusCode::NOT_FOUND, "Callback not found").await;
     for query in [
         "?status=lost",
@@ -337,12 +309,8 @@ async fn admin_routes_refuse_other_roles_and_unknown_ids(backend: Backend) {
         "?after=garbage",
     ] {
         let response = app
-            .client
-            .get(app.url(&format!("/admin/callbacks{query}")))
-            .header("Authorization", admin(&app))
-            .send()
-            .await
-            .expect("request");
+            .as_admin(Method::GET, &format!("/admin/callbacks{query}"), None)
+            .await;
         assert_eq!(
             response.status(),
             StatusCode::UNPROCESSABLE_ENTITY,

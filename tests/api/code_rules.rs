@@ -23,16 +23,12 @@ contract_tests!(
 const EXPIRED: &str = "Referral code has expired";
 const LIMIT: &str = "Referral code has reached its redemption limit";
 
-fn admin(app: &TestApp) -> String {
-    format!("Bearer {}", app.token("root", &["admin"]))
-}
-
 async fn patch(app: &TestApp, code: &str, body: Value) -> Response {
     call(
         app,
         Method::PATCH,
         &format!("/api/referrer/{code}"),
-        &admin(app),
+        &app.admin_auth(),
         Some(body),
     )
     .await
@@ -130,7 +126,7 @@ async fn limited_expiring_and_inactive_codes_answer_as_the_spec_says(app: TestAp
             &app,
             Method::POST,
             "/api/referee/apply",
-            &admin(&app),
+            &app.admin_auth(),
             Some(apply),
         )
         .await,
@@ -294,7 +290,7 @@ async fn thirty_accounts_racing_for_ten_redemptions_get_ten(app: TestApp) {
         .filter(|r| r.status() == StatusCode::UNPROCESSABLE_ENTITY)
         .count();
     assert_eq!((ok, refused), (10, 20));
-    let seen = looked_up(&app, &admin(&app), &code).await;
+    let seen = looked_up(&app, &app.admin_auth(), &code).await;
     assert_eq!(seen["redemptions"], 10);
     let mut holders = 0;
     for account in &accounts {
@@ -302,7 +298,7 @@ async fn thirty_accounts_racing_for_ten_redemptions_get_ten(app: TestApp) {
             &app,
             Method::GET,
             &format!("/api/referee/u/{account}"),
-            &admin(&app),
+            &app.admin_auth(),
             None,
         )
         .await;

@@ -309,6 +309,23 @@ impl TestApp {
         self.token("billing", &["service"])
     }
 
+    /// The `Authorization` value of an admin's token (`sub` `root`).
+    pub fn admin_auth(&self) -> String {
+        format!("Bearer {}", self.token("root", &["admin"]))
+    }
+
+    /// An admin's request, with a JSON body if any.
+    pub async fn as_admin(&self, verb: Method, path: &str, body: Option<Value>) -> Response {
+        let mut request = self
+            .client
+            .request(verb, self.url(path))
+            .header("Authorization", self.admin_auth());
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request")
+    }
+
     /// A request with a service token.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.client

@@ -9,7 +9,7 @@ use referral_api::{
     clock::Clock,
     indication::{LedgerEntry, LedgerOperation, service::release_due},
 };
-use reqwest::{Response, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
 
@@ -38,27 +38,12 @@ contract_tests!(
     figures_agree_with_a_replay_of_the_ledger_before_and_after_a_crash,
 );
 
-fn admin(app: &TestApp) -> String {
-    format!("Bearer {}", app.token("root", &["admin"]))
-}
-
 async fn admin_get(app: &TestApp, path: &str) -> Response {
-    app.client
-        .get(app.url(path))
-        .header("Authorization", admin(app))
-        .send()
-        .await
-        .expect("request")
+    app.as_admin(Method::GET, path, None).await
 }
 
 async fn admin_post(app: &TestApp, path: &str, body: Value) -> Response {
-    app.client
-        .post(app.url(path))
-        .header("Authorization", admin(app))
-        .json(&body)
-        .send()
-        .await
-        .expect("request")
+    app.as_admin(Method::POST, path, Some(body)).await
 }
 
 async fn decide(app: &TestApp, hash: &str, action: &str, body: Value) -> Response {
@@ -342,12 +327,8 @@ async fn review_all_holds_every_crossing_until_an_approval_pays_once(app: TestAp
     assert_eq!(decision.note.as_deref(), Some("known customer"));
     // An approval takes no body at all, too.
     let response = app
-        .client
-        .post(app.url("/admin/credits/cy/approve"))
-        .header("Authorization", admin(&app))
-        .send()
-        .await
-        .expect("request");
+        .as_admin(Method::POST, "/admin/credits/cy/approve", None)
+        .await;
     assert_eq!(
         expect_json(response, StatusCode::OK).await["status"],
         "acquired"
@@ -831,7 +812,7 @@ fn count(statuses: &[StatusCode], status: StatusCode) -> usize {
 
 /// Runs the moves on `bo`'s credit all at once.
 async fn race(app: &TestApp, moves: impl Iterator<Item = Move>) -> Vec<StatusCode> {
-    let auth = admin(app);
+    let auth = app.admin_auth();
     let tasks: Vec<_> = moves
         .map(|step| {
             let client = app.client.clone();

@@ -56,37 +56,23 @@ async fn app(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     TestApp::spawn_with(backend, &vars).await
 }
 
-fn admin(app: &TestApp) -> String {
-    format!("Bearer {}", app.token("root", &["admin"]))
-}
-
-async fn call(app: &TestApp, verb: Method, path: &str, body: Option<Value>) -> reqwest::Response {
-    let mut request = app
-        .client
-        .request(verb, app.url(path))
-        .header("Authorization", admin(app));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.expect("request")
-}
-
 /// An admin's POST without a body that answers 200: its JSON.
 async fn admin_post(app: &TestApp, path: &str) -> Value {
-    expect_json(call(app, Method::POST, path, None).await, StatusCode::OK).await
+    expect_json(app.as_admin(Method::POST, path, None).await, StatusCode::OK).await
 }
 
 async fn create(app: &TestApp, url: &str, types: Value) -> Value {
     let body = json!({ "url": url, "event_types": types, "description": "billing" });
     expect_json(
-        call(app, Method::POST, "/admin/webhooks", Some(body)).await,
+        app.as_admin(Method::POST, "/admin/webhooks", Some(body))
+            .await,
         StatusCode::CREATED,
     )
     .await
 }
 
 async fn get(app: &TestApp, path: &str) -> Value {
-    expect_json(call(app, Method::GET, path, None).await, StatusCode::OK).await
+    expect_json(app.as_admin(Method::GET, path, None).await, StatusCode::OK).await
 }
 
 async fn receiver(status: u16) -> MockServer {
@@ -196,8 +182,7 @@ async fn endpoints_are_made_listed_changed_and_deleted(backend: Backend) {
     assert!(listed["webhooks"][0].get("secret").is_none());
 
     let changed = expect_json(
-        call(
-            &app,
+        app.as_admin(
             Method::PATCH,
             &format!("/admin/webhooks/{id}"),
             Some(json!({ "event_types": ["*"], "description": "all", "enabled": false })),
@@ -230,7 +215,8 @@ async fn endpoints_are_made_listed_changed_and_deleted(backend: Backend) {
         ),
     ] {
         expect_error(
-            call(&app, Method::POST, "/admin/webhooks", Some(input)).await,
+            app.as_admin(Method::POST, "/admin/webhooks", Some(input))
+                .await,
             StatusCode::UNPROCESSABLE_ENTITY,
             sentence,
         )
@@ -245,7 +231,9 @@ async fn endpoints_are_made_listed_changed_and_deleted(backend: Backend) {
         .await;
     expect_error(response, StatusCode::UNAUTHORIZED, AUTH_ERROR).await;
 
-    let gone = call(&app, Method::DELETE, &format!("/admin/webhooks/{id}"), None).await;
+    let gone = app
+        .as_admin(Method::DELETE, &format!("/admin/webhooks/{id}"), None)
+        .await;
     assert_eq!(gone.status(), StatusCode::NO_CONTENT);
     for (verb, suffix) in [
         (Method::GET, ""),
@@ -255,7 +243,8 @@ async fn endpoints_are_made_listed_changed_and_deleted(backend: Backend) {
         (Method::POST, "/test"),
     ] {
         expect_error(
-            call(&app, verb, &format!("/admin/webhooks/{id}{suffix}"), None).await,
+            app.as_admin(verb, &format!("/admin/webhooks/{id}{suffix}"), None)
+                .await,
             StatusCode::NOT_FOUND,
             "Webhook not found",
         )
@@ -273,8 +262,7 @@ async fn private_addresses_are_refused_unless_allowed(backend: Backend) {
         "http://localhost:9/",
     ] {
         expect_error(
-            call(
-                &app,
+            app.as_admin(
                 Method::POST,
                 "/admin/webhooks",
                 Some(json!({ "url": url, "event_types": ["*"] })),
@@ -288,13 +276,13 @@ async fn private_addresses_are_refused_unless_allowed(backend: Backend) {
     let made = create(&app, "https://93.184.216.34/hook", json!(["*"])).await;
     // Changing the URL is checked the same way.
     let id = made["id"].as_str().expect("id");
-    let response = call(
-        &app,
-        Method::PATCH,
-        &format!("/admin/webhooks/{id}"),
-        Some(json!({ "url": "http://192.168.0.1/" })),
-    )
-    .await;
+    let response = app
+        .as_admin(
+            Method::PATCH,
+            &format!("/admin/webhooks/{id}"),
+            Some(json!({ "url": "http://192.168.0.1/" })),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
@@ -425,8 +413,7 @@ async fn gone_switches_an_endpoint_off_and_enabling_it_resumes(backend: Backend)
     assert_eq!(server.received_requests().await.map(|r| r.len()), Some(1));
 
     let on = expect_json(
-        call(
-            &app,
+        app.as_admin(
             Method::PATCH,
             &format!("/admin/webhooks/{id}"),
             Some(json!({ "enabled": true })),
@@ -463,8 +450,7 @@ async fn a_spent_schedule_fails_and_recover_queues_again(backend: Backend) {
 
     let later = (app.clock.now() + chrono::Duration::hours(1)).to_rfc3339();
     let none = expect_json(
-        call(
-            &app,
+        app.as_admin(
             Method::POST,
             &format!("/admin/webhooks/{id}/recover"),
             Some(json!({ "since": later })),
@@ -475,8 +461,7 @@ async fn a_spent_schedule_fails_and_recover_queues_again(backend: Backend) {
     .await;
     assert_eq!(none, json!({ "queued": 0 }));
     expect_error(
-        call(
-            &app,
+        app.as_admin(
             Method::POST,
             &format!("/admin/webhooks/{id}/recover"),
             Some(json!({ "since": "yesterday" })),
@@ -487,8 +472,7 @@ async fn a_spent_schedule_fails_and_recover_queues_again(backend: Backend) {
     )
     .await;
     let queued = expect_json(
-        call(
-            &app,
+        app.as_admin(
             Method::POST,
             &format!("/admin/webhooks/{id}/recover"),
             Some(json!({ "since": (before - chrono::Duration::seconds(1)).to_rfc3339() })),
@@ -697,13 +681,13 @@ async fn delivery_lists_page_and_filter(backend: Backend) {
         json!([])
     );
     for bad in ["?status=lost", "?limit=0", "?limit=501"] {
-        let response = call(
-            &app,
-            Method::GET,
-            &format!("/admin/webhooks/{id}/deliveries{bad}"),
-            None,
-        )
-        .await;
+        let response = app
+            .as_admin(
+                Method::GET,
+                &format!("/admin/webhooks/{id}/deliveries{bad}"),
+                None,
+            )
+            .await;
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
     }
     let metrics = app.get("/metrics").await.text().await.expect("metrics");
