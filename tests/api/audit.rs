@@ -46,7 +46,7 @@ fn actions(entries: &[Value]) -> Vec<&str> {
 /// No entry was written after its change instead of with it (on the embedded store, every
 /// audited write takes its entry into its own transaction; the counter is the process's).
 async fn no_entry_written_late(app: &TestApp) {
-    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    let metrics = app.metrics().await;
     assert!(
         metrics
             .lines()

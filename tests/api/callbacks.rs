@@ -560,15 +560,7 @@ async fn a_metrics_scrape_counts_unrelayed_events_and_moves_none() {
         StatusCode::CREATED
     );
     for _ in 0..2 {
-        let text = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .expect("request")
-            .text()
-            .await
-            .expect("body");
+        let text = app.metrics().await;
         assert!(
             text.lines().any(|line| line == "callbacks_pending 2"),
             "{text}"

@@ -1,7 +1,7 @@
 //! Exports for finance: the ledger and the credits as CSV — columns, exact money, quoting of
 //! awkward values, filters, several pages streamed, 401 and 422 — on both backends.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::{
@@ -16,13 +16,7 @@ contract_tests!(
 );
 
 async fn export(app: &TestApp, path: &str) -> Vec<csv::StringRecord> {
-    let response = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(app.token("root", &["admin"]))
-        .send()
-        .await
-        .expect("request");
+    let response = app.as_admin(Method::GET, path, None).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response
@@ -40,12 +34,8 @@ async fn export(app: &TestApp, path: &str) -> Vec<csv::StringRecord> {
 
 async fn headers(app: &TestApp, path: &str) -> Vec<String> {
     let text = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(app.token("root", &["admin"]))
-        .send()
+        .as_admin(Method::GET, path, None)
         .await
-        .expect("request")
         .text()
         .await
         .expect("body");
@@ -175,14 +165,7 @@ async fn exports_are_for_admins_and_refuse_bad_filters(app: TestApp) {
         "/admin/export/ledger.csv?program_id=123",
         "/admin/export/credits.csv?program_id=zz",
     ] {
-        let status = app
-            .client
-            .get(app.url(query))
-            .bearer_auth(app.token("root", &["admin"]))
-            .send()
-            .await
-            .expect("request")
-            .status();
+        let status = app.as_admin(Method::GET, query, None).await.status();
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
     }
 }

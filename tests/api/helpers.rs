@@ -309,6 +309,18 @@ impl TestApp {
         self.token("billing", &["service"])
     }
 
+    /// `GET /metrics` (no token): the exposition's text.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.expect("body")
+    }
+
     /// The `Authorization` value of an admin's token (`sub` `root`).
     pub fn admin_auth(&self) -> String {
         format!("Bearer {}", self.token("root", &["admin"]))

@@ -18,17 +18,6 @@ fn host(app: &TestApp) -> String {
     app.address.trim_start_matches("http://").to_owned()
 }
 
-async fn metrics_text(app: &TestApp) -> String {
-    let response = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), StatusCode::OK);
-    response.text().await.expect("body")
-}
-
 /// The value of the first sample line that starts with `prefix` (name and labels).
 fn sample(text: &str, prefix: &str) -> Option<f64> {
     text.lines()
@@ -50,7 +39,7 @@ async fn metrics_count_routes_deliveries_and_the_outbox() {
         &[("ENDPOINT_CALLBACK_CREDIT_ON_SIGNUP", url.as_str())],
     )
     .await;
-    let before = metrics_text(&app).await;
+    let before = app.metrics().await;
     let statement =
         r#"http_requests_total{method="GET",route="/statement/{user_hash}/",status="404"}"#;
     let counted_before = sample(&before, statement).unwrap_or(0.0);
@@ -67,7 +56,7 @@ async fn metrics_count_routes_deliveries_and_the_outbox() {
     }
     let mut text = String::new();
     for _ in 0..200 {
-        text = metrics_text(&app).await;
+        text = app.metrics().await;
         // The gauge is read from this app's outbox at each scrape.
         if sample(&text, "callbacks_pending") == Some(0.0) {
             break;

@@ -690,7 +690,7 @@ async fn delivery_lists_page_and_filter(backend: Backend) {
             .await;
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
     }
-    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("webhook_deliveries_total{outcome=\"delivered\"}"),
         "{metrics}"
