@@ -6,7 +6,7 @@ use referral_api::{
     callbacks::{CallbackFilter, CallbackStatus, CreditEvent, CreditEventType},
     indication::{LedgerEntry, LedgerOperation},
 };
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::{
@@ -41,6 +41,11 @@ contract_tests!(
     email_verification_names_the_indicator,
     program_with_users_cannot_be_deleted,
 );
+
+/// Expects the answer of a route that names a user who does not exist.
+async fn user_not_found(response: Response) {
+    expect_error(response, StatusCode::NOT_FOUND, "User not found").await;
+}
 
 async fn ledger_ops(app: &TestApp, indicated: &str) -> Vec<LedgerOperation> {
     app.ledger()
@@ -117,12 +122,7 @@ async fn users_endpoint_refuses_missing_empty_and_overlong_hashes(app: TestApp) 
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
-    expect_error(
-        app.get("/statement/ok/").await,
-        StatusCode::NOT_FOUND,
-        "User not found",
-    )
-    .await;
+    user_not_found(app.get("/statement/ok/").await).await;
 }
 
 async fn concurrent_user_creation_creates_each_hash_once(app: TestApp) {
@@ -335,12 +335,7 @@ async fn register_without_any_program_is_404(app: TestApp) {
         "No referral program configured",
     )
     .await;
-    expect_error(
-        app.get("/statement/newbie/").await,
-        StatusCode::NOT_FOUND,
-        "User not found",
-    )
-    .await;
+    user_not_found(app.get("/statement/newbie/").await).await;
 }
 
 async fn twenty_concurrent_registrations_of_one_hash_make_one_user(app: TestApp) {
@@ -380,12 +375,7 @@ async fn twenty_concurrent_registrations_of_one_hash_make_one_user(app: TestApp)
 
 async fn invoice_validates_user_and_total(app: TestApp) {
     setup(&app, json!(1), json!(2)).await;
-    expect_error(
-        app.invoice("ghost", json!(10)).await,
-        StatusCode::NOT_FOUND,
-        "User not found",
-    )
-    .await;
+    user_not_found(app.invoice("ghost", json!(10)).await).await;
     for total in [
         json!(-1),
         json!("abc"),
@@ -565,18 +555,8 @@ async fn statement_sums_decimals_exactly(app: TestApp) {
 }
 
 async fn statement_of_unknown_user_is_404(app: TestApp) {
-    expect_error(
-        app.get("/statement/nobody/").await,
-        StatusCode::NOT_FOUND,
-        "User not found",
-    )
-    .await;
-    expect_error(
-        app.get(&format!("/statement/{}/", "x".repeat(300))).await,
-        StatusCode::NOT_FOUND,
-        "User not found",
-    )
-    .await;
+    user_not_found(app.get("/statement/nobody/").await).await;
+    user_not_found(app.get(&format!("/statement/{}/", "x".repeat(300))).await).await;
 }
 
 async fn email_indication_saves_normalised_new_addresses(app: TestApp) {
@@ -823,12 +803,7 @@ async fn indicated_list_explains_each_credit_page_by_page(app: TestApp) {
     assert_eq!(statement["acquired_credit"].to_string(), "100.00");
     assert_eq!(statement["potencial_credit"].to_string(), "200.00");
 
-    expect_error(
-        app.get("/statement/nobody/indicated/").await,
-        StatusCode::NOT_FOUND,
-        "User not found",
-    )
-    .await;
+    user_not_found(app.get("/statement/nobody/indicated/").await).await;
     for query in ["limit=0", "limit=501", "limit=x", "after=garbage"] {
         let response = app.get(&format!("/statement/ana/indicated/?{query}")).await;
         assert_eq!(
