@@ -60,10 +60,6 @@ async fn program_with(app: &TestApp, rules: Value, indicated: &[&str]) -> String
     program["id"].as_str().expect("id").to_owned()
 }
 
-async fn invoice(app: &TestApp, hash: &str, total: Value) -> Value {
-    expect_json(app.invoice(hash, total).await, StatusCode::OK).await
-}
-
 fn time(value: &Value) -> DateTime<Utc> {
     value
         .as_str()
@@ -161,14 +157,14 @@ async fn programs_take_a_hold_and_a_cap_and_refuse_bad_ones(app: TestApp) {
 async fn a_crossing_with_a_hold_is_held_without_a_callback(app: TestApp) {
     program_with(&app, json!({ "hold_days": 7 }), &["bo"]).await;
     let before = referral_api::clock::now(); // to the millisecond, as stored
-    let body = invoice(&app, "bo", json!(150)).await;
+    let body = app.paid("bo", json!(150)).await;
     assert_eq!(body["acquired_credit"], json!(0));
     assert_eq!(body["credit_status"], "held");
     let release_at = time(&body["release_at"]);
     let week = chrono::Duration::days(7);
     assert!(release_at >= before + week && release_at <= Utc::now() + week);
     // Paying more while held changes nothing.
-    let again = invoice(&app, "bo", json!(200)).await;
+    let again = app.paid("bo", json!(200)).await;
     assert_eq!(again, body);
     assert_eq!(count_ops(&app, LedgerOperation::CreditHeld).await, 1);
     assert_eq!(count_ops(&app, LedgerOperation::AcquiredCredit).await, 0);
@@ -179,18 +175,15 @@ async fn a_crossing_with_a_hold_is_held_without_a_callback(app: TestApp) {
     assert_eq!(statement["acquired_credit"], json!(0));
     // Not yet due: a release pass leaves it held.
     assert_eq!(release(&app).await, 0);
-    assert_eq!(
-        invoice(&app, "bo", json!(200)).await["credit_status"],
-        "held"
-    );
+    assert_eq!(app.paid("bo", json!(200)).await["credit_status"], "held");
 }
 
 async fn a_drop_below_the_credit_while_held_cancels_it(app: TestApp) {
     program_with(&app, json!({ "hold_days": 7 }), &["bo"]).await;
-    let first = invoice(&app, "bo", json!(100)).await;
+    let first = app.paid("bo", json!(100)).await;
     assert_eq!(first["credit_status"], "held");
     // A refund brings the total below the credit.
-    let body = invoice(&app, "bo", json!(60)).await;
+    let body = app.paid("bo", json!(60)).await;
     assert_eq!(
         body,
         json!({ "acquired_credit": 0, "credit_status": "pending" })
@@ -209,7 +202,7 @@ async fn a_drop_below_the_credit_while_held_cancels_it(app: TestApp) {
     assert_eq!(statement["potencial_credit"], json!(100));
     // A later crossing holds it again, from then.
     app.clock.advance(chrono::Duration::days(3));
-    let again = invoice(&app, "bo", json!(120)).await;
+    let again = app.paid("bo", json!(120)).await;
     assert_eq!(again["credit_status"], "held");
     assert!(time(&again["release_at"]) > time(&first["release_at"]));
     assert_eq!(count_ops(&app, LedgerOperation::CreditHeld).await, 2);
@@ -217,17 +210,17 @@ async fn a_drop_below_the_credit_while_held_cancels_it(app: TestApp) {
 
 async fn a_total_below_at_release_time_does_not_acquire(app: TestApp) {
     program_with(&app, json!({ "hold_days": 7 }), &["bo", "cy"]).await;
-    invoice(&app, "bo", json!(100)).await;
-    invoice(&app, "cy", json!(100)).await;
-    invoice(&app, "cy", json!(99.99)).await;
+    app.paid("bo", json!(100)).await;
+    app.paid("cy", json!(100)).await;
+    app.paid("cy", json!(99.99)).await;
     app.clock.advance(chrono::Duration::days(8));
     assert_eq!(release(&app).await, 1);
     assert_eq!(
-        invoice(&app, "bo", json!(100)).await["credit_status"],
+        app.paid("bo", json!(100)).await["credit_status"],
         "acquired"
     );
     assert_eq!(
-        invoice(&app, "cy", json!(99.99)).await["credit_status"],
+        app.paid("cy", json!(99.99)).await["credit_status"],
         "pending"
     );
     let acquired: Vec<String> = app
@@ -249,7 +242,7 @@ async fn twenty_crossings_at_once_with_a_cap_of_five_credit_five(app: TestApp) {
         .iter()
         .map(|hash| {
             let (app, hash) = (app.clone(), hash.clone());
-            tokio::spawn(async move { invoice(&app, &hash, json!(100)).await })
+            tokio::spawn(async move { app.paid(&hash, json!(100)).await })
         })
         .collect();
     let mut statuses = HashMap::<String, usize>::new();
@@ -280,7 +273,7 @@ async fn twenty_crossings_at_once_with_a_cap_of_five_credit_five(app: TestApp) {
     assert_eq!(figures["acquired_credit_total"], json!(500));
     // Capped is final: paying more changes nothing.
     let capped_user = capped[0].user_indicated.clone();
-    let body = invoice(&app, &capped_user, json!(1000)).await;
+    let body = app.paid(&capped_user, json!(1000)).await;
     assert_eq!(
         body,
         json!({ "acquired_credit": 0, "credit_status": "capped" })
@@ -294,27 +287,12 @@ async fn a_cancelled_hold_frees_its_place_under_the_cap(app: TestApp) {
         &["bo", "cy", "di"],
     )
     .await;
-    assert_eq!(
-        invoice(&app, "bo", json!(100)).await["credit_status"],
-        "held"
-    );
-    assert_eq!(
-        invoice(&app, "cy", json!(100)).await["credit_status"],
-        "capped"
-    );
-    assert_eq!(
-        invoice(&app, "bo", json!(0)).await["credit_status"],
-        "pending"
-    );
-    assert_eq!(
-        invoice(&app, "di", json!(100)).await["credit_status"],
-        "held"
-    );
+    assert_eq!(app.paid("bo", json!(100)).await["credit_status"], "held");
+    assert_eq!(app.paid("cy", json!(100)).await["credit_status"], "capped");
+    assert_eq!(app.paid("bo", json!(0)).await["credit_status"], "pending");
+    assert_eq!(app.paid("di", json!(100)).await["credit_status"], "held");
     // bo crossing again meets a full cap.
-    assert_eq!(
-        invoice(&app, "bo", json!(100)).await["credit_status"],
-        "capped"
-    );
+    assert_eq!(app.paid("bo", json!(100)).await["credit_status"], "capped");
 }
 
 async fn stats_and_the_indicated_list_agree_with_the_ledger(app: TestApp) {
@@ -326,15 +304,15 @@ async fn stats_and_the_indicated_list_agree_with_the_ledger(app: TestApp) {
     )
     .await;
     app.create_users(&["imported"]).await;
-    invoice(&app, "a1", json!(100)).await; // held, then released
-    invoice(&app, "a2", json!(250.5)).await; // held, then released
-    invoice(&app, "a3", json!(100)).await; // held, cancelled, stays pending
-    invoice(&app, "a3", json!(10)).await;
+    app.paid("a1", json!(100)).await; // held, then released
+    app.paid("a2", json!(250.5)).await; // held, then released
+    app.paid("a3", json!(100)).await; // held, cancelled, stays pending
+    app.paid("a3", json!(10)).await;
     app.clock.advance(chrono::Duration::days(8));
     assert_eq!(release(&app).await, 2);
-    invoice(&app, "a4", json!(100)).await; // held (third place)
-    invoice(&app, "a5", json!(100)).await; // capped
-    invoice(&app, "a6", json!(40)).await; // pending
+    app.paid("a4", json!(100)).await; // held (third place)
+    app.paid("a5", json!(100)).await; // capped
+    app.paid("a6", json!(40)).await; // pending
     let ledger = app.ledger().await;
     let states = replay(&ledger);
     let count = |state: &str| states.values().filter(|s| **s == state).count();
@@ -480,8 +458,8 @@ async fn a_due_release_acquires_once_with_one_callback(backend: Backend) {
     )
     .await;
     program_with(&app, json!({ "hold_days": 7 }), &["bo", "cy"]).await;
-    invoice(&app, "bo", json!(100)).await;
-    invoice(&app, "cy", json!(150)).await;
+    app.paid("bo", json!(100)).await;
+    app.paid("cy", json!(150)).await;
     app.clock
         .advance(chrono::Duration::days(7) + chrono::Duration::seconds(1));
     let (first, second) = tokio::join!(release(&app), release(&app));
@@ -517,11 +495,11 @@ async fn a_due_release_acquires_once_with_one_callback(backend: Backend) {
     assert_eq!(count_ops(&app, LedgerOperation::AcquiredCredit).await, 2);
     assert_eq!(app.events(CreditEventType::AcquiredCredit).await.len(), 2);
     assert_eq!(
-        invoice(&app, "bo", json!(100)).await["credit_status"],
+        app.paid("bo", json!(100)).await["credit_status"],
         "acquired"
     );
     assert_eq!(
-        invoice(&app, "cy", json!(150)).await["acquired_credit"],
+        app.paid("cy", json!(150)).await["acquired_credit"],
         json!(100)
     );
     // The callback went to the indicator, for the held amount.

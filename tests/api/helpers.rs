@@ -309,6 +309,11 @@ impl TestApp {
         self.token("billing", &["service"])
     }
 
+    /// `PUT /invoice/user/{hash}/` that answers 200: its JSON.
+    pub async fn paid(&self, hash: &str, total: Value) -> Value {
+        expect_json(self.invoice(hash, total).await, StatusCode::OK).await
+    }
+
     /// `GET /metrics` (no token): the exposition's text.
     pub async fn metrics(&self) -> String {
         let response = self

@@ -85,10 +85,6 @@ async fn register(app: &TestApp, indicator: &str, indicated: &[&str], program: &
     }
 }
 
-async fn invoice(app: &TestApp, hash: &str, total: Value) -> Value {
-    expect_json(app.invoice(hash, total).await, StatusCode::OK).await
-}
-
 async fn entries(app: &TestApp, operation: LedgerOperation) -> Vec<LedgerEntry> {
     app.ledger()
         .await
@@ -206,11 +202,11 @@ async fn programs_take_the_review_fields_and_refuse_bad_ones(app: TestApp) {
 async fn a_refund_within_the_window_reverses_with_a_negative_entry_and_event(app: TestApp) {
     let program = program_with(&app, json!({ "clawback_days": 14 }), &["bo"]).await;
     assert_eq!(
-        invoice(&app, "bo", json!(100)).await["credit_status"],
+        app.paid("bo", json!(100)).await["credit_status"],
         "acquired"
     );
     app.clock.advance(chrono::Duration::days(13));
-    let refunded = invoice(&app, "bo", json!(40)).await;
+    let refunded = app.paid("bo", json!(40)).await;
     assert_eq!(
         refunded,
         json!({ "acquired_credit": 0, "credit_status": "reversed" })
@@ -237,9 +233,9 @@ async fn a_refund_within_the_window_reverses_with_a_negative_entry_and_event(app
     assert_eq!(shown["decided_by"], Value::Null);
     assert!(shown["reversed_at"].is_string());
     // Another drop changes nothing; paid again, the credit is acquired again, with a new event.
-    invoice(&app, "bo", json!(10)).await;
+    app.paid("bo", json!(10)).await;
     assert_eq!(app.events(CreditEventType::CreditReversed).await.len(), 1);
-    let again = invoice(&app, "bo", json!(120)).await;
+    let again = app.paid("bo", json!(120)).await;
     assert_eq!(
         again,
         json!({ "acquired_credit": 100, "credit_status": "acquired" })
@@ -257,21 +253,15 @@ async fn statement_acquired(app: &TestApp) -> Value {
 
 async fn after_the_window_or_without_clawback_a_drop_changes_nothing(app: TestApp) {
     let program = program_with(&app, json!({ "clawback_days": 14 }), &["bo"]).await;
-    invoice(&app, "bo", json!(100)).await;
+    app.paid("bo", json!(100)).await;
     app.clock
         .advance(chrono::Duration::days(14) + chrono::Duration::seconds(1));
-    assert_eq!(
-        invoice(&app, "bo", json!(0)).await["credit_status"],
-        "acquired"
-    );
+    assert_eq!(app.paid("bo", json!(0)).await["credit_status"], "acquired");
     let plain = app.create_program("Plain", json!(5), json!(100)).await;
     let plain = plain["id"].as_str().expect("id").to_owned();
     register(&app, "ana", &["cy"], &plain).await;
-    invoice(&app, "cy", json!(100)).await;
-    assert_eq!(
-        invoice(&app, "cy", json!(0)).await["credit_status"],
-        "acquired"
-    );
+    app.paid("cy", json!(100)).await;
+    assert_eq!(app.paid("cy", json!(0)).await["credit_status"], "acquired");
     assert!(
         entries(&app, LedgerOperation::CreditReversed)
             .await
@@ -285,7 +275,7 @@ async fn review_all_holds_every_crossing_until_an_approval_pays_once(app: TestAp
     let program = program_with(&app, json!({ "review": "all" }), &["bo", "cy"]).await;
     for hash in ["bo", "cy"] {
         assert_eq!(
-            invoice(&app, hash, json!(100)).await,
+            app.paid(hash, json!(100)).await,
             json!({ "acquired_credit": 0, "credit_status": "in_review" })
         );
     }
@@ -334,18 +324,15 @@ async fn review_all_holds_every_crossing_until_an_approval_pays_once(app: TestAp
         "acquired"
     );
     assert_eq!(
-        invoice(&app, "bo", json!(100)).await,
+        app.paid("bo", json!(100)).await,
         json!({ "acquired_credit": 100, "credit_status": "acquired" })
     );
 }
 
 async fn a_drop_while_in_review_sends_the_credit_back_to_pending(app: TestApp) {
     let program = program_with(&app, json!({ "review": "all" }), &["bo"]).await;
-    invoice(&app, "bo", json!(100)).await;
-    assert_eq!(
-        invoice(&app, "bo", json!(99)).await["credit_status"],
-        "pending"
-    );
+    app.paid("bo", json!(100)).await;
+    assert_eq!(app.paid("bo", json!(99)).await["credit_status"], "pending");
     assert_eq!(
         entries(&app, LedgerOperation::CreditCancelled).await.len(),
         1
@@ -360,7 +347,7 @@ async fn a_drop_while_in_review_sends_the_credit_back_to_pending(app: TestApp) {
     assert_eq!(figures["credits"]["pending"], json!(1));
     assert_eq!(figures["credits"]["in_review"], json!(0));
     assert_eq!(
-        invoice(&app, "bo", json!(100)).await["credit_status"],
+        app.paid("bo", json!(100)).await["credit_status"],
         "in_review"
     );
 }
@@ -372,12 +359,9 @@ async fn a_rejection_needs_a_known_reason_is_final_and_frees_the_cap_place(app: 
         &["bo", "cy"],
     )
     .await;
-    invoice(&app, "bo", json!(100)).await;
+    app.paid("bo", json!(100)).await;
     // The credit in review holds the only place: the next crossing is capped.
-    assert_eq!(
-        invoice(&app, "cy", json!(100)).await["credit_status"],
-        "capped"
-    );
+    assert_eq!(app.paid("cy", json!(100)).await["credit_status"], "capped");
     for (body, sentence) in [
         (
             json!({}),
@@ -429,7 +413,7 @@ async fn a_rejection_needs_a_known_reason_is_final_and_frees_the_cap_place(app: 
     );
     // Final: payments and decisions change nothing; no callback was queued.
     assert_eq!(
-        invoice(&app, "bo", json!(500)).await["credit_status"],
+        app.paid("bo", json!(500)).await["credit_status"],
         "rejected"
     );
     for action in ["approve", "reject", "reverse"] {
@@ -444,7 +428,7 @@ async fn a_rejection_needs_a_known_reason_is_final_and_frees_the_cap_place(app: 
     // The place is free again.
     register(&app, "ana", &["dy"], &program).await;
     assert_eq!(
-        invoice(&app, "dy", json!(100)).await["credit_status"],
+        app.paid("dy", json!(100)).await["credit_status"],
         "in_review"
     );
     let figures = app.stats(&program).await;
@@ -467,7 +451,7 @@ async fn flagged_review_with_a_velocity_flags_only_the_fast_indicator(app: TestA
         .advance(chrono::Duration::minutes(60) + chrono::Duration::seconds(1));
     register(&app, "ana", &["a4"], &program).await;
     for hash in ["a1", "a2", "a3", "a4", "e1"] {
-        invoice(&app, hash, json!(100)).await;
+        app.paid(hash, json!(100)).await;
     }
     let statuses: Vec<(String, Value)> = {
         let mut out = Vec::new();
@@ -524,11 +508,11 @@ async fn a_previous_reversal_flags_the_next_credit(app: TestApp) {
         &["bo", "cy"],
     )
     .await;
-    invoice(&app, "bo", json!(100)).await;
-    invoice(&app, "bo", json!(0)).await;
+    app.paid("bo", json!(100)).await;
+    app.paid("bo", json!(0)).await;
     assert_eq!(credit(&app, "bo").await["status"], "reversed");
     assert_eq!(
-        invoice(&app, "cy", json!(100)).await["credit_status"],
+        app.paid("cy", json!(100)).await["credit_status"],
         "in_review"
     );
     let flagged = credit(&app, "cy").await;
@@ -542,7 +526,7 @@ async fn a_previous_reversal_flags_the_next_credit(app: TestApp) {
 
 async fn an_admin_reverses_and_a_later_crossing_acquires_again(app: TestApp) {
     let program = program_with(&app, json!({}), &["bo"]).await;
-    invoice(&app, "bo", json!(100)).await;
+    app.paid("bo", json!(100)).await;
     expect_error(
         decide(&app, "bo", "reverse", json!({ "note": "no reason" })).await,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -565,12 +549,12 @@ async fn an_admin_reverses_and_a_later_crossing_acquires_again(app: TestApp) {
     .await;
     // The same total again is not a crossing; a drop and a new crossing is.
     assert_eq!(
-        invoice(&app, "bo", json!(100)).await["credit_status"],
+        app.paid("bo", json!(100)).await["credit_status"],
         "reversed"
     );
-    invoice(&app, "bo", json!(50)).await;
+    app.paid("bo", json!(50)).await;
     assert_eq!(
-        invoice(&app, "bo", json!(100)).await["credit_status"],
+        app.paid("bo", json!(100)).await["credit_status"],
         "acquired"
     );
     assert_eq!(app.events(CreditEventType::CreditReversed).await.len(), 1);
@@ -588,9 +572,9 @@ async fn the_admin_list_filters_and_pages(app: TestApp) {
     app.create_users(&["eve"]).await;
     register(&app, "eve", &["e1"], &other).await;
     for hash in ["b1", "b2", "b3"] {
-        invoice(&app, hash, json!(100)).await;
+        app.paid(hash, json!(100)).await;
     }
-    invoice(&app, "e1", json!(10)).await;
+    app.paid("e1", json!(10)).await;
     let hashes = |page: &Value| -> Vec<String> {
         page["credits"]
             .as_array()
@@ -664,7 +648,7 @@ async fn the_admin_list_filters_and_pages(app: TestApp) {
 
 async fn one_credit_with_its_history_and_404s(app: TestApp) {
     program_with(&app, json!({ "review": "all" }), &["bo"]).await;
-    invoice(&app, "bo", json!(100)).await;
+    app.paid("bo", json!(100)).await;
     decide(
         &app,
         "bo",
@@ -719,8 +703,8 @@ async fn one_credit_with_its_history_and_404s(app: TestApp) {
 
 async fn a_bulk_approval_answers_for_each_as_alone(app: TestApp) {
     program_with(&app, json!({ "review": "all" }), &["b1", "b2", "b3"]).await;
-    invoice(&app, "b1", json!(100)).await;
-    invoice(&app, "b2", json!(100)).await;
+    app.paid("b1", json!(100)).await;
+    app.paid("b2", json!(100)).await;
     let body = expect_json(
         admin_post(
             &app,
@@ -766,7 +750,7 @@ async fn a_bulk_approval_answers_for_each_as_alone(app: TestApp) {
 
 async fn only_admins_decide(app: TestApp) {
     program_with(&app, json!({ "review": "all" }), &["bo"]).await;
-    invoice(&app, "bo", json!(100)).await;
+    app.paid("bo", json!(100)).await;
     for (method, path) in [
         ("GET", "/admin/credits"),
         ("GET", "/admin/credits/bo"),
@@ -789,7 +773,7 @@ async fn only_admins_decide(app: TestApp) {
 
 async fn twelve_concurrent_approvals_pay_once(app: TestApp) {
     program_with(&app, json!({ "review": "all" }), &["bo"]).await;
-    invoice(&app, "bo", json!(100)).await;
+    app.paid("bo", json!(100)).await;
     let statuses = race(&app, (0..12).map(|_| Move::Decide("approve"))).await;
     assert_eq!(count(&statuses, StatusCode::OK), 1, "{statuses:?}");
     assert_eq!(count(&statuses, StatusCode::CONFLICT), 11, "{statuses:?}");
@@ -848,7 +832,7 @@ async fn raced_moves_on_one_credit_leave_one_winner(app: TestApp) {
         &["bo"],
     )
     .await;
-    invoice(&app, "bo", json!(100)).await;
+    app.paid("bo", json!(100)).await;
     let moves = (0..12).map(|i| match i % 3 {
         0 => Move::Decide("approve"),
         1 => Move::Decide("reject"),
@@ -904,7 +888,7 @@ fn replay_money(ledger: &[LedgerEntry], state: &str) -> rust_decimal::Decimal {
 
 async fn a_due_release_raced_by_rejections_moves_the_credit_once(app: TestApp) {
     let program = program_with(&app, json!({ "hold_days": 7 }), &["bo"]).await;
-    invoice(&app, "bo", json!(100)).await;
+    app.paid("bo", json!(100)).await;
     app.clock.advance(chrono::Duration::days(8));
     let releases: Vec<_> = (0..4)
         .map(|_| {
@@ -995,15 +979,15 @@ async fn figures_agree_with_a_replay_of_the_ledger_before_and_after_a_crash(app:
         &users,
     )
     .await;
-    invoice(&app, "m1", json!(100)).await; // acquired
-    invoice(&app, "m2", json!(150)).await; // acquired, then refunded: reversed
-    invoice(&app, "m2", json!(20)).await;
-    invoice(&app, "m3", json!(100)).await; // flagged (previous reversal): in review
-    invoice(&app, "m4", json!(100)).await; // in review, then rejected
+    app.paid("m1", json!(100)).await; // acquired
+    app.paid("m2", json!(150)).await; // acquired, then refunded: reversed
+    app.paid("m2", json!(20)).await;
+    app.paid("m3", json!(100)).await; // flagged (previous reversal): in review
+    app.paid("m4", json!(100)).await; // in review, then rejected
     decide(&app, "m4", "reject", json!({ "reason": "fraud" })).await;
-    invoice(&app, "m5", json!(100)).await; // in review, then approved
+    app.paid("m5", json!(100)).await; // in review, then approved
     decide(&app, "m5", "approve", json!({})).await;
-    invoice(&app, "m6", json!(30)).await; // pending
+    app.paid("m6", json!(30)).await; // pending
     decide(
         &app,
         "m1",
@@ -1011,7 +995,7 @@ async fn figures_agree_with_a_replay_of_the_ledger_before_and_after_a_crash(app:
         json!({ "reason": "terms_violation" }),
     )
     .await;
-    invoice(&app, "m7", json!(100)).await; // in review
+    app.paid("m7", json!(100)).await; // in review
     let figures = app.stats(&program).await;
     assert_eq!(
         figures["credits"],
@@ -1044,8 +1028,8 @@ async fn billing_receives_the_reversal(backend: Backend) {
     )
     .await;
     program_with(&app, json!({ "clawback_days": 14 }), &["bo"]).await;
-    invoice(&app, "bo", json!(100)).await;
-    invoice(&app, "bo", json!(0)).await;
+    app.paid("bo", json!(100)).await;
+    app.paid("bo", json!(0)).await;
     let mut reversal = None;
     for _ in 0..300 {
         let received = server.received_requests().await.unwrap_or_default();
