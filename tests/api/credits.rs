@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use referral_api::{
     callbacks::CreditEventType,
     clock::Clock,
-    indication::{LedgerEntry, LedgerOperation, service::release_due},
+    indication::{LedgerOperation, service::release_due},
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -29,14 +29,6 @@ contract_tests!(
     stats_and_the_indicated_list_agree_with_the_ledger,
     stats_of_an_unknown_program_is_404,
 );
-
-async fn count_ops(app: &TestApp, operation: LedgerOperation) -> usize {
-    app.ledger()
-        .await
-        .iter()
-        .filter(|e| e.operation == operation)
-        .count()
-}
 
 /// A program with these rules (credit 5, target 100), an indicator and `indicated` users it
 /// registered; returns the program's id.
@@ -166,8 +158,8 @@ async fn a_crossing_with_a_hold_is_held_without_a_callback(app: TestApp) {
     // Paying more while held changes nothing.
     let again = app.paid("bo", json!(200)).await;
     assert_eq!(again, body);
-    assert_eq!(count_ops(&app, LedgerOperation::CreditHeld).await, 1);
-    assert_eq!(count_ops(&app, LedgerOperation::AcquiredCredit).await, 0);
+    assert_eq!(app.entries(LedgerOperation::CreditHeld).await.len(), 1);
+    assert_eq!(app.entries(LedgerOperation::AcquiredCredit).await.len(), 0);
     assert!(app.events(CreditEventType::AcquiredCredit).await.is_empty());
     let statement = expect_json(app.get("/statement/ana/").await, StatusCode::OK).await;
     assert_eq!(statement["held_credit"], json!(100));
@@ -188,12 +180,7 @@ async fn a_drop_below_the_credit_while_held_cancels_it(app: TestApp) {
         body,
         json!({ "acquired_credit": 0, "credit_status": "pending" })
     );
-    let cancelled: Vec<LedgerEntry> = app
-        .ledger()
-        .await
-        .into_iter()
-        .filter(|e| e.operation == LedgerOperation::CreditCancelled)
-        .collect();
+    let cancelled = app.entries(LedgerOperation::CreditCancelled).await;
     assert_eq!(cancelled.len(), 1);
     assert_eq!(cancelled[0].amount.to_string(), "100");
     assert_eq!(cancelled[0].user_indicator.as_deref(), Some("ana"));
@@ -205,7 +192,7 @@ async fn a_drop_below_the_credit_while_held_cancels_it(app: TestApp) {
     let again = app.paid("bo", json!(120)).await;
     assert_eq!(again["credit_status"], "held");
     assert!(time(&again["release_at"]) > time(&first["release_at"]));
-    assert_eq!(count_ops(&app, LedgerOperation::CreditHeld).await, 2);
+    assert_eq!(app.entries(LedgerOperation::CreditHeld).await.len(), 2);
 }
 
 async fn a_total_below_at_release_time_does_not_acquire(app: TestApp) {
@@ -224,10 +211,9 @@ async fn a_total_below_at_release_time_does_not_acquire(app: TestApp) {
         "pending"
     );
     let acquired: Vec<String> = app
-        .ledger()
+        .entries(LedgerOperation::AcquiredCredit)
         .await
         .into_iter()
-        .filter(|e| e.operation == LedgerOperation::AcquiredCredit)
         .map(|e| e.user_indicated)
         .collect();
     assert_eq!(acquired, ["bo"]);
@@ -254,13 +240,8 @@ async fn twenty_crossings_at_once_with_a_cap_of_five_credit_five(app: TestApp) {
     }
     assert_eq!(statuses.get("acquired"), Some(&5), "{statuses:?}");
     assert_eq!(statuses.get("capped"), Some(&15), "{statuses:?}");
-    assert_eq!(count_ops(&app, LedgerOperation::AcquiredCredit).await, 5);
-    let capped: Vec<LedgerEntry> = app
-        .ledger()
-        .await
-        .into_iter()
-        .filter(|e| e.operation == LedgerOperation::CreditCapped)
-        .collect();
+    assert_eq!(app.entries(LedgerOperation::AcquiredCredit).await.len(), 5);
+    let capped = app.entries(LedgerOperation::CreditCapped).await;
     assert_eq!(capped.len(), 15);
     assert!(capped.iter().all(|e| e.amount.to_string() == "0"));
     assert_eq!(app.events(CreditEventType::AcquiredCredit).await.len(), 5);
@@ -406,7 +387,7 @@ async fn stats_and_the_indicated_list_agree_with_the_ledger(app: TestApp) {
     expected["held_credit_total"] = json!(0);
     expected["acquired_credit_total"] = json!(300);
     assert_eq!(after, expected);
-    assert_eq!(count_ops(&app, LedgerOperation::AcquiredCredit).await, 3);
+    assert_eq!(app.entries(LedgerOperation::AcquiredCredit).await.len(), 3);
 }
 
 async fn stats_of_an_unknown_program_is_404(app: TestApp) {
@@ -492,7 +473,7 @@ async fn a_due_release_acquires_once_with_one_callback(backend: Backend) {
         .collect();
     assert_eq!(acquired.len(), 2, "{acquired:?}");
     assert_ne!(acquired[0], acquired[1]);
-    assert_eq!(count_ops(&app, LedgerOperation::AcquiredCredit).await, 2);
+    assert_eq!(app.entries(LedgerOperation::AcquiredCredit).await.len(), 2);
     assert_eq!(app.events(CreditEventType::AcquiredCredit).await.len(), 2);
     assert_eq!(
         app.paid("bo", json!(100)).await["credit_status"],

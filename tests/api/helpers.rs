@@ -245,6 +245,13 @@ impl TestApp {
         self.stores.ledger.ledger().await.expect("ledger")
     }
 
+    /// The ledger's entries of one operation, in the ledger's order.
+    pub async fn entries(&self, operation: LedgerOperation) -> Vec<LedgerEntry> {
+        let mut ledger = self.ledger().await;
+        ledger.retain(|entry| entry.operation == operation);
+        ledger
+    }
+
     /// The events of this type in the outbox, oldest first.
     pub async fn events(&self, event_type: CreditEventType) -> Vec<CreditEvent> {
         self.stores

@@ -442,12 +442,7 @@ async fn invoice_credits_the_indicator_once_at_the_threshold(app: TestApp) {
         "100.00"
     );
 
-    let acquired: Vec<LedgerEntry> = app
-        .ledger()
-        .await
-        .into_iter()
-        .filter(|e| e.operation == LedgerOperation::AcquiredCredit)
-        .collect();
+    let acquired = app.entries(LedgerOperation::AcquiredCredit).await;
     assert_eq!(acquired.len(), 1);
     assert_eq!(acquired[0].user_indicated, "payer");
     assert_eq!(acquired[0].user_indicator.as_deref(), Some("indicator"));

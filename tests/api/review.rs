@@ -85,14 +85,6 @@ async fn register(app: &TestApp, indicator: &str, indicated: &[&str], program: &
     }
 }
 
-async fn entries(app: &TestApp, operation: LedgerOperation) -> Vec<LedgerEntry> {
-    app.ledger()
-        .await
-        .into_iter()
-        .filter(|e| e.operation == operation)
-        .collect()
-}
-
 async fn statement(app: &TestApp, hash: &str) -> Value {
     expect_json(
         app.get(&format!("/statement/{hash}/")).await,
@@ -211,7 +203,7 @@ async fn a_refund_within_the_window_reverses_with_a_negative_entry_and_event(app
         refunded,
         json!({ "acquired_credit": 0, "credit_status": "reversed" })
     );
-    let reversed = entries(&app, LedgerOperation::CreditReversed).await;
+    let reversed = app.entries(LedgerOperation::CreditReversed).await;
     assert_eq!(reversed.len(), 1);
     assert_eq!(reversed[0].amount.to_string(), "-100");
     assert_eq!(reversed[0].user_indicator.as_deref(), Some("ana"));
@@ -263,7 +255,7 @@ async fn after_the_window_or_without_clawback_a_drop_changes_nothing(app: TestAp
     app.paid("cy", json!(100)).await;
     assert_eq!(app.paid("cy", json!(0)).await["credit_status"], "acquired");
     assert!(
-        entries(&app, LedgerOperation::CreditReversed)
+        app.entries(LedgerOperation::CreditReversed)
             .await
             .is_empty()
     );
@@ -280,7 +272,7 @@ async fn review_all_holds_every_crossing_until_an_approval_pays_once(app: TestAp
         );
     }
     assert!(app.events(CreditEventType::AcquiredCredit).await.is_empty());
-    let in_review = entries(&app, LedgerOperation::CreditInReview).await;
+    let in_review = app.entries(LedgerOperation::CreditInReview).await;
     assert_eq!(in_review.len(), 2);
     assert!(in_review.iter().all(|e| e.amount.to_string() == "100"));
     let figures = app.stats(&program).await;
@@ -307,7 +299,7 @@ async fn review_all_holds_every_crossing_until_an_approval_pays_once(app: TestAp
     let acquired = app.events(CreditEventType::AcquiredCredit).await;
     assert_eq!(acquired.len(), 1);
     assert_eq!(acquired[0].user_hash.as_str(), "ana");
-    let entry = entries(&app, LedgerOperation::AcquiredCredit).await;
+    let entry = app.entries(LedgerOperation::AcquiredCredit).await;
     assert_eq!(entry.len(), 1);
     let decision = entry[0]
         .decision
@@ -333,10 +325,7 @@ async fn a_drop_while_in_review_sends_the_credit_back_to_pending(app: TestApp) {
     let program = program_with(&app, json!({ "review": "all" }), &["bo"]).await;
     app.paid("bo", json!(100)).await;
     assert_eq!(app.paid("bo", json!(99)).await["credit_status"], "pending");
-    assert_eq!(
-        entries(&app, LedgerOperation::CreditCancelled).await.len(),
-        1
-    );
+    assert_eq!(app.entries(LedgerOperation::CreditCancelled).await.len(), 1);
     expect_error(
         decide(&app, "bo", "approve", json!({})).await,
         StatusCode::CONFLICT,
@@ -386,7 +375,7 @@ async fn a_rejection_needs_a_known_reason_is_final_and_frees_the_cap_place(app: 
         .await;
     }
     assert!(
-        entries(&app, LedgerOperation::CreditRejected)
+        app.entries(LedgerOperation::CreditRejected)
             .await
             .is_empty()
     );
@@ -404,7 +393,7 @@ async fn a_rejection_needs_a_known_reason_is_final_and_frees_the_cap_place(app: 
     assert_eq!(rejected["status"], "rejected");
     assert_eq!(rejected["reason"], "self_referral");
     assert_eq!(rejected["amount"], json!(0));
-    let entry = entries(&app, LedgerOperation::CreditRejected).await;
+    let entry = app.entries(LedgerOperation::CreditRejected).await;
     assert_eq!(entry.len(), 1);
     assert_eq!(entry[0].amount.to_string(), "0");
     assert_eq!(
@@ -778,10 +767,7 @@ async fn twelve_concurrent_approvals_pay_once(app: TestApp) {
     assert_eq!(count(&statuses, StatusCode::OK), 1, "{statuses:?}");
     assert_eq!(count(&statuses, StatusCode::CONFLICT), 11, "{statuses:?}");
     assert_eq!(app.events(CreditEventType::AcquiredCredit).await.len(), 1);
-    assert_eq!(
-        entries(&app, LedgerOperation::AcquiredCredit).await.len(),
-        1
-    );
+    assert_eq!(app.entries(LedgerOperation::AcquiredCredit).await.len(), 1);
 }
 
 #[derive(Clone, Copy)]
@@ -839,8 +825,8 @@ async fn raced_moves_on_one_credit_leave_one_winner(app: TestApp) {
         _ => Move::Invoice(100),
     });
     let statuses = race(&app, moves).await;
-    let moved = entries(&app, LedgerOperation::AcquiredCredit).await.len()
-        + entries(&app, LedgerOperation::CreditRejected).await.len();
+    let moved = app.entries(LedgerOperation::AcquiredCredit).await.len()
+        + app.entries(LedgerOperation::CreditRejected).await.len();
     assert_eq!(moved, 1, "{statuses:?}");
     // Of the eight decisions, exactly one succeeded.
     assert_eq!(count(&statuses, StatusCode::CONFLICT), 7, "{statuses:?}");
@@ -856,7 +842,7 @@ async fn raced_moves_on_one_credit_leave_one_winner(app: TestApp) {
     });
     let statuses = race(&app, moves).await;
     assert_eq!(
-        entries(&app, LedgerOperation::CreditReversed).await.len(),
+        app.entries(LedgerOperation::CreditReversed).await.len(),
         1,
         "{statuses:?}"
     );
@@ -908,8 +894,8 @@ async fn a_due_release_raced_by_rejections_moves_the_credit_once(app: TestApp) {
     for release in releases {
         release.await.expect("release task");
     }
-    let acquired = entries(&app, LedgerOperation::AcquiredCredit).await.len();
-    let rejected = entries(&app, LedgerOperation::CreditRejected).await.len();
+    let acquired = app.entries(LedgerOperation::AcquiredCredit).await.len();
+    let rejected = app.entries(LedgerOperation::CreditRejected).await.len();
     assert_eq!(acquired + rejected, 1, "{statuses:?}");
     assert_eq!(count(&statuses, StatusCode::OK), rejected, "{statuses:?}");
     assert_eq!(
