@@ -33,23 +33,10 @@ contract_tests!(
 /// A program with these rules (credit 5, target 100), an indicator and `indicated` users it
 /// registered; returns the program's id.
 async fn program_with(app: &TestApp, rules: Value, indicated: &[&str]) -> String {
-    let mut body = json!({ "name": "Held", "credit_value": 5, "target_value": 100 });
-    if let (Some(body), Some(rules)) = (body.as_object_mut(), rules.as_object()) {
-        body.extend(rules.clone());
-    }
-    let program = expect_json(app.post_json("/program/", body).await, StatusCode::CREATED).await;
+    let id = app.program_with_rules("Held", rules).await;
     app.create_users(&["ana"]).await;
-    for hash in indicated {
-        let response = app
-            .post_json(
-                "/register/",
-                json!({ "user_indicator": "ana", "user_indicated": hash,
-                        "referral_program_id": program["id"] }),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-    }
-    program["id"].as_str().expect("id").to_owned()
+    app.registered_in("ana", indicated, &id).await;
+    id
 }
 
 fn time(value: &Value) -> DateTime<Utc> {

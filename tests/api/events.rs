@@ -50,37 +50,19 @@ async fn read_all(app: &TestApp, query: &str, size: usize) -> Vec<Value> {
     }
 }
 
-async fn program(app: &TestApp, rules: Value) -> String {
-    let mut body = json!({ "name": "Feed", "credit_value": 5, "target_value": 100 });
-    if let (Some(body), Some(rules)) = (body.as_object_mut(), rules.as_object()) {
-        body.extend(rules.clone());
-    }
-    let program = expect_json(app.post_json("/program/", body).await, StatusCode::CREATED).await;
-    program["id"].as_str().expect("id").to_owned()
-}
-
-async fn register(app: &TestApp, indicated: &str, program: &str) {
-    let response = app
-        .post_json(
-            "/register/",
-            json!({ "user_indicator": "ana", "user_indicated": indicated,
-                    "referral_program_id": program }),
+async fn every_credit_move_is_an_event_in_the_order_written(app: TestApp) {
+    let held = app
+        .program_with_rules(
+            "Feed",
+            json!({ "hold_days": 7, "max_credits_per_indicator": 1 }),
         )
         .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-}
-
-async fn every_credit_move_is_an_event_in_the_order_written(app: TestApp) {
-    let held = program(
-        &app,
-        json!({ "hold_days": 7, "max_credits_per_indicator": 1 }),
-    )
-    .await;
-    let open = program(&app, json!({ "clawback_days": 10 })).await;
+    let open = app
+        .program_with_rules("Feed", json!({ "clawback_days": 10 }))
+        .await;
     app.create_users(&["ana"]).await;
-    register(&app, "bo", &held).await;
-    register(&app, "cy", &held).await;
-    register(&app, "dy", &open).await;
+    app.registered_in("ana", &["bo", "cy"], &held).await;
+    app.registered_in("ana", &["dy"], &open).await;
     app.invoice("bo", json!(100)).await; // held (the only place)
     app.invoice("cy", json!(100)).await; // capped
     app.invoice("bo", json!(10)).await; // cancelled
@@ -131,7 +113,7 @@ async fn every_credit_move_is_an_event_in_the_order_written(app: TestApp) {
             .as_array()
             .is_some_and(Vec::is_empty)
     );
-    register(&app, "ed", &open).await;
+    app.registered_in("ana", &["ed"], &open).await;
     assert_eq!(
         types(&feed(&app, &format!("?after={next}")).await),
         ["credit.signup"]
@@ -139,10 +121,12 @@ async fn every_credit_move_is_an_event_in_the_order_written(app: TestApp) {
 }
 
 async fn the_types_filter_keeps_only_those_types(app: TestApp) {
-    let open = program(&app, json!({ "clawback_days": 10 })).await;
+    let open = app
+        .program_with_rules("Feed", json!({ "clawback_days": 10 }))
+        .await;
     app.create_users(&["ana"]).await;
     for hash in ["b1", "b2", "b3"] {
-        register(&app, hash, &open).await;
+        app.registered_in("ana", &[hash], &open).await;
         app.invoice(hash, json!(100)).await;
     }
     app.invoice("b2", json!(0)).await;
@@ -162,7 +146,7 @@ async fn the_types_filter_keeps_only_those_types(app: TestApp) {
 }
 
 async fn pages_read_every_event_once_while_writes_go_on(app: TestApp) {
-    let open = program(&app, json!({})).await;
+    let open = app.program_with_rules("Feed", json!({})).await;
     app.create_users(&["ana"]).await;
     let writers: Vec<_> = (0..4)
         .map(|writer| {
@@ -229,10 +213,12 @@ async fn pages_read_every_event_once_while_writes_go_on(app: TestApp) {
 }
 
 async fn events_survive_a_crash_as_the_moves_do(app: TestApp) {
-    let open = program(&app, json!({ "review": "all" })).await;
+    let open = app
+        .program_with_rules("Feed", json!({ "review": "all" }))
+        .await;
     app.create_users(&["ana"]).await;
     for hash in ["c1", "c2", "c3"] {
-        register(&app, hash, &open).await;
+        app.registered_in("ana", &[hash], &open).await;
         app.invoice(hash, json!(100)).await;
     }
     let app = app.crash_and_restart().await;
@@ -290,11 +276,11 @@ async fn bad_queries_are_422_and_end_users_are_401(app: TestApp) {
 /// embedded store's sweep then removes them.
 async fn events_leave_the_feed_after_the_retention(backend: Backend) {
     let app = TestApp::spawn_with(backend, &[("EVENT_RETENTION", "1h")]).await;
-    let open = program(&app, json!({})).await;
+    let open = app.program_with_rules("Feed", json!({})).await;
     app.create_users(&["ana"]).await;
-    register(&app, "old", &open).await;
+    app.registered_in("ana", &["old"], &open).await;
     app.clock.advance(chrono::Duration::minutes(59));
-    register(&app, "new", &open).await;
+    app.registered_in("ana", &["new"], &open).await;
     assert_eq!(read_all(&app, "", 10).await.len(), 2);
     app.clock.advance(chrono::Duration::minutes(2));
     let kept = read_all(&app, "", 10).await;

@@ -51,17 +51,6 @@ async fn fold_all(app: &TestApp) {
     while fold(app).await > 0 {}
 }
 
-/// `ana` registers `indicated` in `program`.
-async fn register(app: &TestApp, program: &str, indicated: &str) -> StatusCode {
-    app.post_json(
-        "/register/",
-        json!({ "user_indicator": "ana", "user_indicated": indicated,
-                "referral_program_id": program }),
-    )
-    .await
-    .status()
-}
-
 async fn read(app: &TestApp, program: &str) -> (Value, Value) {
     let stats = app.stats(program).await;
     let statement = expect_json(app.get("/statement/ana/").await, StatusCode::OK).await;
@@ -106,9 +95,11 @@ async fn figures_stay_exact_while_moves_folds_and_reads_race(app: TestApp) {
         let registrations: Vec<_> = (0..INDICATED / ROUNDS)
             .map(|i| {
                 let (app, program) = (app.clone(), program.clone());
-                tokio::spawn(
-                    async move { register(&app, &program, &format!("u{round}-{i}")).await },
-                )
+                tokio::spawn(async move {
+                    app.register_in("ana", &format!("u{round}-{i}"), &program)
+                        .await
+                        .status()
+                })
             })
             .collect();
         for registration in registrations {
@@ -184,7 +175,9 @@ async fn totals_of_users_stored_before_them_are_made_once(app: TestApp) {
     app.create_users(&["ana"]).await;
     for i in 0..4 {
         assert_eq!(
-            register(&app, &program, &format!("b{i}")).await,
+            app.register_in("ana", &format!("b{i}"), &program)
+                .await
+                .status(),
             StatusCode::CREATED
         );
     }

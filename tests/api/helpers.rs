@@ -419,6 +419,36 @@ impl TestApp {
         .await
     }
 
+    /// `POST /register/` of `indicated` by `indicator` in `program`.
+    pub async fn register_in(&self, indicator: &str, indicated: &str, program: &str) -> Response {
+        self.post_json(
+            "/register/",
+            json!({ "user_indicator": indicator, "user_indicated": indicated,
+                    "referral_program_id": program }),
+        )
+        .await
+    }
+
+    /// Registers each of `indicated` by `indicator` in `program`, each answered 201.
+    pub async fn registered_in(&self, indicator: &str, indicated: &[&str], program: &str) {
+        for hash in indicated {
+            let response = self.register_in(indicator, hash, program).await;
+            assert_eq!(response.status(), StatusCode::CREATED, "{hash}");
+        }
+    }
+
+    /// `POST /program/` named `name` (credit 5, target 100) with `rules` added, answered 201:
+    /// its id.
+    pub async fn program_with_rules(&self, name: &str, rules: Value) -> String {
+        let mut body = json!({ "name": name, "credit_value": 5, "target_value": 100 });
+        if let (Some(body), Some(rules)) = (body.as_object_mut(), rules.as_object()) {
+            body.extend(rules.clone());
+        }
+        let program =
+            expect_json(self.post_json("/program/", body).await, StatusCode::CREATED).await;
+        program["id"].as_str().expect("id").to_owned()
+    }
+
     pub async fn invoice(&self, hash: &str, total: Value) -> Response {
         self.put_json(
             &format!("/invoice/user/{hash}/"),

@@ -61,28 +61,10 @@ async fn credit(app: &TestApp, hash: &str) -> Value {
 /// A program with these rules (credit 5, target 100), the indicator `ana` and the users it
 /// registered; returns the program's id.
 async fn program_with(app: &TestApp, rules: Value, indicated: &[&str]) -> String {
-    let mut body = json!({ "name": "Reviewed", "credit_value": 5, "target_value": 100 });
-    if let (Some(body), Some(rules)) = (body.as_object_mut(), rules.as_object()) {
-        body.extend(rules.clone());
-    }
-    let program = expect_json(app.post_json("/program/", body).await, StatusCode::CREATED).await;
-    let id = program["id"].as_str().expect("id").to_owned();
+    let id = app.program_with_rules("Reviewed", rules).await;
     app.create_users(&["ana"]).await;
-    register(app, "ana", indicated, &id).await;
+    app.registered_in("ana", indicated, &id).await;
     id
-}
-
-async fn register(app: &TestApp, indicator: &str, indicated: &[&str], program: &str) {
-    for hash in indicated {
-        let response = app
-            .post_json(
-                "/register/",
-                json!({ "user_indicator": indicator, "user_indicated": hash,
-                        "referral_program_id": program }),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-    }
 }
 
 async fn statement(app: &TestApp, hash: &str) -> Value {
@@ -251,7 +233,7 @@ async fn after_the_window_or_without_clawback_a_drop_changes_nothing(app: TestAp
     assert_eq!(app.paid("bo", json!(0)).await["credit_status"], "acquired");
     let plain = app.create_program("Plain", json!(5), json!(100)).await;
     let plain = plain["id"].as_str().expect("id").to_owned();
-    register(&app, "ana", &["cy"], &plain).await;
+    app.registered_in("ana", &["cy"], &plain).await;
     app.paid("cy", json!(100)).await;
     assert_eq!(app.paid("cy", json!(0)).await["credit_status"], "acquired");
     assert!(
@@ -415,7 +397,7 @@ async fn a_rejection_needs_a_known_reason_is_final_and_frees_the_cap_place(app: 
     }
     assert!(app.events(CreditEventType::AcquiredCredit).await.is_empty());
     // The place is free again.
-    register(&app, "ana", &["dy"], &program).await;
+    app.registered_in("ana", &["dy"], &program).await;
     assert_eq!(
         app.paid("dy", json!(100)).await["credit_status"],
         "in_review"
@@ -434,11 +416,11 @@ async fn flagged_review_with_a_velocity_flags_only_the_fast_indicator(app: TestA
     )
     .await;
     app.create_users(&["eve"]).await;
-    register(&app, "eve", &["e1"], &program).await;
+    app.registered_in("eve", &["e1"], &program).await;
     // An hour and a bit later, ana's next registration is alone in its hour.
     app.clock
         .advance(chrono::Duration::minutes(60) + chrono::Duration::seconds(1));
-    register(&app, "ana", &["a4"], &program).await;
+    app.registered_in("ana", &["a4"], &program).await;
     for hash in ["a1", "a2", "a3", "a4", "e1"] {
         app.paid(hash, json!(100)).await;
     }
@@ -559,7 +541,7 @@ async fn the_admin_list_filters_and_pages(app: TestApp) {
     let other = app.create_program("Other", json!(1), json!(10)).await;
     let other = other["id"].as_str().expect("id").to_owned();
     app.create_users(&["eve"]).await;
-    register(&app, "eve", &["e1"], &other).await;
+    app.registered_in("eve", &["e1"], &other).await;
     for hash in ["b1", "b2", "b3"] {
         app.paid(hash, json!(100)).await;
     }
