@@ -170,9 +170,8 @@ impl Application {
     }
 
     /// Serves, and runs the workers (callbacks, releases, figures, the event sweeper, webhooks)
-    /// beside the server, each a named task,
-    /// until `shutdown` completes; then lets requests in flight finish and the workers stop
-    /// between steps. A task that fails or panics is logged by its name and stops the others:
+    /// beside the server, each a named task, until `shutdown` completes; then lets requests in
+    /// flight finish and the workers stop between steps. A task that fails or panics is logged by its name and stops the others:
     /// the process then ends with an error (a non-zero status), for its supervisor (systemd,
     /// Kubernetes) to restart it. Nothing is lost: every step is durable before it is
     /// acknowledged, and a delivery's lease lapses by itself.

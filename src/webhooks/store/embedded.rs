@@ -49,8 +49,7 @@ fn read_endpoint(
 }
 
 fn write_endpoint(txn: &WriteTransaction, endpoint: &WebhookEndpoint) -> Result<(), StoreError> {
-    put(txn, WEBHOOKS, endpoint.id.as_str(), endpoint)?;
-    Ok(())
+    put(txn, WEBHOOKS, endpoint.id.as_str(), endpoint)
 }
 
 fn read_delivery(txn: &WriteTransaction, id: &str) -> Result<Option<Delivery>, StoreError> {
@@ -90,8 +89,7 @@ fn write_delivery(
     by_status
         .insert((endpoint, delivery.status.as_str(), id), ())
         .map_err(backend)?;
-    put(txn, DELIVERIES, id, delivery)?;
-    Ok(())
+    put(txn, DELIVERIES, id, delivery)
 }
 
 /// Removes a delivery and its index keys.

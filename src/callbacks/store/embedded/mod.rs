@@ -136,8 +136,7 @@ fn write(
     }
     drop(due);
     index_for_lists(txn, old, record)?;
-    put(txn, CALLBACKS, record.id.as_str(), record)?;
-    Ok(())
+    put(txn, CALLBACKS, record.id.as_str(), record)
 }
 
 /// Queues an event inside the caller's transaction.

@@ -239,15 +239,15 @@ impl CallbackOutbox for MongoStore {
     async fn record_attempt(&self, owner: &str, attempt: Attempt) -> Result<bool, StoreError> {
         let at = to_bson_datetime(attempt.at);
         let mut set = doc! { "last_attempt_at": at, "lease_owner": Bson::Null };
-        if attempt.outcome == AttemptOutcome::Delivered {
-            set.insert("status", status_bson(CallbackStatus::Delivered)?);
-            set.insert("delivered_at", at);
+        match attempt.outcome {
+            AttemptOutcome::Delivered => {
+                set.insert("status", status_bson(CallbackStatus::Delivered)?);
+                set.insert("delivered_at", at);
+            }
+            undelivered => {
+                set_undelivered(&mut set, undelivered, status_bson(CallbackStatus::Failed)?);
+            }
         }
-        set_undelivered(
-            &mut set,
-            attempt.outcome,
-            status_bson(CallbackStatus::Failed)?,
-        );
         let result = self
             .outbox()
             .update_one(

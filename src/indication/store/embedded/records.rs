@@ -298,8 +298,7 @@ pub(super) fn read_user(
 }
 
 pub(super) fn write_user(txn: &WriteTransaction, user: &User) -> Result<(), StoreError> {
-    put(txn, USERS, user.hash.as_str(), &UserRecord::from_user(user))?;
-    Ok(())
+    put(txn, USERS, user.hash.as_str(), &UserRecord::from_user(user))
 }
 
 pub(super) fn append_ledger(

@@ -155,8 +155,7 @@ fn write_referrer(txn: &WriteTransaction, referrer: &Referrer) -> Result<(), Sto
         REFERRERS,
         referrer.email.as_str(),
         &ReferrerRecord::from_referrer(referrer),
-    )?;
-    Ok(())
+    )
 }
 
 #[async_trait]
