@@ -1,6 +1,6 @@
 //! Credit events owed to the billing service, their delivery state, and the retry schedule.
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -20,13 +20,8 @@ pub enum CreditEventType {
     CreditReversed,
 }
 
-impl fmt::Display for CreditEventType {
-    /// The stored (serde) name: `signup_credit`, `acquired_credit`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = serde_json::to_value(self).map_err(|_| fmt::Error)?;
-        f.write_str(name.as_str().ok_or(fmt::Error)?)
-    }
-}
+// Shown by its stored (serde) name: `signup_credit`, `acquired_credit`.
+serde_plain::derive_display_from_serialize!(CreditEventType);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -44,16 +39,9 @@ pub enum CallbackStatus {
 #[error("not a callback status")]
 pub struct InvalidStatus;
 
-impl FromStr for CallbackStatus {
-    type Err = InvalidStatus;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        serde::Deserialize::deserialize(
-            serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s),
-        )
-        .map_err(|_| InvalidStatus)
-    }
-}
+serde_plain::derive_fromstr_from_deserialize!(CallbackStatus, |_e| -> InvalidStatus {
+    InvalidStatus
+});
 
 /// A credit the billing service must receive: written with the change that earned it, then
 /// delivered at least once under its stable `id`.

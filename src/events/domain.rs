@@ -1,7 +1,7 @@
 //! An event: what happened (`type`), when, and its data; its id is a version 7 UUID, which
 //! begins with its time.
 
-use std::{fmt, str::FromStr};
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -75,16 +75,9 @@ impl fmt::Display for EventType {
 #[error("not an event type")]
 pub struct InvalidEventType;
 
-impl FromStr for EventType {
-    type Err = InvalidEventType;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s.trim())
-            .ok_or(InvalidEventType)
-    }
-}
+serde_plain::derive_fromstr_from_deserialize!(EventType, |_e| -> InvalidEventType {
+    InvalidEventType
+});
 
 /// One event, as written with the move it records.
 #[derive(Clone, Debug, PartialEq)]

@@ -92,18 +92,7 @@ pub enum Review {
 #[error("review is none, all or flagged")]
 pub struct InvalidReview;
 
-impl FromStr for Review {
-    type Err = InvalidReview;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "none" => Ok(Self::None),
-            "all" => Ok(Self::All),
-            "flagged" => Ok(Self::Flagged),
-            _ => Err(InvalidReview),
-        }
-    }
-}
+serde_plain::derive_fromstr_from_deserialize!(Review, |_e| -> InvalidReview { InvalidReview });
 
 /// The most users an indicator may register in a program within an hour before its credits are
 /// flagged `velocity`: at least 1.

@@ -1,7 +1,7 @@
 //! Webhook endpoints, their secrets and their deliveries: what they are and how they move,
 //! without storage or HTTP.
 
-use std::{fmt, str::FromStr};
+use std::fmt;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Utc};
@@ -207,16 +207,9 @@ impl DeliveryStatus {
 #[error("not a delivery status")]
 pub struct InvalidDeliveryStatus;
 
-impl FromStr for DeliveryStatus {
-    type Err = InvalidDeliveryStatus;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Self::Pending, Self::Delivered, Self::Failed]
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or(InvalidDeliveryStatus)
-    }
-}
+serde_plain::derive_fromstr_from_deserialize!(DeliveryStatus, |_e| -> InvalidDeliveryStatus {
+    InvalidDeliveryStatus
+});
 
 /// One event owed to one endpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

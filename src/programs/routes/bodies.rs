@@ -77,7 +77,7 @@ impl TryFrom<ProgramInput> for ProgramDraft {
         let review = input
             .review
             .map(|value| match &value {
-                serde_json::Value::String(text) => text.parse().ok(),
+                serde_json::Value::String(text) => text.trim().parse().ok(),
                 _ => None,
             })
             .map(|review| {
