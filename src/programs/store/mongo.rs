@@ -18,9 +18,8 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            Carried, Deadline, Gather, Index, IndexKind, MongoStore, Schema, as_read,
-            from_bson_datetime, from_decimal128, to_bson, to_bson_datetime, to_decimal128,
-            to_document,
+            Carried, Deadline, Gather, Index, IndexKind, MongoStore, Schema, from_bson_datetime,
+            from_decimal128, to_bson, to_bson_datetime, to_decimal128, to_document, update_as_read,
         },
         rider,
     },
@@ -207,22 +206,15 @@ impl ProgramStore for MongoStore {
                 patch.apply(&mut after, at);
             }
             let carried = Carried::of(Some(&before), Some(&after))?;
-            let set = patch_set(patch, at)?;
-            if set.is_empty() && carried.is_none() {
+            let Some((filter, update)) = update_as_read(
+                doc! { "_id": id.object_id() },
+                &to_document(&ProgramDoc::from_program(&before)?)?,
+                patch_set(patch, at)?,
+                Document::new(),
+                carried.as_ref(),
+            ) else {
                 return Ok(Some(before));
-            }
-            let stored = to_document(&ProgramDoc::from_program(&before)?)?;
-            let mut filter = doc! { "_id": id.object_id() };
-            as_read(
-                &mut filter,
-                &stored,
-                set.keys().filter(|field| *field != "updated_at"),
-            );
-            let mut update = Document::new();
-            if !set.is_empty() {
-                update.insert("$set", set);
-            }
-            Carried::push_in(carried.as_ref(), &mut update);
+            };
             let updated = self
                 .programs()
                 .find_one_and_update(filter, update)

@@ -216,17 +216,34 @@ impl MongoStore {
     }
 }
 
-/// Adds to `filter` that each of `fields` is as `stored` holds it, for a write conditional on
-/// what it changes being as read; an absent field reads as its default, so it matches too.
-pub(crate) fn as_read<'a>(
-    filter: &mut Document,
+/// The filter and update of a change to one document read as `stored`: it `$set`s `set` and
+/// `$unset`s `unset` on the condition that each field it changes is still as read (an absent
+/// field reads as its default, so it matches too; `updated_at` is no condition), and carries
+/// the change's audit entry. `None` when it would write nothing.
+pub(crate) fn update_as_read(
+    mut filter: Document,
     stored: &Document,
-    fields: impl IntoIterator<Item = &'a String>,
-) {
-    for field in fields {
-        let value = stored.get(field).cloned().unwrap_or(Bson::Null);
-        filter.insert(field, doc! { "$in": [value, Bson::Null] });
+    set: Document,
+    unset: Document,
+    carried: Option<&Carried>,
+) -> Option<(Document, Document)> {
+    if set.is_empty() && unset.is_empty() && carried.is_none() {
+        return None;
     }
+    for field in set.keys().chain(unset.keys()) {
+        if field != "updated_at" {
+            let value = stored.get(field).cloned().unwrap_or(Bson::Null);
+            filter.insert(field, doc! { "$in": [value, Bson::Null] });
+        }
+    }
+    let mut update = Document::new();
+    for (operator, fields) in [("$set", set), ("$unset", unset)] {
+        if !fields.is_empty() {
+            update.insert(operator, fields);
+        }
+    }
+    Carried::push_in(carried, &mut update);
+    Some((filter, update))
 }
 
 /// The array of a document that carries the audit entries of its own changes until they are

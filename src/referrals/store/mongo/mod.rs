@@ -32,8 +32,8 @@ use crate::{
         StoreError,
         mongo::{
             Carried, Deadline, Gather, Index, IndexKind, Migration, MongoStore, REFEREES,
-            REFERRERS, Schema, as_read, from_bson_datetime, is_duplicate_key, store_error,
-            to_bson_datetime, to_document,
+            REFERRERS, Schema, from_bson_datetime, is_duplicate_key, store_error, to_bson_datetime,
+            to_document, update_as_read,
         },
     },
 };
@@ -322,20 +322,15 @@ impl ReferralStore for MongoStore {
             let mut after = before.clone();
             change.apply(&mut after.rules);
             let carried = Carried::of(Some(&before), Some(&after))?;
-            if set.is_empty() && unset.is_empty() && carried.is_none() {
+            let Some((filter, update)) = update_as_read(
+                doc! { "code_key": code.key() },
+                &to_document(&ReferrerDoc::from_referrer(&before))?,
+                set.clone(),
+                unset.clone(),
+                carried.as_ref(),
+            ) else {
                 return Ok(Some(before));
-            }
-            let stored = to_document(&ReferrerDoc::from_referrer(&before))?;
-            let mut filter = doc! { "code_key": code.key() };
-            as_read(&mut filter, &stored, set.keys().chain(unset.keys()));
-            let mut update = Document::new();
-            if !set.is_empty() {
-                update.insert("$set", set.clone());
-            }
-            if !unset.is_empty() {
-                update.insert("$unset", unset.clone());
-            }
-            Carried::push_in(carried.as_ref(), &mut update);
+            };
             let updated = self
                 .referrers()
                 .find_one_and_update(filter, update)
