@@ -372,20 +372,8 @@ async fn filters_pages_and_the_csv_agree(app: TestApp) {
         .map(str::to_owned)
         .collect();
     assert_eq!(
-        header,
-        [
-            "id",
-            "at",
-            "actor",
-            "role",
-            "action",
-            "target",
-            "changes",
-            "reason",
-            "note",
-            "request_id",
-            "completed"
-        ]
+        header.join(","),
+        "id,at,actor,role,action,target,changes,reason,note,request_id,completed"
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
     assert_eq!(rows.len(), creations.len());

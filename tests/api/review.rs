@@ -891,15 +891,7 @@ async fn assert_figures_replay(app: &TestApp, program: &str) {
     let ledger = app.ledger().await;
     let states = replay(&ledger);
     let figures = app.stats(program).await;
-    for state in [
-        "pending",
-        "held",
-        "in_review",
-        "acquired",
-        "capped",
-        "rejected",
-        "reversed",
-    ] {
+    for state in "pending held in_review acquired capped rejected reversed".split(' ') {
         let replayed = states.values().filter(|s| **s == state).count();
         assert_eq!(
             figures["credits"][state],

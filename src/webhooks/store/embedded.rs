@@ -136,6 +136,18 @@ fn ids_with_status(
         .collect()
 }
 
+/// The delivery ids of the first `limit` entries of an index range, each picked out of its key.
+fn ids_in<K: redb::Key + 'static>(
+    range: redb::Range<'_, K, ()>,
+    limit: usize,
+    id: impl Fn(K::SelfType<'_>) -> String,
+) -> Result<Vec<String>, StoreError> {
+    range
+        .take(limit)
+        .map(|entry| entry.map_err(backend).map(|(key, _)| id(key.value())))
+        .collect()
+}
+
 #[async_trait]
 impl WebhookStore for EmbeddedStore {
     async fn insert_webhook(&self, endpoint: &WebhookEndpoint) -> Result<(), StoreError> {
@@ -293,7 +305,7 @@ impl WebhookStore for EmbeddedStore {
     ) -> Result<Vec<Delivery>, StoreError> {
         let (endpoint, now, lease) = (endpoint_id.to_owned(), lease.at, lease.clone());
         self.write(move |txn| {
-            let ids: Vec<String> = {
+            let ids = {
                 let due = txn.open_table(DUE).map_err(backend)?;
                 let range = due
                     .range(
@@ -301,14 +313,7 @@ impl WebhookStore for EmbeddedStore {
                             ..=(endpoint.as_str(), now.timestamp_millis(), "\u{10FFFF}"),
                     )
                     .map_err(backend)?;
-                range
-                    .take(limit)
-                    .map(|entry| {
-                        entry
-                            .map_err(backend)
-                            .map(|(key, _)| key.value().2.to_owned())
-                    })
-                    .collect::<Result<_, _>>()?
+                ids_in(range, limit, |(_, _, id)| id.to_owned())?
             };
             let mut claimed = Vec::with_capacity(ids.len());
             for id in ids {
@@ -432,19 +437,12 @@ impl WebhookStore for EmbeddedStore {
         limit: usize,
     ) -> Result<usize, StoreError> {
         self.write(move |txn| {
-            let ids: Vec<String> = {
+            let ids = {
                 let made = txn.open_table(MADE).map_err(backend)?;
                 let range = made
                     .range(..(before.timestamp_millis(), ""))
                     .map_err(backend)?;
-                range
-                    .take(limit)
-                    .map(|entry| {
-                        entry
-                            .map_err(backend)
-                            .map(|(key, _)| key.value().1.to_owned())
-                    })
-                    .collect::<Result<_, _>>()?
+                ids_in(range, limit, |(_, id)| id.to_owned())?
             };
             let mut removed = 0;
             for id in ids {
