@@ -20,12 +20,7 @@ contract_tests!(
 );
 
 async fn audit(app: &TestApp, query: &str) -> Value {
-    expect_json(
-        app.as_admin(Method::GET, &format!("/admin/audit{query}"), None)
-            .await,
-        StatusCode::OK,
-    )
-    .await
+    app.admin_json(&format!("/admin/audit{query}")).await
 }
 
 async fn entries(app: &TestApp, query: &str) -> Vec<Value> {
@@ -455,12 +450,7 @@ async fn decisions_retries_and_endpoint_changes_are_recorded(app: TestApp) {
         .await;
     assert_eq!(rejected.status(), StatusCode::OK);
     // No callback URL: the signup callbacks wait as pending; an admin may send one now.
-    let callbacks = expect_json(
-        app.as_admin(Method::GET, "/admin/callbacks?user_hash=bo", None)
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let callbacks = app.admin_json("/admin/callbacks?user_hash=bo").await;
     let callback = callbacks["callbacks"][0]["id"]
         .as_str()
         .expect("a callback")
@@ -616,12 +606,7 @@ async fn an_entry_left_in_its_document_is_moved_to_the_log() {
         .expect("entries");
     assert_eq!(remaining.len(), 1);
     // The program reads as before with the entry in it.
-    let read = expect_json(
-        app.as_admin(Method::GET, &format!("/program/{program}/"), None)
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let read = app.admin_json(&format!("/program/{program}/")).await;
     assert_eq!(read["target_value"], json!(150));
 
     let listed = entries(&app, "").await;

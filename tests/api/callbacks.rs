@@ -88,26 +88,14 @@ async fn register_bo(app: &TestApp) {
     assert_eq!(response.status(), StatusCode::CREATED);
 }
 
-async fn admin_get(app: &TestApp, path: &str) -> Value {
-    let response = app.as_admin(Method::GET, path, None).await;
-    expect_json(response, StatusCode::OK).await
-}
-
-/// Polls the admin list until `done` holds for it (at most 15 s).
+/// Polls the admin list until `done` holds for it.
 async fn wait_for_callbacks(
     app: &TestApp,
     query: &str,
     done: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
-    for _ in 0..300 {
-        let page = admin_get(app, &format!("/admin/callbacks{query}")).await;
-        let callbacks = page["callbacks"].as_array().cloned().unwrap_or_default();
-        if done(&callbacks) {
-            return callbacks;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("callbacks never reached the expected state");
+    app.wait_for_items(&format!("/admin/callbacks{query}"), "callbacks", done)
+        .await
 }
 
 fn form(request: &Request) -> HashMap<String, String> {
@@ -252,7 +240,7 @@ async fn a_spent_schedule_fails_and_an_admin_retry_delivers(backend: Backend) {
     assert!(event["last_attempt_at"].is_string());
     let id = event["id"].as_str().expect("id").to_owned();
     assert_eq!(
-        admin_get(&app, &format!("/admin/callbacks/{id}")).await,
+        app.admin_json(&format!("/admin/callbacks/{id}")).await,
         *event
     );
 
@@ -413,20 +401,22 @@ async fn concurrent_crossings_and_registrations_send_one_callback_each(backend: 
     assert_eq!(received.len(), 3, "{types:?}");
     assert!(types.contains(&("acquired_credit".into(), "ana".into())));
     assert!(types.contains(&("signup_credit".into(), "dee".into())));
-    let page = admin_get(&app, "/admin/callbacks?limit=2").await;
+    let page = app.admin_json("/admin/callbacks?limit=2").await;
     assert_eq!(page["callbacks"].as_array().map(Vec::len), Some(2));
     let next = page["next"].as_str().expect("a next page");
-    let rest = admin_get(&app, &format!("/admin/callbacks?limit=2&after={next}")).await;
+    let rest = app
+        .admin_json(&format!("/admin/callbacks?limit=2&after={next}"))
+        .await;
     assert_eq!(rest["callbacks"].as_array().map(Vec::len), Some(1));
     assert_eq!(rest["next"], Value::Null);
-    let dee = admin_get(&app, "/admin/callbacks?user_hash=dee").await;
+    let dee = app.admin_json("/admin/callbacks?user_hash=dee").await;
     assert_eq!(dee["callbacks"][0]["event_type"], "signup_credit");
 }
 
 async fn without_a_url_events_wait_as_pending(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     register_bo(&app).await;
-    let pending = admin_get(&app, "/admin/callbacks?status=pending").await;
+    let pending = app.admin_json("/admin/callbacks?status=pending").await;
     assert_eq!(pending["callbacks"][0]["attempts"], 0);
     assert_eq!(pending["callbacks"][0]["user_hash"], "bo");
 }
@@ -491,7 +481,7 @@ async fn events_copied_but_not_yet_removed_from_their_users_are_relayed_once() {
         );
     }
     // Listing relays: every event is in `callbacks` now, and no user holds one.
-    let relayed = admin_get(&app, "/admin/callbacks?limit=100").await["callbacks"]
+    let relayed = app.admin_json("/admin/callbacks?limit=100").await["callbacks"]
         .as_array()
         .cloned()
         .unwrap_or_default();
@@ -529,7 +519,7 @@ async fn events_copied_but_not_yet_removed_from_their_users_are_relayed_once() {
         assert_eq!(put.matched_count, 1, "no user {holder}");
     }
 
-    let listed = admin_get(&app, "/admin/callbacks?limit=100").await["callbacks"]
+    let listed = app.admin_json("/admin/callbacks?limit=100").await["callbacks"]
         .as_array()
         .cloned()
         .unwrap_or_default();
@@ -632,7 +622,7 @@ async fn lists_filtered_by_status_or_user_page_like_the_whole_list(backend: Back
             let mut seen = Vec::new();
             let mut path = format!("/admin/callbacks?{query}&limit={limit}");
             loop {
-                let page = admin_get(&app, &path).await;
+                let page = app.admin_json(&path).await;
                 seen.extend(page["callbacks"].as_array().cloned().unwrap_or_default());
                 match page["next"].as_str() {
                     Some(next) => {

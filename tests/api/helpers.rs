@@ -350,6 +350,37 @@ impl TestApp {
         request.send().await.expect("request")
     }
 
+    /// The JSON body of an admin `GET` answered 200.
+    pub async fn admin_json(&self, path: &str) -> Value {
+        let response = self.as_admin(Method::GET, path, None).await;
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.expect("json body")
+    }
+
+    /// Polls an admin `GET` until `done` holds for its body (at most 20 s): that body.
+    pub async fn wait_for_admin(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..400 {
+            let body = self.admin_json(path).await;
+            if done(&body) {
+                return body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("GET {path} never reached the expected state");
+    }
+
+    /// Polls an admin list until `done` holds for its `key` array (at most 20 s): that array.
+    pub async fn wait_for_items(
+        &self,
+        path: &str,
+        key: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let items = |page: &Value| page[key].as_array().cloned().unwrap_or_default();
+        let page = self.wait_for_admin(path, |page| done(&items(page))).await;
+        items(&page)
+    }
+
     /// A request with a service token.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.client

@@ -71,10 +71,6 @@ async fn create(app: &TestApp, url: &str, types: Value) -> Value {
     .await
 }
 
-async fn get(app: &TestApp, path: &str) -> Value {
-    expect_json(app.as_admin(Method::GET, path, None).await, StatusCode::OK).await
-}
-
 async fn receiver(status: u16) -> MockServer {
     let server = MockServer::start().await;
     answer(&server, status).await;
@@ -109,33 +105,20 @@ async fn signups(app: &TestApp, names: &[&str]) {
     }
 }
 
-/// Polls an endpoint's deliveries until `done` holds (at most 20 s).
+/// Polls an endpoint's deliveries until `done` holds.
 async fn wait_for_deliveries(
     app: &TestApp,
     id: &str,
     query: &str,
     done: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
-    for _ in 0..400 {
-        let page = get(app, &format!("/admin/webhooks/{id}/deliveries{query}")).await;
-        let deliveries = page["deliveries"].as_array().cloned().unwrap_or_default();
-        if done(&deliveries) {
-            return deliveries;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the deliveries of {id} never reached the expected state");
+    let path = format!("/admin/webhooks/{id}/deliveries{query}");
+    app.wait_for_items(&path, "deliveries", done).await
 }
 
 async fn wait_for_endpoint(app: &TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..400 {
-        let endpoint = get(app, &format!("/admin/webhooks/{id}")).await;
-        if done(&endpoint) {
-            return endpoint;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the endpoint {id} never reached the expected state");
+    app.wait_for_admin(&format!("/admin/webhooks/{id}"), done)
+        .await
 }
 
 /// The signature as a receiver checks it, written apart from the service's code.
@@ -175,9 +158,9 @@ async fn endpoints_are_made_listed_changed_and_deleted(backend: Backend) {
     assert_eq!(made["event_types"], json!(["credit.acquired"]));
     assert_eq!(made["description"], json!("billing"));
 
-    let shown = get(&app, &format!("/admin/webhooks/{id}")).await;
+    let shown = app.admin_json(&format!("/admin/webhooks/{id}")).await;
     assert!(shown.get("secret").is_none(), "{shown}");
-    let listed = get(&app, "/admin/webhooks").await;
+    let listed = app.admin_json("/admin/webhooks").await;
     assert_eq!(listed["webhooks"].as_array().map(Vec::len), Some(1));
     assert!(listed["webhooks"][0].get("secret").is_none());
 
@@ -567,11 +550,11 @@ async fn a_dead_endpoint_holds_back_no_other(backend: Backend) {
     let live_id = live["id"].as_str().expect("id");
     wait_for_deliveries(&app, live_id, "?status=delivered", |d| d.len() == 4).await;
     let dead_id = dead["id"].as_str().expect("id");
-    let stuck = get(
-        &app,
-        &format!("/admin/webhooks/{dead_id}/deliveries?status=pending"),
-    )
-    .await;
+    let stuck = app
+        .admin_json(&format!(
+            "/admin/webhooks/{dead_id}/deliveries?status=pending"
+        ))
+        .await;
     let stuck = stuck["deliveries"].as_array().cloned().unwrap_or_default();
     assert!(stuck.len() >= 3, "{stuck:?}");
 }
@@ -594,7 +577,9 @@ async fn the_test_route_sends_a_signed_ping(backend: Backend) {
         signature(secret, &received[0])
     );
     // A test leaves no delivery behind.
-    let page = get(&app, &format!("/admin/webhooks/{id}/deliveries")).await;
+    let page = app
+        .admin_json(&format!("/admin/webhooks/{id}/deliveries"))
+        .await;
     assert_eq!(page["deliveries"], json!([]));
     // An endpoint that takes its time: the admin has an answer within 5 seconds.
     let slow = MockServer::start().await;
@@ -657,7 +642,9 @@ async fn delivery_lists_page_and_filter(backend: Backend) {
     let mut paged = Vec::new();
     let mut query = "?limit=2".to_owned();
     loop {
-        let page = get(&app, &format!("/admin/webhooks/{id}/deliveries{query}")).await;
+        let page = app
+            .admin_json(&format!("/admin/webhooks/{id}/deliveries{query}"))
+            .await;
         paged.extend(page["deliveries"].as_array().cloned().unwrap_or_default());
         match page["next"].as_str() {
             Some(next) => query = format!("?limit=2&after={next}"),
@@ -673,11 +660,8 @@ async fn delivery_lists_page_and_filter(backend: Backend) {
     sorted.sort();
     assert_eq!(users, sorted, "in the order of their events");
     assert_eq!(
-        get(
-            &app,
-            &format!("/admin/webhooks/{id}/deliveries?status=failed")
-        )
-        .await["deliveries"],
+        app.admin_json(&format!("/admin/webhooks/{id}/deliveries?status=failed"))
+            .await["deliveries"],
         json!([])
     );
     for bad in ["?status=lost", "?limit=0", "?limit=501"] {
@@ -724,7 +708,9 @@ async fn two_instances_make_one_delivery_per_event() {
     wait_for_deliveries(&first, id, "?status=delivered", |d| d.len() == 12).await;
     // Both instances have had time for more fan-outs and claims.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let all = get(&first, &format!("/admin/webhooks/{id}/deliveries")).await;
+    let all = first
+        .admin_json(&format!("/admin/webhooks/{id}/deliveries"))
+        .await;
     assert_eq!(all["deliveries"].as_array().map(Vec::len), Some(12));
     let received = server.received_requests().await.unwrap_or_default();
     let ids: std::collections::HashSet<&str> =
