@@ -591,3 +591,18 @@ pub fn replay(ledger: &[LedgerEntry]) -> std::collections::HashMap<String, &'sta
     }
     states
 }
+
+/// Runs the binary's import `command` on `file` into the embedded store in `data`, with no
+/// other variable set; once it ended well, what it printed: standard output, then error.
+pub fn run_import(command: &str, file: &Path, data: &Path) -> (String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_referral-api"))
+        .env_clear()
+        .env("DATA_DIR", data)
+        .arg(command)
+        .arg(file)
+        .output()
+        .expect("run the binary");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    (String::from_utf8_lossy(&output.stdout).into_owned(), stderr)
+}

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::{
     contract_tests,
-    helpers::{Backend, TestApp, expect_json},
+    helpers::{Backend, TestApp, expect_json, run_import},
 };
 
 contract_tests!(
@@ -77,27 +77,11 @@ async fn import_users_command_reports_skipped_lines() {
     let file = dir.path().join("users.txt");
     std::fs::write(&file, USERS_TXT).expect("write");
     let data = dir.path().join("data");
-    let run = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_referral-api"))
-            .env_clear()
-            .env("DATA_DIR", &data)
-            .arg("import-users")
-            .arg(&file)
-            .output()
-            .expect("run import-users")
-    };
-    let output = run();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (stdout, stderr) = run_import("import-users", &file, &data);
     assert!(
         stdout.contains("imported 3 new users, 0 already existed, 3 lines skipped"),
         "{stdout}"
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("users.txt:2: skipped: blank line"),
         "{stderr}"
@@ -106,10 +90,8 @@ async fn import_users_command_reports_skipped_lines() {
         stderr.contains("users.txt:4: skipped: the first field (the user hash) is empty"),
         "{stderr}"
     );
-    let output = run();
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("imported 0 new users, 3 already existed")
-    );
+    let (again, _) = run_import("import-users", &file, &data);
+    assert!(again.contains("imported 0 new users, 3 already existed"));
 
     let app = TestApp::spawn_with(
         Backend::Embedded,

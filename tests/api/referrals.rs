@@ -826,34 +826,11 @@ async fn import_referrers_command_reports_skipped_lines() {
     std::fs::write(&file, "email,firstName,lastName,referralCode\nold@example.com,Old,Timer,ABC-6add-T\nnot-an-email,X,Y,Z\n")
         .expect("write");
     let data = dir.path().join("data");
-    let run = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_referral-api"))
-            .env_clear()
-            .env("DATA_DIR", &data)
-            .arg("import-referrers")
-            .arg(&file)
-            .output()
-            .expect("run import-referrers")
-    };
-    let output = run();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&output.stdout)
-            .contains("imported 1 new referrers, 0 already existed, 1 lines skipped")
-    );
-    assert!(
-        String::from_utf8_lossy(&output.stderr)
-            .contains("referrers.csv:3: skipped: the e-mail is missing or not valid")
-    );
-    let output = run();
-    assert!(
-        String::from_utf8_lossy(&output.stdout)
-            .contains("imported 0 new referrers, 1 already existed")
-    );
+    let (stdout, stderr) = crate::helpers::run_import("import-referrers", &file, &data);
+    assert!(stdout.contains("imported 1 new referrers, 0 already existed, 1 lines skipped"));
+    assert!(stderr.contains("referrers.csv:3: skipped: the e-mail is missing or not valid"));
+    let (again, _) = crate::helpers::run_import("import-referrers", &file, &data);
+    assert!(again.contains("imported 0 new referrers, 1 already existed"));
 
     let app = crate::helpers::TestApp::spawn_with(
         crate::helpers::Backend::Embedded,
