@@ -281,30 +281,22 @@ impl ProgramPatch {
     }
 
     pub fn apply(&self, program: &mut Program, at: DateTime<Utc>) {
-        if let Some(name) = &self.name {
-            program.name = name.clone();
+        fn set<T: Clone>(field: &mut T, value: &Option<T>) {
+            if let Some(value) = value {
+                *field = value.clone();
+            }
         }
-        if let Some(value) = self.credit_value {
-            program.credit_value = value;
-        }
-        if let Some(value) = self.target_value {
-            program.target_value = value;
-        }
-        if let Some(days) = self.hold_days {
-            program.hold_days = days;
-        }
-        if let Some(cap) = self.max_credits_per_indicator {
-            program.max_credits_per_indicator = cap;
-        }
-        if let Some(days) = self.clawback_days {
-            program.clawback_days = days;
-        }
-        if let Some(review) = self.review {
-            program.review = review;
-        }
-        if let Some(velocity) = self.review_velocity {
-            program.review_velocity = velocity;
-        }
+        set(&mut program.name, &self.name);
+        set(&mut program.credit_value, &self.credit_value);
+        set(&mut program.target_value, &self.target_value);
+        set(&mut program.hold_days, &self.hold_days);
+        set(
+            &mut program.max_credits_per_indicator,
+            &self.max_credits_per_indicator,
+        );
+        set(&mut program.clawback_days, &self.clawback_days);
+        set(&mut program.review, &self.review);
+        set(&mut program.review_velocity, &self.review_velocity);
         program.updated_at = at;
     }
 }

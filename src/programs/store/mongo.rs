@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mongodb::{
     Collection,
-    bson::{Bson, Decimal128, Document, doc, oid::ObjectId},
+    bson::{Bson, Decimal128, doc, oid::ObjectId},
     options::ReturnDocument,
 };
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,7 @@ use crate::{
         StoreError,
         mongo::{
             Carried, Deadline, Gather, Index, IndexKind, MongoStore, Schema, from_bson_datetime,
-            from_decimal128, to_bson, to_bson_datetime, to_decimal128, to_document, update_as_read,
+            from_decimal128, to_bson_datetime, to_decimal128, to_document, update_as_read,
         },
         rider,
     },
@@ -209,8 +209,7 @@ impl ProgramStore for MongoStore {
             let Some((filter, update)) = update_as_read(
                 doc! { "_id": id.object_id() },
                 &to_document(&ProgramDoc::from_program(&before)?)?,
-                patch_set(patch, at)?,
-                Document::new(),
+                &to_document(&ProgramDoc::from_program(&after)?)?,
                 carried.as_ref(),
             ) else {
                 return Ok(Some(before));
@@ -250,38 +249,4 @@ impl ProgramStore for MongoStore {
             None => Deletion::NotFound,
         })
     }
-}
-
-/// The fields a patch sets, and `updated_at`; empty for an empty patch.
-fn patch_set(patch: &ProgramPatch, at: DateTime<Utc>) -> Result<Document, StoreError> {
-    if patch.is_empty() {
-        return Ok(Document::new());
-    }
-    let mut set = Document::new();
-    if let Some(name) = &patch.name {
-        set.insert("name", name.as_str());
-    }
-    if let Some(value) = patch.credit_value {
-        set.insert("credit_value", to_decimal128(value)?);
-    }
-    if let Some(value) = patch.target_value {
-        set.insert("target_value", to_decimal128(value)?);
-    }
-    if let Some(days) = patch.hold_days {
-        set.insert("hold_days", i32::from(days.days()));
-    }
-    if let Some(cap) = patch.max_credits_per_indicator {
-        set.insert("max_credits_per_indicator", cap.map(|c| i64::from(c.get())));
-    }
-    if let Some(days) = patch.clawback_days {
-        set.insert("clawback_days", i32::from(days.days()));
-    }
-    if let Some(review) = patch.review {
-        set.insert("review", to_bson(&review)?);
-    }
-    if let Some(velocity) = patch.review_velocity {
-        set.insert("review_velocity", velocity.map(|v| i64::from(v.get())));
-    }
-    set.insert("updated_at", to_bson_datetime(at));
-    Ok(set)
 }

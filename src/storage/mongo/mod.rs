@@ -216,23 +216,33 @@ impl MongoStore {
     }
 }
 
-/// The filter and update of a change to one document read as `stored`: it `$set`s `set` and
-/// `$unset`s `unset` on the condition that each field it changes is still as read (an absent
-/// field reads as its default, so it matches too; `updated_at` is no condition), and carries
-/// the change's audit entry. `None` when it would write nothing.
+/// The filter and update of a change to one document from `before` (as read) to `after`: it
+/// `$set`s the fields whose value changed and `$unset`s those `after` leaves out, on the
+/// condition that each of them is still as read (an absent field reads as its default, so it
+/// matches too; `updated_at` is no condition), and carries the change's audit entry. `None`
+/// when it would write nothing.
 pub(crate) fn update_as_read(
     mut filter: Document,
-    stored: &Document,
-    set: Document,
-    unset: Document,
+    before: &Document,
+    after: &Document,
     carried: Option<&Carried>,
 ) -> Option<(Document, Document)> {
+    let set: Document = after
+        .iter()
+        .filter(|(field, value)| before.get(field.as_str()) != Some(*value))
+        .map(|(field, value)| (field.clone(), value.clone()))
+        .collect();
+    let unset: Document = before
+        .keys()
+        .filter(|field| !after.contains_key(field.as_str()))
+        .map(|field| (field.clone(), Bson::String(String::new())))
+        .collect();
     if set.is_empty() && unset.is_empty() && carried.is_none() {
         return None;
     }
     for field in set.keys().chain(unset.keys()) {
         if field != "updated_at" {
-            let value = stored.get(field).cloned().unwrap_or(Bson::Null);
+            let value = before.get(field).cloned().unwrap_or(Bson::Null);
             filter.insert(field, doc! { "$in": [value, Bson::Null] });
         }
     }

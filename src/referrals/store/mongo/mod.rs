@@ -291,28 +291,6 @@ impl ReferralStore for MongoStore {
         code: &ReferralCode,
         change: &RulesChange,
     ) -> Result<Option<Referrer>, StoreError> {
-        let (mut set, mut unset) = (Document::new(), Document::new());
-        match change.expires_at {
-            Some(Some(at)) => {
-                set.insert("expires_at", to_bson_datetime(at));
-            }
-            Some(None) => {
-                unset.insert("expires_at", "");
-            }
-            None => {}
-        }
-        match change.max_redemptions {
-            Some(Some(max)) => {
-                set.insert("max_redemptions", count_to_bson(max));
-            }
-            Some(None) => {
-                unset.insert("max_redemptions", "");
-            }
-            None => {}
-        }
-        if let Some(active) = change.active {
-            set.insert("active", active.unwrap_or(true));
-        }
         // Read, then write on the condition that the rules it changes are as read, so that
         // the audit entry it carries says what they were.
         for _ in 0..MAX_RULES_RACES {
@@ -325,8 +303,7 @@ impl ReferralStore for MongoStore {
             let Some((filter, update)) = update_as_read(
                 doc! { "code_key": code.key() },
                 &to_document(&ReferrerDoc::from_referrer(&before))?,
-                set.clone(),
-                unset.clone(),
+                &to_document(&ReferrerDoc::from_referrer(&after))?,
                 carried.as_ref(),
             ) else {
                 return Ok(Some(before));
