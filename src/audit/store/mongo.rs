@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use mongodb::{
     Collection,
-    bson::{Document, doc},
+    bson::{Bson, Document, doc},
 };
 use serde::{Deserialize, Serialize};
 
@@ -17,8 +17,8 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            CARRIED, Deadline, Gather, Index, IndexKind, MongoStore, REFERRERS, Schema, USERS,
-            from_bson_datetime, insert_unordered, to_bson_datetime, to_document,
+            CARRIED, Deadline, Gather, Held, HeldIn, Index, IndexKind, MongoStore, REFERRERS,
+            Schema, USERS, from_bson_datetime, insert_unordered, to_bson_datetime, to_document,
         },
         rider::Place,
     },
@@ -56,13 +56,13 @@ pub(crate) fn entry_document(entry: &AuditEntry) -> Result<Document, StoreError>
     to_document(&AuditDoc::of(entry))
 }
 
-/// A document's carried entries, as the sweep reads them.
-#[derive(Deserialize)]
-struct Carrier {
-    #[serde(rename = "_id")]
-    id: mongodb::bson::Bson,
-    #[serde(default)]
-    audit: Vec<AuditDoc>,
+/// Where the entries `carrier`'s documents carry are.
+fn carried(carrier: &str) -> HeldIn<'_> {
+    HeldIn {
+        collection: carrier,
+        array: CARRIED,
+        id: "_id",
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -138,15 +138,7 @@ impl MongoStore {
     ) -> Result<(), StoreError> {
         let ids: Vec<String> = entries.iter().map(|entry| entry.id.clone()).collect();
         insert_unordered(&self.audit(), entries, self.timeout).await?;
-        self.db
-            .collection::<Document>(carrier)
-            .update_many(
-                doc! { "_id": { "$in": holders } },
-                doc! { "$pull": { CARRIED: { "_id": { "$in": ids } } } },
-            )
-            .within(self.timeout)
-            .await?;
-        Ok(())
+        self.pull_held(carried(carrier), holders, ids).await
     }
 
     /// Moves every entry still carried by a document (a request that stopped between its
@@ -154,20 +146,17 @@ impl MongoStore {
     async fn sweep_carried(&self) -> Result<(), StoreError> {
         for carrier in CARRIERS {
             loop {
-                let batch: Vec<Carrier> = self
-                    .db
-                    .collection::<Carrier>(carrier)
-                    .find(doc! { "audit._id": { "$exists": true } })
-                    .projection(doc! { CARRIED: 1 })
-                    .limit(SWEEP_BATCH)
-                    .all_within(self.timeout)
-                    .await?;
+                let batch: Vec<Held<AuditDoc>> =
+                    self.holding(carried(carrier), SWEEP_BATCH).await?;
                 if batch.is_empty() {
                     break;
                 }
                 let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= SWEEP_BATCH;
-                let holders = batch.iter().map(|holder| holder.id.clone()).collect();
-                let entries = batch.into_iter().flat_map(|holder| holder.audit).collect();
+                let (holders, entries): (Vec<Bson>, Vec<Vec<AuditDoc>>) = batch
+                    .into_iter()
+                    .map(|held| (held.holder, held.items))
+                    .unzip();
+                let entries = entries.into_iter().flatten().collect();
                 self.move_carried(carrier, holders, entries).await?;
                 if !full {
                     break;

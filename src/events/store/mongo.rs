@@ -34,8 +34,9 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            Deadline, Gather, Index, IndexKind, MongoStore, REFEREES, REFERRERS, Schema, USERS,
-            from_bson_datetime, insert_unordered, is_duplicate_key, store_error, to_bson_datetime,
+            Deadline, Gather, Held, HeldIn, Index, IndexKind, MongoStore, REFEREES, REFERRERS,
+            Schema, USERS, from_bson_datetime, insert_unordered, is_duplicate_key, store_error,
+            to_bson_datetime,
         },
     },
 };
@@ -144,14 +145,6 @@ struct FedEvent {
     program_id: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Waiting {
-    #[serde(rename = "_id")]
-    holder: Bson,
-    #[serde(default)]
-    events: Vec<EventDoc>,
-}
-
 /// Names this process's relay in the lease.
 fn relay_owner() -> &'static str {
     static OWNER: OnceLock<String> = OnceLock::new();
@@ -201,22 +194,22 @@ impl MongoStore {
             return Ok(());
         }
         for source in SOURCES {
-            let holders = self.db.collection::<Waiting>(source);
+            let waiting = HeldIn {
+                collection: source,
+                array: "events",
+                id: "id",
+            };
             loop {
-                let batch: Vec<Waiting> = holders
-                    .find(doc! { "events.id": { "$exists": true } })
-                    .projection(doc! { "events": 1 })
-                    .limit(RELAY_BATCH)
-                    .all_within(self.timeout)
-                    .await?;
+                let batch: Vec<Held<EventDoc>> = self.holding(waiting, RELAY_BATCH).await?;
                 if batch.is_empty() {
                     break;
                 }
                 let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= RELAY_BATCH;
-                let mut events: Vec<EventDoc> = batch
-                    .iter()
-                    .flat_map(|w| w.events.iter().cloned())
-                    .collect();
+                let (holders, events): (Vec<Bson>, Vec<Vec<EventDoc>>) = batch
+                    .into_iter()
+                    .map(|held| (held.holder, held.items))
+                    .unzip();
+                let mut events: Vec<EventDoc> = events.into_iter().flatten().collect();
                 events.sort_by(|a, b| (a.timestamp, &a.id).cmp(&(b.timestamp, &b.id)));
                 let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
                 let since = to_bson_datetime(since);
@@ -257,15 +250,7 @@ impl MongoStore {
                     .collect::<Result<Vec<_>, StoreError>>()?;
                 insert_unordered(&self.db.collection::<FedEvent>(EVENTS), fed, self.timeout)
                     .await?;
-                let holder_ids: Vec<Bson> = batch.into_iter().map(|w| w.holder).collect();
-                self.db
-                    .collection::<Document>(source)
-                    .update_many(
-                        doc! { "_id": { "$in": holder_ids } },
-                        doc! { "$pull": { "events": { "id": { "$in": ids } } } },
-                    )
-                    .within(self.timeout)
-                    .await?;
+                self.pull_held(waiting, holders, ids).await?;
                 self.positions()
                     .update_one(
                         doc! { "_id": "feed", "owner": relay_owner() },

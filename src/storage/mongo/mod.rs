@@ -188,7 +188,77 @@ where
         .await
 }
 
-/// A duplicate-key violation (code 11000): the unique `_id` (or index) already holds the value.
+/// Items a document holds in one of its arrays until they are moved to a collection of their
+/// own: credit events and feed events inside the document whose change made them, audit entries
+/// inside the document they are about.
+pub(crate) struct Held<T> {
+    /// The holding document's `_id`.
+    pub holder: Bson,
+    pub items: Vec<T>,
+}
+
+/// Where held items are: the collection, the holding array, and the field naming each item.
+#[derive(Clone, Copy)]
+pub(crate) struct HeldIn<'a> {
+    pub collection: &'a str,
+    pub array: &'a str,
+    pub id: &'a str,
+}
+
+impl MongoStore {
+    /// Up to `limit` documents holding items `at` (each with only its `_id` and its items),
+    /// through the sparse index on the items' id field.
+    pub(crate) async fn holding<T: serde::de::DeserializeOwned>(
+        &self,
+        at: HeldIn<'_>,
+        limit: i64,
+    ) -> Result<Vec<Held<T>>, StoreError> {
+        let docs: Vec<Document> = self
+            .db
+            .collection::<Document>(at.collection)
+            .find(doc! { format!("{}.{}", at.array, at.id): { "$exists": true } })
+            .projection(doc! { at.array: 1 })
+            .limit(limit)
+            .all_within(self.timeout)
+            .await?;
+        docs.into_iter()
+            .map(|mut doc| {
+                let items = match doc.remove(at.array) {
+                    Some(items) => mongodb::bson::from_bson(items).map_err(|e| {
+                        StoreError::Backend(format!("cannot decode {}: {e}", at.array))
+                    })?,
+                    None => Vec::new(),
+                };
+                let holder = doc.remove("_id").unwrap_or(Bson::Null);
+                Ok(Held { holder, items })
+            })
+            .collect()
+    }
+
+    /// Takes the items `ids` out of the documents `holders` (item ids are unique: each document
+    /// loses only its own).
+    pub(crate) async fn pull_held<I: Into<Bson>>(
+        &self,
+        at: HeldIn<'_>,
+        holders: Vec<Bson>,
+        ids: Vec<I>,
+    ) -> Result<(), StoreError> {
+        if holders.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Bson> = ids.into_iter().map(Into::into).collect();
+        self.db
+            .collection::<Document>(at.collection)
+            .update_many(
+                doc! { "_id": { "$in": holders } },
+                doc! { "$pull": { at.array: { at.id: { "$in": ids } } } },
+            )
+            .within(self.timeout)
+            .await?;
+        Ok(())
+    }
+}
+
 impl MongoStore {
     /// Inserts `record` as the document `id` of `collection`, carrying the audit entry of
     /// making `made` if the change is audited.

@@ -30,9 +30,9 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            Carried, Deadline, Gather, Index, IndexKind, MongoStore, Schema, USERS, claim_batch,
-            from_bson_datetime, from_decimal128, insert_unordered, to_bson, to_bson_datetime,
-            to_decimal128,
+            Carried, Deadline, Gather, Held, HeldIn, Index, IndexKind, MongoStore, Schema, USERS,
+            claim_batch, from_bson_datetime, from_decimal128, insert_unordered, to_bson,
+            to_bson_datetime, to_decimal128,
         },
     },
 };
@@ -85,6 +85,13 @@ pub(crate) fn schema() -> Schema {
 /// Events relayed per pass; a pass repeats until none are left.
 const RELAY_BATCH: i64 = 100;
 
+/// Where credit events wait for the relay: inside their user document.
+const UNRELAYED: HeldIn = HeldIn {
+    collection: USERS,
+    array: "callbacks",
+    id: "id",
+};
+
 impl MongoStore {
     fn outbox(&self) -> Collection<OutboxDoc> {
         self.db.collection(CALLBACKS)
@@ -92,38 +99,22 @@ impl MongoStore {
 
     /// Moves every event still inside a user document into the `callbacks` collection.
     pub(crate) async fn relay_callbacks(&self) -> Result<(), StoreError> {
-        let users = self.db.collection::<UnrelayedEvents>(USERS);
         loop {
-            let batch: Vec<UnrelayedEvents> = users
-                .find(doc! { "callbacks.id": { "$exists": true } })
-                .projection(doc! { "callbacks": 1 })
-                .limit(RELAY_BATCH)
-                .all_within(self.timeout)
-                .await?;
+            let batch: Vec<Held<CallbackDoc>> = self.holding(UNRELAYED, RELAY_BATCH).await?;
             let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= RELAY_BATCH;
+            let ids: Vec<String> = batch
+                .iter()
+                .flat_map(|held| held.items.iter().map(|event| event.id.clone()))
+                .collect();
             // One unordered insert for the whole batch; an id already copied is a duplicate,
-            // skipped.
-            let copies: Vec<OutboxDoc> = batch
-                .iter()
-                .flat_map(|holder| holder.callbacks.iter().cloned().map(OutboxDoc::from))
-                .collect();
+            // skipped. Then one removal from all the batch's users of exactly the events copied.
+            let (holders, copies): (Vec<Bson>, Vec<Vec<CallbackDoc>>) = batch
+                .into_iter()
+                .map(|held| (held.holder, held.items))
+                .unzip();
+            let copies = copies.into_iter().flatten().map(OutboxDoc::from).collect();
             insert_unordered(&self.outbox(), copies, self.timeout).await?;
-            // Then one removal from all the batch's users of exactly the events copied: event
-            // ids are unique, so each user loses only its own.
-            let holders: Vec<&str> = batch.iter().map(|holder| holder.user.as_str()).collect();
-            let ids: Vec<&str> = batch
-                .iter()
-                .flat_map(|holder| holder.callbacks.iter().map(|e| e.id.as_str()))
-                .collect();
-            if !holders.is_empty() {
-                users
-                    .update_many(
-                        doc! { "_id": { "$in": holders } },
-                        doc! { "$pull": { "callbacks": { "id": { "$in": ids } } } },
-                    )
-                    .within(self.timeout)
-                    .await?;
-            }
+            self.pull_held(UNRELAYED, holders, ids).await?;
             if !full {
                 return Ok(());
             }

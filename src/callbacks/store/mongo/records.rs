@@ -106,11 +106,3 @@ impl OutboxDoc {
         })
     }
 }
-
-#[derive(Deserialize)]
-pub(super) struct UnrelayedEvents {
-    #[serde(rename = "_id")]
-    pub(super) user: String,
-    #[serde(default)]
-    pub(super) callbacks: Vec<CallbackDoc>,
-}
