@@ -17,6 +17,7 @@ contract_tests!(
     filters_pages_and_the_csv_agree,
     no_route_changes_an_entry,
     decisions_retries_and_endpoint_changes_are_recorded,
+    raced_updates_each_record_the_value_they_replaced,
 );
 
 async fn audit(app: &TestApp, query: &str) -> Value {
@@ -615,4 +616,38 @@ async fn an_entry_left_in_its_document_is_moved_to_the_log() {
     assert_eq!(listed[0]["changes"], json!({ "target_value": [100, 150] }));
     assert_eq!(listed[0]["completed"], json!(true));
     carries_none(&programs, object_id).await;
+}
+
+/// Eight admins change one program's `credit_value` at once: every change is written, and each
+/// entry's before is the value it really replaced, so that the entries chain from the first
+/// value to the last (a write that did not check what it read would record a stale before).
+async fn raced_updates_each_record_the_value_they_replaced(app: TestApp) {
+    let program = app.create_program("Raced", json!(1), json!(100)).await;
+    let id = program["id"].as_str().expect("id");
+    let path = format!("/program/{id}/");
+    let raced = (2..10)
+        .map(|value| app.as_admin(Method::PUT, &path, Some(json!({ "credit_value": value }))));
+    for answer in futures_util::future::join_all(raced).await {
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+    let log = entries(&app, "?action=program.update").await;
+    assert_eq!(log.len(), 8, "{log:#?}");
+    let value = |v: &Value| v.as_f64().expect("a number");
+    let mut moves: Vec<(f64, f64)> = log
+        .iter()
+        .map(|e| {
+            let change = &e["changes"]["credit_value"];
+            (value(&change[0]), value(&change[1]))
+        })
+        .collect();
+    let mut current = 1.0;
+    while let Some(next) = moves.iter().position(|(before, _)| *before == current) {
+        current = moves.swap_remove(next).1;
+    }
+    assert!(
+        moves.is_empty(),
+        "entries off the chain: {moves:?} in {log:#?}"
+    );
+    let now = app.admin_json(&path).await;
+    assert_eq!(value(&now["credit_value"]), current);
 }

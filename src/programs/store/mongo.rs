@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use mongodb::{
     Collection,
     bson::{Bson, Decimal128, doc, oid::ObjectId},
-    options::ReturnDocument,
 };
 use serde::{Deserialize, Serialize};
 
@@ -18,8 +17,8 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            Carried, Deadline, Gather, Index, IndexKind, MongoStore, Schema, from_bson_datetime,
-            from_decimal128, to_bson_datetime, to_decimal128, to_document, update_as_read,
+            AsRead, Carried, Deadline, Gather, Index, IndexKind, MongoStore, Schema,
+            from_bson_datetime, from_decimal128, to_bson_datetime, to_decimal128, to_document,
         },
         rider,
     },
@@ -205,26 +204,14 @@ impl ProgramStore for MongoStore {
             if !patch.is_empty() {
                 patch.apply(&mut after, at);
             }
+            let stored = |program| to_document(&ProgramDoc::from_program(program)?);
+            let change = (&stored(&before)?, &stored(&after)?);
             let carried = Carried::of(Some(&before), Some(&after))?;
-            let Some((filter, update)) = update_as_read(
-                doc! { "_id": id.object_id() },
-                &to_document(&ProgramDoc::from_program(&before)?)?,
-                &to_document(&ProgramDoc::from_program(&after)?)?,
-                carried.as_ref(),
-            ) else {
-                return Ok(Some(before));
-            };
-            let updated = self
-                .programs()
-                .find_one_and_update(filter, update)
-                .return_document(ReturnDocument::After)
-                .within(self.timeout)
-                .await?;
-            if let Some(doc) = updated {
-                if let Some(carried) = carried {
-                    carried.done(PROGRAMS, Bson::ObjectId(id.object_id()));
-                }
-                return doc.into_program().map(Some);
+            let key = Bson::ObjectId(id.object_id());
+            match self.change_as_read(PROGRAMS, key, change, carried).await? {
+                AsRead::Unchanged => return Ok(Some(before)),
+                AsRead::Written(doc) => return ProgramDoc::into_program(doc).map(Some),
+                AsRead::Raced => {}
             }
         }
         Err(StoreError::Backend(

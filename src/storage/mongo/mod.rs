@@ -286,44 +286,74 @@ impl MongoStore {
     }
 }
 
-/// The filter and update of a change to one document from `before` (as read) to `after`: it
-/// `$set`s the fields whose value changed and `$unset`s those `after` leaves out, on the
-/// condition that each of them is still as read (an absent field reads as its default, so it
-/// matches too; `updated_at` is no condition), and carries the change's audit entry. `None`
-/// when it would write nothing.
-pub(crate) fn update_as_read(
-    mut filter: Document,
-    before: &Document,
-    after: &Document,
-    carried: Option<&Carried>,
-) -> Option<(Document, Document)> {
-    let set: Document = after
-        .iter()
-        .filter(|(field, value)| before.get(field.as_str()) != Some(*value))
-        .map(|(field, value)| (field.clone(), value.clone()))
-        .collect();
-    let unset: Document = before
-        .keys()
-        .filter(|field| !after.contains_key(field.as_str()))
-        .map(|field| (field.clone(), Bson::String(String::new())))
-        .collect();
-    if set.is_empty() && unset.is_empty() && carried.is_none() {
-        return None;
-    }
-    for field in set.keys().chain(unset.keys()) {
-        if field != "updated_at" {
-            let value = before.get(field).cloned().unwrap_or(Bson::Null);
-            filter.insert(field, doc! { "$in": [value, Bson::Null] });
+/// What a change written on the condition that what it changes is as read came to.
+pub(crate) enum AsRead<D> {
+    /// It changes nothing and carries no audit entry: nothing was written.
+    Unchanged,
+    /// Written: the document after it.
+    Written(D),
+    /// Another write changed the document since it was read: nothing was written.
+    Raced,
+}
+
+impl MongoStore {
+    /// Writes the change of the document `id` of `collection` from `before` (as read) to
+    /// `after`: it `$set`s the fields whose value changed and `$unset`s those `after` leaves out,
+    /// on the condition that each of them is still as read (an absent field reads as its
+    /// default, so it matches too; `updated_at` is no condition), and carries the change's
+    /// audit entry, done once written.
+    pub(crate) async fn change_as_read<D>(
+        &self,
+        collection: &'static str,
+        id: Bson,
+        (before, after): (&Document, &Document),
+        carried: Option<Carried>,
+    ) -> Result<AsRead<D>, StoreError>
+    where
+        D: serde::de::DeserializeOwned + Send + Sync,
+    {
+        let set: Document = after
+            .iter()
+            .filter(|(field, value)| before.get(field.as_str()) != Some(*value))
+            .map(|(field, value)| (field.clone(), value.clone()))
+            .collect();
+        let unset: Document = before
+            .keys()
+            .filter(|field| !after.contains_key(field.as_str()))
+            .map(|field| (field.clone(), Bson::String(String::new())))
+            .collect();
+        if set.is_empty() && unset.is_empty() && carried.is_none() {
+            return Ok(AsRead::Unchanged);
         }
-    }
-    let mut update = Document::new();
-    for (operator, fields) in [("$set", set), ("$unset", unset)] {
-        if !fields.is_empty() {
-            update.insert(operator, fields);
+        let mut filter = doc! { "_id": id.clone() };
+        for field in set.keys().chain(unset.keys()) {
+            if field != "updated_at" {
+                let value = before.get(field).cloned().unwrap_or(Bson::Null);
+                filter.insert(field, doc! { "$in": [value, Bson::Null] });
+            }
         }
+        let mut update = Document::new();
+        for (operator, fields) in [("$set", set), ("$unset", unset)] {
+            if !fields.is_empty() {
+                update.insert(operator, fields);
+            }
+        }
+        Carried::push_in(carried.as_ref(), &mut update);
+        let written = self
+            .db
+            .collection::<D>(collection)
+            .find_one_and_update(filter, update)
+            .return_document(mongodb::options::ReturnDocument::After)
+            .within(self.timeout)
+            .await?;
+        let Some(written) = written else {
+            return Ok(AsRead::Raced);
+        };
+        if let Some(carried) = carried {
+            carried.done(collection, id);
+        }
+        Ok(AsRead::Written(written))
     }
-    Carried::push_in(carried, &mut update);
-    Some((filter, update))
 }
 
 /// The array of a document that carries the audit entries of its own changes until they are

@@ -31,9 +31,9 @@ use crate::{
     storage::{
         StoreError,
         mongo::{
-            Carried, Deadline, Gather, Index, IndexKind, Migration, MongoStore, REFEREES,
+            AsRead, Carried, Deadline, Gather, Index, IndexKind, Migration, MongoStore, REFEREES,
             REFERRERS, Schema, from_bson_datetime, is_duplicate_key, store_error, to_bson_datetime,
-            to_document, update_as_read,
+            to_document,
         },
     },
 };
@@ -299,26 +299,14 @@ impl ReferralStore for MongoStore {
             };
             let mut after = before.clone();
             change.apply(&mut after.rules);
+            let stored = |referrer| to_document(&ReferrerDoc::from_referrer(referrer));
+            let change = (&stored(&before)?, &stored(&after)?);
             let carried = Carried::of(Some(&before), Some(&after))?;
-            let Some((filter, update)) = update_as_read(
-                doc! { "code_key": code.key() },
-                &to_document(&ReferrerDoc::from_referrer(&before))?,
-                &to_document(&ReferrerDoc::from_referrer(&after))?,
-                carried.as_ref(),
-            ) else {
-                return Ok(Some(before));
-            };
-            let updated = self
-                .referrers()
-                .find_one_and_update(filter, update)
-                .return_document(ReturnDocument::After)
-                .within(self.timeout)
-                .await?;
-            if let Some(doc) = updated {
-                if let Some(carried) = carried {
-                    carried.done(REFERRERS, Bson::String(doc.email.clone()));
-                }
-                return doc.into_referrer().map(Some);
+            let key = Bson::String(before.email.to_string());
+            match self.change_as_read(REFERRERS, key, change, carried).await? {
+                AsRead::Unchanged => return Ok(Some(before)),
+                AsRead::Written(doc) => return ReferrerDoc::into_referrer(doc).map(Some),
+                AsRead::Raced => {}
             }
         }
         Err(StoreError::Backend(
