@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use mongodb::{
     Collection,
-    bson::{Bson, Document, doc},
+    bson::{Document, doc},
 };
 use serde::{Deserialize, Serialize};
 
@@ -146,19 +146,13 @@ impl MongoStore {
     async fn sweep_carried(&self) -> Result<(), StoreError> {
         for carrier in CARRIERS {
             loop {
-                let batch: Vec<Held<AuditDoc>> =
-                    self.holding(carried(carrier), SWEEP_BATCH).await?;
-                if batch.is_empty() {
+                let batch: Held<AuditDoc> = self.holding(carried(carrier), SWEEP_BATCH).await?;
+                if batch.holders.is_empty() {
                     break;
                 }
-                let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= SWEEP_BATCH;
-                let (holders, entries): (Vec<Bson>, Vec<Vec<AuditDoc>>) = batch
-                    .into_iter()
-                    .map(|held| (held.holder, held.items))
-                    .unzip();
-                let entries = entries.into_iter().flatten().collect();
-                self.move_carried(carrier, holders, entries).await?;
-                if !full {
+                self.move_carried(carrier, batch.holders, batch.items)
+                    .await?;
+                if !batch.full {
                     break;
                 }
             }

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mongodb::{
     Collection,
-    bson::{Bson, Document, doc},
+    bson::{Document, doc},
     options::ReturnDocument,
 };
 use serde::{Deserialize, Serialize};
@@ -200,16 +200,11 @@ impl MongoStore {
                 id: "id",
             };
             loop {
-                let batch: Vec<Held<EventDoc>> = self.holding(waiting, RELAY_BATCH).await?;
-                if batch.is_empty() {
+                let batch: Held<EventDoc> = self.holding(waiting, RELAY_BATCH).await?;
+                if batch.holders.is_empty() {
                     break;
                 }
-                let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= RELAY_BATCH;
-                let (holders, events): (Vec<Bson>, Vec<Vec<EventDoc>>) = batch
-                    .into_iter()
-                    .map(|held| (held.holder, held.items))
-                    .unzip();
-                let mut events: Vec<EventDoc> = events.into_iter().flatten().collect();
+                let mut events = batch.items;
                 events.sort_by(|a, b| (a.timestamp, &a.id).cmp(&(b.timestamp, &b.id)));
                 let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
                 let since = to_bson_datetime(since);
@@ -250,7 +245,7 @@ impl MongoStore {
                     .collect::<Result<Vec<_>, StoreError>>()?;
                 insert_unordered(&self.db.collection::<FedEvent>(EVENTS), fed, self.timeout)
                     .await?;
-                self.pull_held(waiting, holders, ids).await?;
+                self.pull_held(waiting, batch.holders, ids).await?;
                 self.positions()
                     .update_one(
                         doc! { "_id": "feed", "owner": relay_owner() },
@@ -258,7 +253,7 @@ impl MongoStore {
                     )
                     .within(self.timeout)
                     .await?;
-                if !full {
+                if !batch.full {
                     break;
                 }
             }

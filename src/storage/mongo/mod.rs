@@ -188,13 +188,16 @@ where
         .await
 }
 
-/// Items a document holds in one of its arrays until they are moved to a collection of their
-/// own: credit events and feed events inside the document whose change made them, audit entries
-/// inside the document they are about.
+/// A batch of the items documents hold in one of their arrays until they are moved to a
+/// collection of their own: credit events and feed events inside the document whose change made
+/// them, audit entries inside the document they are about.
 pub(crate) struct Held<T> {
-    /// The holding document's `_id`.
-    pub holder: Bson,
+    /// The holding documents' `_id`s.
+    pub holders: Vec<Bson>,
+    /// Their items, document after document.
     pub items: Vec<T>,
+    /// Whether the batch is as large as asked: more may be waiting.
+    pub full: bool,
 }
 
 /// Where held items are: the collection, the holding array, and the field naming each item.
@@ -206,13 +209,13 @@ pub(crate) struct HeldIn<'a> {
 }
 
 impl MongoStore {
-    /// Up to `limit` documents holding items `at` (each with only its `_id` and its items),
-    /// through the sparse index on the items' id field.
+    /// The items held `at` by up to `limit` documents, through the sparse index on the items'
+    /// id field.
     pub(crate) async fn holding<T: serde::de::DeserializeOwned>(
         &self,
         at: HeldIn<'_>,
         limit: i64,
-    ) -> Result<Vec<Held<T>>, StoreError> {
+    ) -> Result<Held<T>, StoreError> {
         let docs: Vec<Document> = self
             .db
             .collection::<Document>(at.collection)
@@ -221,18 +224,20 @@ impl MongoStore {
             .limit(limit)
             .all_within(self.timeout)
             .await?;
-        docs.into_iter()
-            .map(|mut doc| {
-                let items = match doc.remove(at.array) {
-                    Some(items) => mongodb::bson::from_bson(items).map_err(|e| {
-                        StoreError::Backend(format!("cannot decode {}: {e}", at.array))
-                    })?,
-                    None => Vec::new(),
-                };
-                let holder = doc.remove("_id").unwrap_or(Bson::Null);
-                Ok(Held { holder, items })
-            })
-            .collect()
+        let mut held = Held {
+            full: i64::try_from(docs.len()).unwrap_or(i64::MAX) >= limit,
+            holders: Vec::with_capacity(docs.len()),
+            items: Vec::new(),
+        };
+        for mut doc in docs {
+            if let Some(items) = doc.remove(at.array) {
+                let items: Vec<T> = mongodb::bson::from_bson(items)
+                    .map_err(|e| StoreError::Backend(format!("cannot decode {}: {e}", at.array)))?;
+                held.items.extend(items);
+            }
+            held.holders.push(doc.remove("_id").unwrap_or(Bson::Null));
+        }
+        Ok(held)
     }
 
     /// Takes the items `ids` out of the documents `holders` (item ids are unique: each document

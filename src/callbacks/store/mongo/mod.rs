@@ -100,22 +100,14 @@ impl MongoStore {
     /// Moves every event still inside a user document into the `callbacks` collection.
     pub(crate) async fn relay_callbacks(&self) -> Result<(), StoreError> {
         loop {
-            let batch: Vec<Held<CallbackDoc>> = self.holding(UNRELAYED, RELAY_BATCH).await?;
-            let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= RELAY_BATCH;
-            let ids: Vec<String> = batch
-                .iter()
-                .flat_map(|held| held.items.iter().map(|event| event.id.clone()))
-                .collect();
+            let batch: Held<CallbackDoc> = self.holding(UNRELAYED, RELAY_BATCH).await?;
+            let ids: Vec<String> = batch.items.iter().map(|event| event.id.clone()).collect();
             // One unordered insert for the whole batch; an id already copied is a duplicate,
             // skipped. Then one removal from all the batch's users of exactly the events copied.
-            let (holders, copies): (Vec<Bson>, Vec<Vec<CallbackDoc>>) = batch
-                .into_iter()
-                .map(|held| (held.holder, held.items))
-                .unzip();
-            let copies = copies.into_iter().flatten().map(OutboxDoc::from).collect();
+            let copies = batch.items.into_iter().map(OutboxDoc::from).collect();
             insert_unordered(&self.outbox(), copies, self.timeout).await?;
-            self.pull_held(UNRELAYED, holders, ids).await?;
-            if !full {
+            self.pull_held(UNRELAYED, batch.holders, ids).await?;
+            if !batch.full {
                 return Ok(());
             }
         }
