@@ -12,11 +12,11 @@ use referral_api::{
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+use wiremock::ResponseTemplate;
 
 use crate::{
     contract_tests,
-    helpers::{Backend, TestApp, expect_error, expect_json, replay},
+    helpers::{Backend, TestApp, answering, expect_error, expect_json, replay},
 };
 
 contract_tests!(
@@ -28,6 +28,8 @@ contract_tests!(
     a_cancelled_hold_frees_its_place_under_the_cap,
     stats_and_the_indicated_list_agree_with_the_ledger,
     stats_of_an_unknown_program_is_404,
+    ;
+    a_due_release_acquires_once_with_one_callback,
 );
 
 /// A program with these rules (credit 5, target 100), an indicator and `indicated` users it
@@ -411,11 +413,7 @@ async fn stats_of_an_unknown_program_is_404(app: TestApp) {
 /// A release on a moved clock, raced by two passes and the app's own worker, acquires once and
 /// sends one callback.
 async fn a_due_release_acquires_once_with_one_callback(backend: Backend) {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    let server = answering(ResponseTemplate::new(200)).await;
     let url = format!("{}/credit/%s", server.uri());
     let app = TestApp::spawn_with(
         backend,
@@ -481,14 +479,4 @@ async fn a_due_release_acquires_once_with_one_callback(backend: Backend) {
             .iter()
             .all(|f| f.contains("user_hash=ana") && f.contains("amount=100"))
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_a_due_release_acquires_once_with_one_callback() {
-    a_due_release_acquires_once_with_one_callback(Backend::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mongo_a_due_release_acquires_once_with_one_callback() {
-    a_due_release_acquires_once_with_one_callback(Backend::Mongo).await;
 }

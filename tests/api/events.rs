@@ -20,6 +20,8 @@ contract_tests!(
     events_survive_a_crash_as_the_moves_do,
     bad_queries_are_422_and_end_users_are_401,
     referrers_and_first_redemptions_are_events,
+    ;
+    events_leave_the_feed_after_the_retention,
 );
 
 async fn feed(app: &TestApp, query: &str) -> Value {
@@ -294,16 +296,6 @@ async fn events_leave_the_feed_after_the_retention(backend: Backend) {
         .expect("sweep");
     assert_eq!(removed, usize::from(backend == Backend::Embedded));
     assert_eq!(read_all(&app, "", 10).await.len(), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_events_leave_the_feed_after_the_retention() {
-    events_leave_the_feed_after_the_retention(Backend::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mongo_events_leave_the_feed_after_the_retention() {
-    events_leave_the_feed_after_the_retention(Backend::Mongo).await;
 }
 
 async fn referrers_and_first_redemptions_are_events(app: TestApp) {

@@ -23,10 +23,11 @@ pub enum Backend {
 }
 
 /// Generates, for each named `async fn name(app: TestApp)`, one test per backend:
-/// `module::embedded::name` and `module::mongo::name`.
+/// `module::embedded::name` and `module::mongo::name`; likewise, after `;`, for each
+/// `async fn name(backend: Backend)` (tests that start their apps themselves).
 #[macro_export]
 macro_rules! contract_tests {
-    ($($name:ident),* $(,)?) => {
+    ($($name:ident),* $(,)? $(; $($own:ident),+ $(,)?)?) => {
         mod embedded {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,6 +35,12 @@ macro_rules! contract_tests {
                     super::$name($crate::helpers::TestApp::spawn($crate::helpers::Backend::Embedded).await).await
                 }
             )*
+            $($(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $own() {
+                    super::$own($crate::helpers::Backend::Embedded).await
+                }
+            )+)?
         }
         mod mongo {
             $(
@@ -42,6 +49,12 @@ macro_rules! contract_tests {
                     super::$name($crate::helpers::TestApp::spawn($crate::helpers::Backend::Mongo).await).await
                 }
             )*
+            $($(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $own() {
+                    super::$own($crate::helpers::Backend::Mongo).await
+                }
+            )+)?
         }
     };
 }
@@ -605,4 +618,14 @@ pub fn run_import(command: &str, file: &Path, data: &Path) -> (String, String) {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{stderr}");
     (String::from_utf8_lossy(&output.stdout).into_owned(), stderr)
+}
+
+/// A receiver (billing, a webhook endpoint) that answers every POST with `answer`.
+pub async fn answering(answer: wiremock::ResponseTemplate) -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(answer)
+        .mount(&server)
+        .await;
+    server
 }

@@ -8,9 +8,9 @@ use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+use wiremock::ResponseTemplate;
 
-use crate::helpers::{Backend, TestApp, expect_error};
+use crate::helpers::{Backend, TestApp, answering, expect_error};
 
 const TOO_MANY: &str = "Too many requests";
 
@@ -28,11 +28,7 @@ fn sample(text: &str, prefix: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_routes_deliveries_and_the_outbox() {
-    let billing = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&billing)
-        .await;
+    let billing = answering(ResponseTemplate::new(200)).await;
     let url = format!("{}/credit/%s", billing.uri());
     let app = TestApp::spawn_with(
         Backend::Embedded,

@@ -26,7 +26,7 @@ use wiremock::{
 };
 
 use crate::helpers::{
-    AUTH_ERROR, Backend, TestApp, expect_error, expect_json, header, wait_for_requests,
+    AUTH_ERROR, Backend, TestApp, answering, expect_error, expect_json, header, wait_for_requests,
 };
 
 crate::backend_tests!(
@@ -475,11 +475,7 @@ async fn a_spent_schedule_fails_and_recover_queues_again(backend: Backend) {
 
 async fn retry_after_moves_the_next_attempt(backend: Backend) {
     let app = app(backend, &[("CALLBACK_RETRY_SCHEDULE", "1s,1s")]).await;
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "120"))
-        .mount(&server)
-        .await;
+    let server = answering(ResponseTemplate::new(429).insert_header("Retry-After", "120")).await;
     let made = create(&app, &hook(&server), json!(["credit.signup"])).await;
     let id = made["id"].as_str().expect("id");
     program(&app).await;
@@ -536,11 +532,7 @@ async fn a_dead_endpoint_holds_back_no_other(backend: Backend) {
         ],
     )
     .await;
-    let slow = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
-        .mount(&slow)
-        .await;
+    let slow = answering(ResponseTemplate::new(200).set_delay(Duration::from_secs(30))).await;
     let fast = receiver(200).await;
     let dead = create(&app, &hook(&slow), json!(["credit.signup"])).await;
     let live = create(&app, &hook(&fast), json!(["credit.signup"])).await;
@@ -582,11 +574,7 @@ async fn the_test_route_sends_a_signed_ping(backend: Backend) {
         .await;
     assert_eq!(page["deliveries"], json!([]));
     // An endpoint that takes its time: the admin has an answer within 5 seconds.
-    let slow = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
-        .mount(&slow)
-        .await;
+    let slow = answering(ResponseTemplate::new(200).set_delay(Duration::from_secs(30))).await;
     let made = create(&app, &hook(&slow), json!(["credit.acquired"])).await;
     let id = made["id"].as_str().expect("id");
     let started = std::time::Instant::now();
