@@ -316,11 +316,8 @@ async fn legacy_routes_auth_none_opens_the_program_routes_only() {
     expect_json(response, StatusCode::CREATED).await;
     expect_json(get_with(&app, None).await, StatusCode::OK).await;
     let response = app
-        .client
-        .get(app.url("/api/referrer/internal/referral-code"))
-        .send()
-        .await
-        .expect("request");
+        .without_token(Method::GET, "/api/referrer/internal/referral-code")
+        .await;
     expect_error(response, StatusCode::UNAUTHORIZED, AUTH_ERROR).await;
 }
 

@@ -397,10 +397,7 @@ async fn referrers_see_their_referees_without_account_ids(app: TestApp) {
     )
     .await;
     let anonymous = app
-        .client
-        .get(app.url("/api/referrer/internal/referees"))
-        .send()
-        .await
-        .expect("request");
+        .without_token(Method::GET, "/api/referrer/internal/referees")
+        .await;
     expect_error(anonymous, StatusCode::UNAUTHORIZED, AUTH_ERROR).await;
 }

@@ -10,7 +10,7 @@ use referral_api::{
     clock::Clock,
     indication::{LedgerOperation, service::release_due},
 };
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use wiremock::ResponseTemplate;
 
@@ -402,11 +402,8 @@ async fn stats_of_an_unknown_program_is_404(app: TestApp) {
         })
     );
     let anonymous = app
-        .client
-        .get(app.url(&format!("/program/{id}/stats/")))
-        .send()
-        .await
-        .expect("request");
+        .without_token(Method::GET, &format!("/program/{id}/stats/"))
+        .await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
 

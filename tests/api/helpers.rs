@@ -336,12 +336,7 @@ impl TestApp {
 
     /// `GET /metrics` (no token): the exposition's text.
     pub async fn metrics(&self) -> String {
-        let response = self
-            .client
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .expect("request");
+        let response = self.without_token(Method::GET, "/metrics").await;
         assert_eq!(response.status(), StatusCode::OK);
         response.text().await.expect("body")
     }
@@ -392,6 +387,15 @@ impl TestApp {
         let items = |page: &Value| page[key].as_array().cloned().unwrap_or_default();
         let page = self.wait_for_admin(path, |page| done(&items(page))).await;
         items(&page)
+    }
+
+    /// A request with no token.
+    pub async fn without_token(&self, method: Method, path: &str) -> Response {
+        self.client
+            .request(method, self.url(path))
+            .send()
+            .await
+            .expect("request")
     }
 
     /// A request with a service token.

@@ -91,11 +91,7 @@ fn expected_routes() -> BTreeSet<String> {
 }
 
 async fn index_lists_the_version_and_every_route(app: TestApp) {
-    let body = expect_json(
-        app.client.get(app.url("/")).send().await.expect("request"),
-        StatusCode::OK,
-    )
-    .await;
+    let body = expect_json(app.without_token(Method::GET, "/").await, StatusCode::OK).await;
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     let listed: BTreeSet<String> = body["endpoints"]
         .as_array()
@@ -107,12 +103,7 @@ async fn index_lists_the_version_and_every_route(app: TestApp) {
 }
 
 async fn health_is_ok_when_the_store_answers(app: TestApp) {
-    let response = app
-        .client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .expect("request");
+    let response = app.without_token(Method::GET, "/health").await;
     assert_eq!(
         expect_json(response, StatusCode::OK).await,
         json!({ "status": "ok" })
@@ -133,11 +124,7 @@ fn documented_routes(doc: &Value) -> BTreeSet<String> {
 
 async fn routes_and_api_description_are_the_same_set(app: TestApp) {
     let doc = expect_json(
-        app.client
-            .get(app.url("/openapi.json"))
-            .send()
-            .await
-            .expect("request"),
+        app.without_token(Method::GET, "/openapi.json").await,
         StatusCode::OK,
     )
     .await;
@@ -217,12 +204,7 @@ async fn routes_and_api_description_are_the_same_set(app: TestApp) {
 }
 
 async fn docs_ui_is_served_without_internet(app: TestApp) {
-    let response = app
-        .client
-        .get(app.url("/docs/"))
-        .send()
-        .await
-        .expect("request");
+    let response = app.without_token(Method::GET, "/docs/").await;
     assert_eq!(response.status(), StatusCode::OK);
     let html = response.text().await.expect("html");
     assert!(html.contains("swagger-ui"), "{html}");
@@ -231,11 +213,8 @@ async fn docs_ui_is_served_without_internet(app: TestApp) {
         "the docs page must not load assets from the internet"
     );
     let script = app
-        .client
-        .get(app.url("/docs/swagger-ui-bundle.js"))
-        .send()
-        .await
-        .expect("request");
+        .without_token(Method::GET, "/docs/swagger-ui-bundle.js")
+        .await;
     assert_eq!(script.status(), StatusCode::OK);
     assert!(script.bytes().await.expect("js").len() > 100_000);
 }
@@ -296,12 +275,7 @@ async fn the_console_is_served_from_the_binary_under_a_strict_policy(app: TestAp
 }
 
 async fn every_response_carries_a_request_id(app: TestApp) {
-    let generated = app
-        .client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .expect("request");
+    let generated = app.without_token(Method::GET, "/health").await;
     let id = generated
         .headers()
         .get("x-request-id")
@@ -309,12 +283,7 @@ async fn every_response_carries_a_request_id(app: TestApp) {
         .to_str()
         .expect("ascii");
     assert_eq!(id.len(), 36, "a UUID: {id}");
-    let refused = app
-        .client
-        .get(app.url("/program/"))
-        .send()
-        .await
-        .expect("request");
+    let refused = app.without_token(Method::GET, "/program/").await;
     assert!(refused.headers().contains_key("x-request-id"));
     let propagated = app
         .client

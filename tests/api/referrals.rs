@@ -266,11 +266,7 @@ async fn code_by_email_refuses_garbage_and_other_users(app: TestApp) {
     )
     .await;
     expect_error(
-        app.client
-            .get(app.url(&path))
-            .send()
-            .await
-            .expect("request"),
+        app.without_token(Method::GET, &path).await,
         StatusCode::UNAUTHORIZED,
         AUTH_ERROR,
     )
@@ -376,12 +372,7 @@ async fn internal_register_is_idempotent(app: TestApp) {
         "Unprocessable entity. Email is not valid.",
     )
     .await;
-    let response = app
-        .client
-        .post(app.url(INTERNAL_REGISTER))
-        .send()
-        .await
-        .expect("request");
+    let response = app.without_token(Method::POST, INTERNAL_REGISTER).await;
     expect_error(response, StatusCode::UNAUTHORIZED, AUTH_ERROR).await;
 }
 
