@@ -53,13 +53,10 @@ async fn no_entry_written_late(app: &TestApp) {
 
 /// A webhook endpoint for every event type, made by an admin: its answer.
 async fn crm_endpoint(app: &TestApp) -> Value {
-    expect_json(
-        app.as_admin(
-            Method::POST,
-            "/admin/webhooks",
-            Some(json!({ "url": "https://crm.example.com/hook", "event_types": ["*"] })),
-        )
-        .await,
+    app.admin_expect(
+        Method::POST,
+        "/admin/webhooks",
+        Some(json!({ "url": "https://crm.example.com/hook", "event_types": ["*"] })),
         StatusCode::CREATED,
     )
     .await
@@ -119,16 +116,14 @@ async fn every_change_writes_one_entry_with_its_before_and_after(app: TestApp) {
         )
         .await;
     assert_eq!(rotated.status(), StatusCode::OK);
-    let key = expect_json(
-        app.as_admin(
+    let key = app
+        .admin_expect(
             Method::POST,
             "/admin/api-keys",
             Some(json!({ "name": "billing", "role": "service" })),
+            StatusCode::CREATED,
         )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+        .await;
     let key_id = key["id"].as_str().expect("id");
     let revoked = app
         .as_admin(Method::DELETE, &format!("/admin/api-keys/{key_id}"), None)
@@ -281,16 +276,14 @@ async fn refused_changes_write_none(app: TestApp) {
 }
 
 async fn filters_pages_and_the_csv_agree(app: TestApp) {
-    let key = expect_json(
-        app.as_admin(
+    let key = app
+        .admin_expect(
             Method::POST,
             "/admin/api-keys",
             Some(json!({ "name": "ops", "role": "admin" })),
+            StatusCode::CREATED,
         )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+        .await;
     let ops = format!("Bearer {}", key["key"].as_str().expect("key"));
     let mut programs = Vec::new();
     for i in 0..5 {
@@ -556,16 +549,14 @@ async fn an_entry_left_in_its_document_is_moved_to_the_log() {
         &[("DATABASE_URL", database.as_str())],
     )
     .await;
-    let program = expect_json(
-        app.as_admin(
+    let program = app
+        .admin_expect(
             Method::POST,
             "/program/",
             Some(json!({ "name": "Friends", "credit_value": "2.50", "target_value": 100 })),
+            StatusCode::CREATED,
         )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+        .await;
     let program = program["id"].as_str().expect("id").to_owned();
     let updated = app
         .as_admin(

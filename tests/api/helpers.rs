@@ -358,6 +358,17 @@ impl TestApp {
         request.send().await.expect("request")
     }
 
+    /// The JSON body of an admin request answered `status`.
+    pub async fn admin_expect(
+        &self,
+        verb: Method,
+        path: &str,
+        body: Option<Value>,
+        status: StatusCode,
+    ) -> Value {
+        expect_json(self.as_admin(verb, path, body).await, status).await
+    }
+
     /// The JSON body of an admin `GET` answered 200.
     pub async fn admin_json(&self, path: &str) -> Value {
         let response = self.as_admin(Method::GET, path, None).await;

@@ -26,7 +26,7 @@ use wiremock::{
 };
 
 use crate::helpers::{
-    AUTH_ERROR, Backend, TestApp, answering, expect_error, expect_json, header, wait_for_requests,
+    AUTH_ERROR, Backend, TestApp, answering, expect_error, header, wait_for_requests,
 };
 
 crate::backend_tests!(
@@ -58,14 +58,16 @@ async fn app(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
 
 /// An admin's POST without a body that answers 200: its JSON.
 async fn admin_post(app: &TestApp, path: &str) -> Value {
-    expect_json(app.as_admin(Method::POST, path, None).await, StatusCode::OK).await
+    app.admin_expect(Method::POST, path, None, StatusCode::OK)
+        .await
 }
 
 async fn create(app: &TestApp, url: &str, types: Value) -> Value {
     let body = json!({ "url": url, "event_types": types, "description": "billing" });
-    expect_json(
-        app.as_admin(Method::POST, "/admin/webhooks", Some(body))
-            .await,
+    app.admin_expect(
+        Method::POST,
+        "/admin/webhooks",
+        Some(body),
         StatusCode::CREATED,
     )
     .await
@@ -164,16 +166,14 @@ async fn endpoints_are_made_listed_changed_and_deleted(backend: Backend) {
     assert_eq!(listed["webhooks"].as_array().map(Vec::len), Some(1));
     assert!(listed["webhooks"][0].get("secret").is_none());
 
-    let changed = expect_json(
-        app.as_admin(
+    let changed = app
+        .admin_expect(
             Method::PATCH,
             &format!("/admin/webhooks/{id}"),
             Some(json!({ "event_types": ["*"], "description": "all", "enabled": false })),
+            StatusCode::OK,
         )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+        .await;
     assert_eq!(changed["event_types"], json!(["*"]));
     assert_eq!(changed["enabled"], json!(false));
     assert_eq!(changed["disabled_reason"], json!("admin"));
@@ -395,16 +395,14 @@ async fn gone_switches_an_endpoint_off_and_enabling_it_resumes(backend: Backend)
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(server.received_requests().await.map(|r| r.len()), Some(1));
 
-    let on = expect_json(
-        app.as_admin(
+    let on = app
+        .admin_expect(
             Method::PATCH,
             &format!("/admin/webhooks/{id}"),
             Some(json!({ "enabled": true })),
+            StatusCode::OK,
         )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+        .await;
     assert_eq!(on["disabled_reason"], Value::Null);
     wait_for_deliveries(&app, id, "?status=delivered", |d| d.len() == 2).await;
     assert_eq!(server.received_requests().await.map(|r| r.len()), Some(3));
@@ -432,16 +430,14 @@ async fn a_spent_schedule_fails_and_recover_queues_again(backend: Backend) {
     assert_eq!(failed[0]["next_attempt_at"], Value::Null);
 
     let later = (app.clock.now() + chrono::Duration::hours(1)).to_rfc3339();
-    let none = expect_json(
-        app.as_admin(
+    let none = app
+        .admin_expect(
             Method::POST,
             &format!("/admin/webhooks/{id}/recover"),
             Some(json!({ "since": later })),
+            StatusCode::ACCEPTED,
         )
-        .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
+        .await;
     assert_eq!(none, json!({ "queued": 0 }));
     expect_error(
         app.as_admin(
@@ -454,16 +450,14 @@ async fn a_spent_schedule_fails_and_recover_queues_again(backend: Backend) {
         "Field `since` is required and must be an RFC 3339 date-time with an offset",
     )
     .await;
-    let queued = expect_json(
-        app.as_admin(
+    let queued = app
+        .admin_expect(
             Method::POST,
             &format!("/admin/webhooks/{id}/recover"),
             Some(json!({ "since": (before - chrono::Duration::seconds(1)).to_rfc3339() })),
+            StatusCode::ACCEPTED,
         )
-        .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
+        .await;
     assert_eq!(queued, json!({ "queued": 1 }));
     let delivered = wait_for_deliveries(&app, id, "?status=delivered", |d| d.len() == 1).await;
     assert_eq!(delivered[0]["attempts"], json!(1));
