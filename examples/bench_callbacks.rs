@@ -166,14 +166,13 @@ async fn main() {
         .await
         .expect("webhook json");
         let id = made["id"].as_str().expect("webhook id").to_owned();
-        let off = client
-            .patch(format!("{}/admin/webhooks/{id}", queueing.0))
-            .bearer_auth(&token)
-            .json(&json!({ "enabled": false }))
-            .send()
-            .await
-            .expect("switch off");
-        assert!(off.status().is_success());
+        switch(
+            &client,
+            &token,
+            &format!("{}/admin/webhooks/{id}", queueing.0),
+            false,
+        )
+        .await;
         endpoints.push(id);
     }
     let queued_since = Instant::now();
@@ -204,14 +203,13 @@ async fn main() {
     let started = Instant::now();
     let delivering = start(&delivering_vars).await;
     for id in &endpoints {
-        let on = client
-            .patch(format!("{}/admin/webhooks/{id}", delivering.0))
-            .bearer_auth(&token)
-            .json(&json!({ "enabled": true }))
-            .send()
-            .await
-            .expect("switch on");
-        assert!(on.status().is_success());
+        switch(
+            &client,
+            &token,
+            &format!("{}/admin/webhooks/{id}", delivering.0),
+            true,
+        )
+        .await;
     }
     let deadline = started + Duration::from_secs(600);
     while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
@@ -233,4 +231,16 @@ async fn main() {
         expected as f64 / elapsed.as_secs_f64(),
         queued_in.as_secs_f64(),
     );
+}
+
+/// Switches the webhook endpoint at `url` on or off.
+async fn switch(client: &reqwest::Client, token: &str, url: &str, enabled: bool) {
+    let answer = client
+        .patch(url)
+        .bearer_auth(token)
+        .json(&json!({ "enabled": enabled }))
+        .send()
+        .await
+        .expect("switch an endpoint");
+    assert!(answer.status().is_success());
 }
