@@ -3,10 +3,9 @@
 
 use super::*;
 
-/// An event as written inside its user document, waiting for the relay.
+/// What an event holds wherever it is stored.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct CallbackDoc {
-    pub(super) id: String,
+pub(crate) struct EventFields {
     pub(super) event_type: CreditEventType,
     pub(super) user_hash: String,
     pub(super) amount: Decimal128,
@@ -19,20 +18,30 @@ pub(crate) struct CallbackDoc {
     pub(super) next_attempt_at: mongodb::bson::DateTime,
 }
 
+/// An event as written inside its user document, waiting for the relay.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct CallbackDoc {
+    pub(super) id: String,
+    #[serde(flatten)]
+    pub(super) event: EventFields,
+}
+
 impl CallbackDoc {
     pub(crate) fn from_event(event: &CreditEvent) -> Result<Self, StoreError> {
         Ok(Self {
             id: event.id.clone(),
-            event_type: event.event_type,
-            user_hash: event.user_hash.to_string(),
-            amount: to_decimal128(event.amount)?,
-            program_name: event.program_name.clone(),
-            user_indicator_hash: event.user_indicator_hash.to_string(),
-            status: event.status,
-            attempts: i64::from(event.attempts),
-            last_error: event.last_error.clone(),
-            created_at: to_bson_datetime(event.created_at),
-            next_attempt_at: to_bson_datetime(event.next_attempt_at),
+            event: EventFields {
+                event_type: event.event_type,
+                user_hash: event.user_hash.to_string(),
+                amount: to_decimal128(event.amount)?,
+                program_name: event.program_name.clone(),
+                user_indicator_hash: event.user_indicator_hash.to_string(),
+                status: event.status,
+                attempts: i64::from(event.attempts),
+                last_error: event.last_error.clone(),
+                created_at: to_bson_datetime(event.created_at),
+                next_attempt_at: to_bson_datetime(event.next_attempt_at),
+            },
         })
     }
 
@@ -42,44 +51,27 @@ impl CallbackDoc {
     }
 }
 
-/// An event in the `callbacks` collection.
+/// An event in the `callbacks` collection: as in its user, with its delivery's state.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct OutboxDoc {
     #[serde(rename = "_id")]
     pub(super) id: String,
-    pub(super) event_type: CreditEventType,
-    pub(super) user_hash: String,
-    pub(super) amount: Decimal128,
-    pub(super) program_name: String,
-    pub(super) user_indicator_hash: String,
-    pub(super) status: CallbackStatus,
-    pub(super) attempts: i64,
-    pub(super) last_error: Option<String>,
+    #[serde(flatten)]
+    pub(super) event: EventFields,
     pub(super) last_attempt_at: Option<mongodb::bson::DateTime>,
-    pub(super) next_attempt_at: mongodb::bson::DateTime,
     pub(super) delivered_at: Option<mongodb::bson::DateTime>,
-    pub(super) created_at: mongodb::bson::DateTime,
     pub(super) due_at: mongodb::bson::DateTime,
     pub(super) lease_owner: Option<String>,
 }
 
 impl From<CallbackDoc> for OutboxDoc {
-    fn from(event: CallbackDoc) -> Self {
+    fn from(waiting: CallbackDoc) -> Self {
         Self {
-            id: event.id,
-            event_type: event.event_type,
-            user_hash: event.user_hash,
-            amount: event.amount,
-            program_name: event.program_name,
-            user_indicator_hash: event.user_indicator_hash,
-            status: event.status,
-            attempts: event.attempts,
-            last_error: event.last_error,
+            id: waiting.id,
+            due_at: waiting.event.next_attempt_at,
+            event: waiting.event,
             last_attempt_at: None,
-            next_attempt_at: event.next_attempt_at,
             delivered_at: None,
-            created_at: event.created_at,
-            due_at: event.next_attempt_at,
             lease_owner: None,
         }
     }
@@ -88,20 +80,21 @@ impl From<CallbackDoc> for OutboxDoc {
 impl OutboxDoc {
     pub(super) fn into_event(self) -> Result<CreditEvent, StoreError> {
         let optional = |at: Option<mongodb::bson::DateTime>| at.map(from_bson_datetime).transpose();
+        let event = self.event;
         Ok(CreditEvent {
-            event_type: self.event_type,
-            user_hash: UserHash::from_stored(self.user_hash),
-            amount: from_decimal128(self.amount)?,
-            program_name: self.program_name,
-            user_indicator_hash: UserHash::from_stored(self.user_indicator_hash),
-            status: self.status,
-            attempts: u32::try_from(self.attempts)
+            event_type: event.event_type,
+            user_hash: UserHash::from_stored(event.user_hash),
+            amount: from_decimal128(event.amount)?,
+            program_name: event.program_name,
+            user_indicator_hash: UserHash::from_stored(event.user_indicator_hash),
+            status: event.status,
+            attempts: u32::try_from(event.attempts)
                 .map_err(|_| StoreError::Corrupt(format!("event {}: attempts", self.id)))?,
-            last_error: self.last_error,
+            last_error: event.last_error,
             last_attempt_at: optional(self.last_attempt_at)?,
-            next_attempt_at: from_bson_datetime(self.next_attempt_at)?,
+            next_attempt_at: from_bson_datetime(event.next_attempt_at)?,
             delivered_at: optional(self.delivered_at)?,
-            created_at: from_bson_datetime(self.created_at)?,
+            created_at: from_bson_datetime(event.created_at)?,
             id: self.id,
         })
     }
