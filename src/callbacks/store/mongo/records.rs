@@ -99,3 +99,45 @@ impl OutboxDoc {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documents keep the field names and the one level they had before their shared fields
+    /// were one struct: events written by earlier versions read back, and later ones read.
+    #[test]
+    fn stored_documents_keep_their_fields() {
+        let event = CreditEvent::new(
+            CreditEventType::SignupCredit,
+            UserHash::from_stored("bo".to_owned()),
+            "12.50".parse().expect("money"),
+            "Friends".to_owned(),
+            UserHash::from_stored("ana".to_owned()),
+            DateTime::from_timestamp_millis(1_796_000_000_123).expect("a time"),
+        );
+        let waiting = CallbackDoc::to_document(&event).expect("encodes");
+        let fields = [
+            "id",
+            "event_type",
+            "user_hash",
+            "amount",
+            "program_name",
+            "user_indicator_hash",
+            "status",
+            "attempts",
+            "last_error",
+            "created_at",
+            "next_attempt_at",
+        ];
+        assert_eq!(waiting.keys().collect::<Vec<_>>(), fields);
+        let relayed = OutboxDoc::from(CallbackDoc::from_event(&event).expect("converts"));
+        let outbox = mongodb::bson::to_document(&relayed).expect("encodes");
+        let mut expected: Vec<&str> = fields.to_vec();
+        expected[0] = "_id";
+        expected.extend(["last_attempt_at", "delivered_at", "due_at", "lease_owner"]);
+        assert_eq!(outbox.keys().collect::<Vec<_>>(), expected);
+        let read: OutboxDoc = mongodb::bson::from_document(outbox).expect("decodes");
+        assert_eq!(read.into_event().expect("an event"), event);
+    }
+}
