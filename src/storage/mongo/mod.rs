@@ -399,6 +399,7 @@ impl Carried {
     }
 }
 
+/// A duplicate-key violation (code 11000): the unique `_id` (or index) already holds the value.
 pub(crate) fn is_duplicate_key(err: &MongoError) -> bool {
     use mongodb::error::WriteFailure;
     matches!(&*err.kind, ErrorKind::Write(WriteFailure::WriteError(e)) if e.code == DUPLICATE_KEY)
