@@ -166,13 +166,7 @@ async fn main() {
         .await
         .expect("webhook json");
         let id = made["id"].as_str().expect("webhook id").to_owned();
-        switch(
-            &client,
-            &token,
-            &format!("{}/admin/webhooks/{id}", queueing.0),
-            false,
-        )
-        .await;
+        switch(&client, &token, &queueing.0, &id, false).await;
         endpoints.push(id);
     }
     let queued_since = Instant::now();
@@ -203,13 +197,7 @@ async fn main() {
     let started = Instant::now();
     let delivering = start(&delivering_vars).await;
     for id in &endpoints {
-        switch(
-            &client,
-            &token,
-            &format!("{}/admin/webhooks/{id}", delivering.0),
-            true,
-        )
-        .await;
+        switch(&client, &token, &delivering.0, id, true).await;
     }
     let deadline = started + Duration::from_secs(600);
     while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
@@ -233,10 +221,10 @@ async fn main() {
     );
 }
 
-/// Switches the webhook endpoint at `url` on or off.
-async fn switch(client: &reqwest::Client, token: &str, url: &str, enabled: bool) {
+/// Switches the webhook endpoint `id` of the service at `base` on or off.
+async fn switch(client: &reqwest::Client, token: &str, base: &str, id: &str, enabled: bool) {
     let answer = client
-        .patch(url)
+        .patch(format!("{base}/admin/webhooks/{id}"))
         .bearer_auth(token)
         .json(&json!({ "enabled": enabled }))
         .send()
