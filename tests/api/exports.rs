@@ -13,6 +13,7 @@ contract_tests!(
     the_ledger_export_matches_the_ledger,
     the_credits_export_has_a_row_per_indicated_user,
     exports_are_for_admins_and_refuse_bad_filters,
+    every_export_sends_the_columns_its_description_names,
 );
 
 async fn export(app: &TestApp, path: &str) -> Vec<csv::StringRecord> {
@@ -156,5 +157,29 @@ async fn exports_are_for_admins_and_refuse_bad_filters(app: TestApp) {
     ] {
         let status = app.as_admin(Method::GET, query, None).await.status();
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+    }
+}
+
+/// The API description names each CSV export's columns (its 200 answer's description): they are
+/// the header line the export sends.
+async fn every_export_sends_the_columns_its_description_names(app: TestApp) {
+    let description = expect_json(
+        app.without_token(Method::GET, "/openapi.json").await,
+        StatusCode::OK,
+    )
+    .await;
+    for path in [
+        "/admin/export/ledger.csv",
+        "/admin/export/credits.csv",
+        "/admin/audit.csv",
+    ] {
+        let documented = description["paths"][path]["get"]["responses"]["200"]["description"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{path} documents its 200 answer"));
+        assert_eq!(
+            documented.trim_matches('`'),
+            header_line(&app, path).await,
+            "{path}"
+        );
     }
 }
