@@ -371,9 +371,8 @@ impl TestApp {
 
     /// The JSON body of an admin `GET` answered 200.
     pub async fn admin_json(&self, path: &str) -> Value {
-        let response = self.as_admin(Method::GET, path, None).await;
-        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
-        response.json().await.expect("json body")
+        self.admin_expect(Method::GET, path, None, StatusCode::OK)
+            .await
     }
 
     /// Polls an admin `GET` until `done` holds for its body (at most 20 s): that body.
