@@ -29,13 +29,27 @@ async fn get_with(app: &TestApp, authorization: Option<&str>) -> reqwest::Respon
     request.send().await.expect("request")
 }
 
-async fn program_routes_refuse_a_missing_token(app: TestApp) {
+/// The program list refuses `authorization` with 401 and the authentication sentence.
+async fn refused(app: &TestApp, authorization: Option<&str>) {
     expect_error(
-        get_with(&app, None).await,
+        get_with(app, authorization).await,
         StatusCode::UNAUTHORIZED,
         AUTH_ERROR,
     )
     .await;
+}
+
+/// The program list answers `authorization` with 200.
+async fn accepted(app: &TestApp, authorization: Option<&str>) {
+    expect_json(get_with(app, authorization).await, StatusCode::OK).await;
+}
+
+fn sign(alg: Algorithm, key: EncodingKey, claims: &Value) -> String {
+    jsonwebtoken::encode(&Header::new(alg), claims, &key).expect("sign")
+}
+
+async fn program_routes_refuse_a_missing_token(app: TestApp) {
+    refused(&app, None).await;
     for (method, path) in [
         (Method::POST, "/program/"),
         (Method::GET, "/program/0123456789abcdef01234567/"),
@@ -51,50 +65,24 @@ async fn program_routes_refuse_a_missing_token(app: TestApp) {
             .expect("request");
         expect_error(response, StatusCode::UNAUTHORIZED, AUTH_ERROR).await;
     }
-    expect_error(
-        get_with(&app, Some("Bearer")).await,
-        StatusCode::UNAUTHORIZED,
-        AUTH_ERROR,
-    )
-    .await;
-    expect_error(
-        get_with(&app, Some("Basic dXNlcjpwdw==")).await,
-        StatusCode::UNAUTHORIZED,
-        AUTH_ERROR,
-    )
-    .await;
-    expect_error(
-        get_with(&app, Some("Bearer not.a.jwt")).await,
-        StatusCode::UNAUTHORIZED,
-        AUTH_ERROR,
-    )
-    .await;
+    refused(&app, Some("Bearer")).await;
+    refused(&app, Some("Basic dXNlcjpwdw==")).await;
+    refused(&app, Some("Bearer not.a.jwt")).await;
 }
 
 async fn program_routes_refuse_an_expired_token(app: TestApp) {
     let token =
         app.token_with(json!({ "sub": "billing", "roles": ["service"], "exp": now() - 3600 }));
-    expect_error(
-        get_with(&app, Some(&format!("Bearer {token}"))).await,
-        StatusCode::UNAUTHORIZED,
-        AUTH_ERROR,
-    )
-    .await;
+    refused(&app, Some(&format!("Bearer {token}"))).await;
 }
 
 async fn program_routes_refuse_a_wrong_signature(app: TestApp) {
-    let forged = jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
+    let forged = sign(
+        Algorithm::HS256,
+        EncodingKey::from_secret(b"another-secret-another-secret-another"),
         &json!({ "sub": "billing", "roles": ["admin"], "exp": now() + 600 }),
-        &EncodingKey::from_secret(b"another-secret-another-secret-another"),
-    )
-    .expect("sign");
-    expect_error(
-        get_with(&app, Some(&forged)).await,
-        StatusCode::UNAUTHORIZED,
-        AUTH_ERROR,
-    )
-    .await;
+    );
+    refused(&app, Some(&forged)).await;
 
     // A valid token whose payload was swapped for one with more roles.
     let valid = app.token("user-1", &[]);
@@ -102,39 +90,23 @@ async fn program_routes_refuse_a_wrong_signature(app: TestApp) {
     let payload = URL_SAFE_NO_PAD
         .encode(json!({ "sub": "user-1", "roles": ["admin"], "exp": now() + 600 }).to_string());
     let tampered = format!("{}.{payload}.{}", parts[0], parts[2]);
-    expect_error(
-        get_with(&app, Some(&tampered)).await,
-        StatusCode::UNAUTHORIZED,
-        AUTH_ERROR,
-    )
-    .await;
+    refused(&app, Some(&tampered)).await;
 }
 
 async fn program_routes_refuse_another_algorithm(app: TestApp) {
     let claims = json!({ "sub": "billing", "roles": ["admin"], "exp": now() + 600 });
     for alg in [Algorithm::HS384, Algorithm::HS512] {
-        let token = jsonwebtoken::encode(
-            &Header::new(alg),
+        let token = sign(
+            alg,
+            EncodingKey::from_secret(app.secret.as_bytes()),
             &claims,
-            &EncodingKey::from_secret(app.secret.as_bytes()),
-        )
-        .expect("sign");
-        expect_error(
-            get_with(&app, Some(&token)).await,
-            StatusCode::UNAUTHORIZED,
-            AUTH_ERROR,
-        )
-        .await;
+        );
+        refused(&app, Some(&token)).await;
     }
     let rsa =
         EncodingKey::from_rsa_pem(include_bytes!("../fixtures/rsa_private.pem")).expect("rsa key");
-    let token = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &rsa).expect("sign");
-    expect_error(
-        get_with(&app, Some(&token)).await,
-        StatusCode::UNAUTHORIZED,
-        AUTH_ERROR,
-    )
-    .await;
+    let token = sign(Algorithm::RS256, rsa, &claims);
+    refused(&app, Some(&token)).await;
 }
 
 async fn program_routes_refuse_alg_none(app: TestApp) {
@@ -145,46 +117,25 @@ async fn program_routes_refuse_alg_none(app: TestApp) {
         format!("{header}.{payload}."),
         format!("{header}.{payload}"),
     ] {
-        expect_error(
-            get_with(&app, Some(&token)).await,
-            StatusCode::UNAUTHORIZED,
-            AUTH_ERROR,
-        )
-        .await;
+        refused(&app, Some(&token)).await;
     }
 }
 
 async fn program_routes_refuse_a_token_without_sub_or_exp(app: TestApp) {
     let no_sub = app.token_with(json!({ "roles": ["admin"] }));
-    expect_error(
-        get_with(&app, Some(&no_sub)).await,
-        StatusCode::UNAUTHORIZED,
-        AUTH_ERROR,
-    )
-    .await;
-    let no_exp = jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
+    refused(&app, Some(&no_sub)).await;
+    let no_exp = sign(
+        Algorithm::HS256,
+        EncodingKey::from_secret(app.secret.as_bytes()),
         &json!({ "sub": "billing", "roles": ["admin"] }),
-        &EncodingKey::from_secret(app.secret.as_bytes()),
-    )
-    .expect("sign");
-    expect_error(
-        get_with(&app, Some(&no_exp)).await,
-        StatusCode::UNAUTHORIZED,
-        AUTH_ERROR,
-    )
-    .await;
+    );
+    refused(&app, Some(&no_exp)).await;
 }
 
 async fn program_routes_refuse_a_token_without_the_role(app: TestApp) {
     for roles in [json!([]), json!(["user"]), json!(["Admin"])] {
         let token = app.token_with(json!({ "sub": "someone", "roles": roles }));
-        expect_error(
-            get_with(&app, Some(&token)).await,
-            StatusCode::UNAUTHORIZED,
-            AUTH_ERROR,
-        )
-        .await;
+        refused(&app, Some(&token)).await;
     }
     let response = app
         .client
@@ -207,13 +158,9 @@ async fn bare_and_bearer_tokens_are_accepted(app: TestApp) {
             format!("Bearer {token}"),
             format!("bearer {token}"),
         ] {
-            expect_json(get_with(&app, Some(&value)).await, StatusCode::OK).await;
+            accepted(&app, Some(&value)).await;
         }
     }
-}
-
-fn sign_pem(alg: Algorithm, key: EncodingKey, claims: &Value) -> String {
-    jsonwebtoken::encode(&Header::new(alg), claims, &key).expect("sign")
 }
 
 async fn spawn_with_public_key(pem_file: &str) -> TestApp {
@@ -231,28 +178,14 @@ async fn rs256_public_key_verifies_rs256_tokens_only() {
     let claims = json!({ "sub": "billing", "roles": ["service"], "exp": now() + 600 });
     let rsa =
         EncodingKey::from_rsa_pem(include_bytes!("../fixtures/rsa_private.pem")).expect("key");
-    expect_json(
-        get_with(&app, Some(&sign_pem(Algorithm::RS256, rsa, &claims))).await,
-        StatusCode::OK,
-    )
-    .await;
+    accepted(&app, Some(&sign(Algorithm::RS256, rsa, &claims))).await;
 
     // The classic confusion: the public key used as an HMAC secret.
     let public = include_bytes!("../fixtures/rsa_public.pem");
-    let confused = sign_pem(Algorithm::HS256, EncodingKey::from_secret(public), &claims);
-    expect_error(
-        get_with(&app, Some(&confused)).await,
-        StatusCode::UNAUTHORIZED,
-        AUTH_ERROR,
-    )
-    .await;
+    let confused = sign(Algorithm::HS256, EncodingKey::from_secret(public), &claims);
+    refused(&app, Some(&confused)).await;
     let ec = EncodingKey::from_ec_pem(include_bytes!("../fixtures/ec_private.pem")).expect("key");
-    expect_error(
-        get_with(&app, Some(&sign_pem(Algorithm::ES256, ec, &claims))).await,
-        StatusCode::UNAUTHORIZED,
-        AUTH_ERROR,
-    )
-    .await;
+    refused(&app, Some(&sign(Algorithm::ES256, ec, &claims))).await;
 }
 
 #[tokio::test]
@@ -260,19 +193,10 @@ async fn es256_public_key_verifies_es256_tokens_only() {
     let app = spawn_with_public_key("ec_public.pem").await;
     let claims = json!({ "sub": "billing", "roles": ["admin"], "exp": now() + 600 });
     let ec = EncodingKey::from_ec_pem(include_bytes!("../fixtures/ec_private.pem")).expect("key");
-    expect_json(
-        get_with(&app, Some(&sign_pem(Algorithm::ES256, ec, &claims))).await,
-        StatusCode::OK,
-    )
-    .await;
+    accepted(&app, Some(&sign(Algorithm::ES256, ec, &claims))).await;
     let rsa =
         EncodingKey::from_rsa_pem(include_bytes!("../fixtures/rsa_private.pem")).expect("key");
-    expect_error(
-        get_with(&app, Some(&sign_pem(Algorithm::RS256, rsa, &claims))).await,
-        StatusCode::UNAUTHORIZED,
-        AUTH_ERROR,
-    )
-    .await;
+    refused(&app, Some(&sign(Algorithm::RS256, rsa, &claims))).await;
 }
 
 #[tokio::test]
@@ -286,7 +210,7 @@ async fn issuer_and_audience_are_checked_when_configured() {
     )
     .await;
     let good = app.token_with(json!({ "sub": "b", "roles": ["service"], "iss": "https://id.example", "aud": "referral-api" }));
-    expect_json(get_with(&app, Some(&good)).await, StatusCode::OK).await;
+    accepted(&app, Some(&good)).await;
     for claims in [
         json!({ "sub": "b", "roles": ["service"], "iss": "https://evil.example", "aud": "referral-api" }),
         json!({ "sub": "b", "roles": ["service"], "iss": "https://id.example", "aud": "other" }),
@@ -294,12 +218,7 @@ async fn issuer_and_audience_are_checked_when_configured() {
         json!({ "sub": "b", "roles": ["service"], "iss": "https://id.example" }),
     ] {
         let token = app.token_with(claims.clone());
-        expect_error(
-            get_with(&app, Some(&token)).await,
-            StatusCode::UNAUTHORIZED,
-            AUTH_ERROR,
-        )
-        .await;
+        refused(&app, Some(&token)).await;
     }
 }
 
@@ -314,7 +233,7 @@ async fn legacy_routes_auth_none_opens_the_program_routes_only() {
         .await
         .expect("request");
     expect_json(response, StatusCode::CREATED).await;
-    expect_json(get_with(&app, None).await, StatusCode::OK).await;
+    accepted(&app, None).await;
     let response = app
         .without_token(Method::GET, "/api/referrer/internal/referral-code")
         .await;
@@ -352,22 +271,9 @@ async fn token_command_mints_with_the_generated_key() {
             .trim()
             .to_owned()
     };
-    expect_json(
-        get_with(&app, Some(&mint(Some("admin")))).await,
-        StatusCode::OK,
-    )
-    .await;
-    expect_json(
-        get_with(&app, Some(&mint(Some("service")))).await,
-        StatusCode::OK,
-    )
-    .await;
-    expect_error(
-        get_with(&app, Some(&mint(None))).await,
-        StatusCode::UNAUTHORIZED,
-        AUTH_ERROR,
-    )
-    .await;
+    accepted(&app, Some(&mint(Some("admin")))).await;
+    accepted(&app, Some(&mint(Some("service")))).await;
+    refused(&app, Some(&mint(None))).await;
 }
 
 #[tokio::test]

@@ -18,8 +18,8 @@ use wiremock::{
 };
 
 use crate::helpers::{
-    AUTH_ERROR, Backend, TestApp, expect_error, expect_json, fresh_mongo_url, header,
-    wait_for_requests,
+    AUTH_ERROR, Backend, TestApp, expect_error, expect_json, first_answers, fresh_mongo_url,
+    header, wait_for_requests,
 };
 
 /// A secret in the Standard Webhooks form, for tests only.
@@ -52,16 +52,6 @@ async fn app_with(backend: Backend, server: &MockServer, extra: &[(&str, &str)])
 async fn answer(server: &MockServer, status: u16) {
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(status).set_body_string("billing says no"))
-        .mount(server)
-        .await;
-}
-
-/// The first `times` callbacks get `response`, before any other mock of lower `priority`.
-async fn first_answers(server: &MockServer, times: u64, priority: u8, response: ResponseTemplate) {
-    Mock::given(method("POST"))
-        .respond_with(response)
-        .up_to_n_times(times)
-        .with_priority(priority)
         .mount(server)
         .await;
 }

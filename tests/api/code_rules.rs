@@ -40,6 +40,11 @@ async fn redeem_as(app: &TestApp, account: &str, code: &str) -> Response {
     redeem(app, &token, code).await
 }
 
+/// The status of `account`'s redemption of `code` (see `redeem_as`).
+async fn redeemed(app: &TestApp, account: &str, code: &str) -> StatusCode {
+    redeem_as(app, account, code).await.status()
+}
+
 async fn looked_up(app: &TestApp, token: &str, code: &str) -> Value {
     expect_json(
         call(
@@ -74,14 +79,8 @@ async fn limited_expiring_and_inactive_codes_answer_as_the_spec_says(app: TestAp
     assert_eq!(limited["active"], true);
     assert!(limited["expiresAt"].as_str().is_some(), "{limited}");
 
-    assert_eq!(
-        redeem_as(&app, "acc-1", &code).await.status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        redeem_as(&app, "acc-2", &code).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(redeemed(&app, "acc-1", &code).await, StatusCode::OK);
+    assert_eq!(redeemed(&app, "acc-2", &code).await, StatusCode::OK);
     expect_error(
         redeem_as(&app, "acc-3", &code).await,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -89,10 +88,7 @@ async fn limited_expiring_and_inactive_codes_answer_as_the_spec_says(app: TestAp
     )
     .await;
     // An account that holds the code is never refused by its rules.
-    assert_eq!(
-        redeem_as(&app, "acc-1", &code).await.status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(redeemed(&app, "acc-1", &code).await, StatusCode::CREATED);
     let seen = looked_up(&app, &format!("Bearer {}", app.service_token()), &code).await;
     assert_eq!(seen["redemptions"], 2);
     assert_eq!(seen["maxRedemptions"], 2);
@@ -107,10 +103,7 @@ async fn limited_expiring_and_inactive_codes_answer_as_the_spec_says(app: TestAp
     )
     .await;
     assert_eq!(cleared["maxRedemptions"], Value::Null);
-    assert_eq!(
-        redeem_as(&app, "acc-3", &code).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(redeemed(&app, "acc-3", &code).await, StatusCode::OK);
 
     // Switched off: refused as expired, on every redemption route; holders still get 201.
     patch(&app, &code, json!({ "active": false })).await;
@@ -120,44 +113,24 @@ async fn limited_expiring_and_inactive_codes_answer_as_the_spec_says(app: TestAp
         EXPIRED,
     )
     .await;
-    let apply = json!({ "accountId": "acc-4", "referralCode": code });
-    expect_error(
-        call(
-            &app,
-            Method::POST,
+    for (path, token, body) in [
+        (
             "/api/referee/apply",
-            &app.admin_auth(),
-            Some(apply),
-        )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        EXPIRED,
-    )
-    .await;
-    let landlord = json!({ "accountId": "acc-4", "promoCode": code });
-    let service = format!("Bearer {}", app.service_token());
-    expect_error(
-        call(
-            &app,
-            Method::POST,
+            app.admin_auth(),
+            json!({ "accountId": "acc-4", "referralCode": code }),
+        ),
+        (
             "/api/landlord/register",
-            &service,
-            Some(landlord),
-        )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        EXPIRED,
-    )
-    .await;
-    assert_eq!(
-        redeem_as(&app, "acc-2", &code).await.status(),
-        StatusCode::CREATED
-    );
+            format!("Bearer {}", app.service_token()),
+            json!({ "accountId": "acc-4", "promoCode": code }),
+        ),
+    ] {
+        let response = call(&app, Method::POST, path, &token, Some(body)).await;
+        expect_error(response, StatusCode::UNPROCESSABLE_ENTITY, EXPIRED).await;
+    }
+    assert_eq!(redeemed(&app, "acc-2", &code).await, StatusCode::CREATED);
     patch(&app, &code, json!({ "active": null })).await;
-    assert_eq!(
-        redeem_as(&app, "acc-4", &code).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(redeemed(&app, "acc-4", &code).await, StatusCode::OK);
 
     // Past its expiry: refused as expired until the expiry is cleared.
     let past = (Utc::now() - Duration::minutes(1)).to_rfc3339();
@@ -175,10 +148,7 @@ async fn limited_expiring_and_inactive_codes_answer_as_the_spec_says(app: TestAp
     .await;
     assert_eq!(unexpired["expiresAt"], Value::Null);
     assert_eq!(unexpired["redemptions"], 4);
-    assert_eq!(
-        redeem_as(&app, "acc-5", &code).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(redeemed(&app, "acc-5", &code).await, StatusCode::OK);
 }
 
 /// Unknown code (404), own code and a different code before (403) come before the rules.
@@ -191,10 +161,7 @@ async fn rules_are_checked_after_the_seed_checks(app: TestApp) {
         json!({ "active": false, "maxRedemptions": 1 }),
     )
     .await;
-    assert_eq!(
-        redeem_as(&app, "acc-1", &open).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(redeemed(&app, "acc-1", &open).await, StatusCode::OK);
     expect_error(
         redeem_as(&app, "acc-1", &closed).await,
         StatusCode::FORBIDDEN,
@@ -269,10 +236,7 @@ async fn patch_refuses_bad_values_roles_and_unknown_codes(app: TestApp) {
         )
         .await;
     }
-    assert_eq!(
-        redeem_as(&app, "acc-1", &code).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(redeemed(&app, "acc-1", &code).await, StatusCode::OK);
 }
 
 async fn thirty_accounts_racing_for_ten_redemptions_get_ten(app: TestApp) {
@@ -363,10 +327,7 @@ async fn referrers_see_their_referees_without_account_ids(app: TestApp) {
     );
 
     for account in ["secret-account-1", "secret-account-2"] {
-        assert_eq!(
-            redeem_as(&app, account, &code).await.status(),
-            StatusCode::OK
-        );
+        assert_eq!(redeemed(&app, account, &code).await, StatusCode::OK);
     }
     let response = mine().await;
     let text = response.text().await.expect("body");

@@ -635,6 +635,22 @@ pub fn run_import(command: &str, file: &Path, data: &Path) -> (String, String) {
 }
 
 /// A receiver (billing, a webhook endpoint) that answers every POST with `answer`.
+/// The first `times` POSTs `server` receives get `response`, before any other mock of lower
+/// `priority`.
+pub async fn first_answers(
+    server: &wiremock::MockServer,
+    times: u64,
+    priority: u8,
+    response: wiremock::ResponseTemplate,
+) {
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(response)
+        .up_to_n_times(times)
+        .with_priority(priority)
+        .mount(server)
+        .await;
+}
+
 pub async fn answering(answer: wiremock::ResponseTemplate) -> wiremock::MockServer {
     let server = wiremock::MockServer::start().await;
     wiremock::Mock::given(wiremock::matchers::method("POST"))

@@ -42,6 +42,20 @@ contract_tests!(
     program_with_users_cannot_be_deleted,
 );
 
+/// Indicates the e-mails `body` names (`POST /emailindication/`).
+async fn indicate(app: &TestApp, body: Value) -> Response {
+    app.post_json("/emailindication/", body).await
+}
+
+/// The indicator's statement as the service writes it.
+async fn statement_text(app: &TestApp) -> String {
+    app.get("/statement/indicator/")
+        .await
+        .text()
+        .await
+        .expect("body")
+}
+
 /// Expects the answer of a route that names a user who does not exist.
 async fn user_not_found(response: Response) {
     expect_error(response, StatusCode::NOT_FOUND, "User not found").await;
@@ -530,21 +544,11 @@ async fn statement_sums_decimals_exactly(app: TestApp) {
     expect_json(app.register("indicator", "p1").await, StatusCode::CREATED).await;
     let body = json!({ "user_indicator": "indicator", "user_indicated": "p2", "referral_program_id": second["id"] });
     expect_json(app.post_json("/register/", body).await, StatusCode::CREATED).await;
-    let text = app
-        .get("/statement/indicator/")
-        .await
-        .text()
-        .await
-        .expect("body");
+    let text = statement_text(&app).await;
     assert!(text.contains(r#""potencial_credit":0.3"#), "{text}");
     expect_json(app.invoice("p1", json!("0.1")).await, StatusCode::OK).await;
     expect_json(app.invoice("p2", json!("0.2")).await, StatusCode::OK).await;
-    let text = app
-        .get("/statement/indicator/")
-        .await
-        .text()
-        .await
-        .expect("body");
+    let text = statement_text(&app).await;
     assert!(text.contains(r#""acquired_credit":0.3"#), "{text}");
     assert!(text.contains(r#""potencial_credit":0"#), "{text}");
 }
@@ -558,11 +562,7 @@ async fn email_indication_saves_normalised_new_addresses(app: TestApp) {
     setup(&app, json!(1), json!(2)).await;
     app.create_users(&["other"]).await;
     let body = json!({ "user_indicator": "other", "emails": "taken@example.com" });
-    expect_json(
-        app.post_json("/emailindication/", body).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    expect_json(indicate(&app, body).await, StatusCode::CREATED).await;
 
     let response = app
         .post_form(
@@ -580,11 +580,7 @@ async fn email_indication_saves_normalised_new_addresses(app: TestApp) {
         })
     );
     let body = json!({ "user_indicator": "indicator", "emails": ["BO@example.org", "cy@example.net", "x@", ""] });
-    let body = expect_json(
-        app.post_json("/emailindication/", body).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let body = expect_json(indicate(&app, body).await, StatusCode::CREATED).await;
     assert_eq!(body["saved_emails"], json!(["cy@example.net"]));
     assert_eq!(body["already_indicated"], json!(["bo@example.org"]));
     assert_eq!(body["invalid_emails"], json!(["x@", ""]));
@@ -612,7 +608,7 @@ async fn email_indication_needs_a_known_indicator(app: TestApp) {
         json!({ "user_indicator": "", "emails": "a@example.com" }),
     ] {
         expect_error(
-            app.post_json("/emailindication/", body).await,
+            indicate(&app, body).await,
             StatusCode::PRECONDITION_FAILED,
             "Need user_indicator parameter",
         )
@@ -620,23 +616,15 @@ async fn email_indication_needs_a_known_indicator(app: TestApp) {
     }
     let body = json!({ "user_indicator": "ghost", "emails": "a@example.com" });
     expect_error(
-        app.post_json("/emailindication/", body).await,
+        indicate(&app, body).await,
         StatusCode::PRECONDITION_FAILED,
         "User indicator not found",
     )
     .await;
     let body = json!({ "user_indicator": "indicator" });
-    expect_error_status(
-        app.post_json("/emailindication/", body).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
+    expect_error_status(indicate(&app, body).await, StatusCode::UNPROCESSABLE_ENTITY).await;
     let body = json!({ "user_indicator": "indicator", "emails": { "$in": ["a@example.com"] } });
-    expect_error_status(
-        app.post_json("/emailindication/", body).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
+    expect_error_status(indicate(&app, body).await, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert!(app.ledger().await.is_empty());
 }
 
@@ -644,17 +632,9 @@ async fn email_lists_are_capped_at_100(app: TestApp) {
     setup(&app, json!(1), json!(2)).await;
     let emails: Vec<String> = (0..101).map(|i| format!("u{i}@example.com")).collect();
     let body = json!({ "user_indicator": "indicator", "emails": emails });
-    expect_error_status(
-        app.post_json("/emailindication/", body).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
+    expect_error_status(indicate(&app, body).await, StatusCode::UNPROCESSABLE_ENTITY).await;
     let body = json!({ "user_indicator": "indicator", "emails": emails.join(",") });
-    expect_error_status(
-        app.post_json("/emailindication/", body).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
+    expect_error_status(indicate(&app, body).await, StatusCode::UNPROCESSABLE_ENTITY).await;
     expect_error_status(
         app.post_json("/emailverification/", json!({ "emails": emails }))
             .await,
@@ -663,22 +643,14 @@ async fn email_lists_are_capped_at_100(app: TestApp) {
     .await;
     assert!(app.ledger().await.is_empty());
     let body = json!({ "user_indicator": "indicator", "emails": emails[..100] });
-    let saved = expect_json(
-        app.post_json("/emailindication/", body).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let saved = expect_json(indicate(&app, body).await, StatusCode::CREATED).await;
     assert_eq!(saved["saved_emails"].as_array().map(Vec::len), Some(100));
 }
 
 async fn email_verification_names_the_indicator(app: TestApp) {
     setup(&app, json!(1), json!(2)).await;
     let body = json!({ "user_indicator": "indicator", "emails": ["ana@example.com"] });
-    expect_json(
-        app.post_json("/emailindication/", body).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    expect_json(indicate(&app, body).await, StatusCode::CREATED).await;
     let response = app
         .post_form(
             "/emailverification/",

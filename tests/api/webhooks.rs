@@ -26,7 +26,7 @@ use wiremock::{
 };
 
 use crate::helpers::{
-    AUTH_ERROR, Backend, TestApp, answering, expect_error, header, wait_for_requests,
+    AUTH_ERROR, Backend, TestApp, answering, expect_error, first_answers, header, wait_for_requests,
 };
 
 crate::backend_tests!(
@@ -375,12 +375,7 @@ async fn a_rotated_secret_signs_beside_the_old_one(backend: Backend) {
 async fn gone_switches_an_endpoint_off_and_enabling_it_resumes(backend: Backend) {
     let app = app(backend, &[]).await;
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(410))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
+    first_answers(&server, 1, 1, ResponseTemplate::new(410)).await;
     answer(&server, 200).await;
     let made = create(&app, &hook(&server), json!(["credit.signup"])).await;
     let id = made["id"].as_str().expect("id");
@@ -411,12 +406,13 @@ async fn gone_switches_an_endpoint_off_and_enabling_it_resumes(backend: Backend)
 async fn a_spent_schedule_fails_and_recover_queues_again(backend: Backend) {
     let app = app(backend, &[]).await;
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500).set_body_string("down"))
-        .up_to_n_times(3)
-        .with_priority(1)
-        .mount(&server)
-        .await;
+    first_answers(
+        &server,
+        3,
+        1,
+        ResponseTemplate::new(500).set_body_string("down"),
+    )
+    .await;
     answer(&server, 200).await;
     let made = create(&app, &hook(&server), json!(["credit.signup"])).await;
     let id = made["id"].as_str().expect("id");
@@ -759,12 +755,13 @@ async fn a_crash_mid_delivery_loses_nothing(backend: Backend) {
     )
     .await;
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
-        .up_to_n_times(3)
-        .with_priority(1)
-        .mount(&server)
-        .await;
+    first_answers(
+        &server,
+        3,
+        1,
+        ResponseTemplate::new(200).set_delay(Duration::from_secs(5)),
+    )
+    .await;
     answer(&server, 200).await;
     let made = create(&app, &hook(&server), json!(["credit.signup"])).await;
     let id = made["id"].as_str().expect("id").to_owned();
