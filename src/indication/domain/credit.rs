@@ -156,6 +156,8 @@ pub enum DecisionReason {
     Other,
 }
 
+serde_plain::derive_display_from_serialize!(DecisionReason);
+
 /// Who moved a credit and why: on the credit and on the ledger entry of the move.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
@@ -675,6 +677,17 @@ mod tests {
 
     fn money(text: &str) -> Money {
         text.parse().expect("money")
+    }
+
+    #[test]
+    fn reasons_and_operations_display_their_stored_names() {
+        assert_eq!(DecisionReason::SelfReferral.to_string(), "self_referral");
+        assert_eq!(
+            DecisionReason::TermsViolation.to_string(),
+            "terms_violation"
+        );
+        let operation = crate::indication::domain::LedgerOperation::CreditReversed;
+        assert_eq!(operation.to_string(), "credit_reversed");
     }
 
     fn program(hold_days: u64, at: DateTime<Utc>) -> Program {

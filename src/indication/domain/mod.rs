@@ -119,6 +119,8 @@ pub enum LedgerOperation {
     CreditReversed,
 }
 
+serde_plain::derive_display_from_serialize!(LedgerOperation);
+
 /// One line of the ledger. `user_indicated` is a user hash, or the e-mail address of an
 /// `indication`.
 #[derive(Clone, Debug, PartialEq)]

@@ -366,10 +366,7 @@ async fn take(
     let users = state.stores.indication.as_ref();
     let before = service::credit(users, user_hash).await?.user;
     let why = Why {
-        reason: decision
-            .reason
-            .and_then(|reason| serde_json::to_value(reason).ok())
-            .and_then(|reason| reason.as_str().map(str::to_owned)),
+        reason: decision.reason.map(|reason| reason.to_string()),
         note: decision.note.clone(),
     };
     let name = match action {

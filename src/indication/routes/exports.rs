@@ -71,10 +71,7 @@ const LEDGER_COLUMNS: [&str; 7] = [
 fn ledger_row(entry: LedgerEntry) -> Vec<String> {
     vec![
         rfc3339(entry.created_at),
-        serde_json::to_value(entry.operation)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
+        entry.operation.to_string(),
         entry
             .program_id
             .map(|id| id.to_string())
@@ -168,8 +165,7 @@ fn credit_row(user: crate::indication::domain::User) -> Vec<String> {
         decision.and_then(|d| d.by.clone()).unwrap_or_default(),
         decision
             .and_then(|d| d.reason)
-            .and_then(|reason| serde_json::to_value(reason).ok())
-            .and_then(|v| v.as_str().map(str::to_owned))
+            .map(|reason| reason.to_string())
             .unwrap_or_default(),
         decision.and_then(|d| d.note.clone()).unwrap_or_default(),
     ]

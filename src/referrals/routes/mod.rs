@@ -305,6 +305,13 @@ fn name_field(sent: &[&Sent]) -> Result<Option<String>> {
     Ok(None)
 }
 
+/// Registers `applicant` now, with a random code (or finds the referrer it already is).
+async fn register(state: &AppState, applicant: Applicant) -> Result<Referrer> {
+    let referrals = state.stores.referrals.as_ref();
+    let at = state.clock.now();
+    Ok(service::register(referrals, applicant, at, service::random_code).await?)
+}
+
 /// Create a referrer identified by e-mail (role `service` or `admin`).
 ///
 /// An e-mail already registered returns its existing code. `fistName` is accepted for
@@ -338,13 +345,7 @@ async fn register_external(
         last_name,
         user_id: None,
     };
-    let referrer = service::register(
-        state.stores.referrals.as_ref(),
-        applicant,
-        state.clock.now(),
-        service::random_code,
-    )
-    .await?;
+    let referrer = register(&state, applicant).await?;
     Ok(Json(RegisteredReferrerBody {
         referral_code: referrer.referral_code.to_string(),
         email: referrer.email.to_string(),
@@ -381,13 +382,7 @@ async fn register_internal(
         last_name: short(&caller.family_name),
         user_id: Some(caller.sub.clone()),
     };
-    let referrer = service::register(
-        state.stores.referrals.as_ref(),
-        applicant,
-        state.clock.now(),
-        service::random_code,
-    )
-    .await?;
+    let referrer = register(&state, applicant).await?;
     Ok(Json(ReferralCodeBody::from(&referrer)))
 }
 

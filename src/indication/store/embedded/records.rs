@@ -3,9 +3,14 @@
 
 use super::*;
 
+/// A credit as stored: `IndicatorCredit` itself, its times in milliseconds and its money as
+/// exact text (a serde definition of the domain type, so the two cannot drift).
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub(super) enum CreditRecord {
+pub(super) struct CreditRecord(#[serde(with = "CreditDef")] pub(super) IndicatorCredit);
+
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "IndicatorCredit", tag = "status", rename_all = "snake_case")]
+enum CreditDef {
     Pending,
     Held {
         #[serde(with = "money_text")]
@@ -22,17 +27,17 @@ pub(super) enum CreditRecord {
         crossed_at: DateTime<Utc>,
         flags: Vec<CreditFlag>,
     },
+    #[serde(deserialize_with = "acquired")]
     Acquired {
         #[serde(with = "money_text")]
         amount: Money,
         #[serde(rename = "at_ms", with = "millis")]
         at: DateTime<Utc>,
-        /// Absent from credits stored before reviews: the acquisition time.
-        #[serde(rename = "crossed_at_ms", default, with = "opt_millis")]
-        crossed_at: Option<DateTime<Utc>>,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[serde(rename = "crossed_at_ms", with = "millis")]
+        crossed_at: DateTime<Utc>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
         flags: Vec<CreditFlag>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         approval: Option<Decision>,
     },
     Capped {
@@ -61,134 +66,40 @@ pub(super) enum CreditRecord {
     },
 }
 
-impl CreditRecord {
-    pub(super) fn from_credit(credit: &IndicatorCredit) -> Self {
-        match credit.clone() {
-            IndicatorCredit::Pending => Self::Pending,
-            IndicatorCredit::Held {
-                amount,
-                held_at,
-                release_at,
-            } => Self::Held {
-                amount,
-                held_at,
-                release_at,
-            },
-            IndicatorCredit::InReview {
-                amount,
-                crossed_at,
-                flags,
-            } => Self::InReview {
-                amount,
-                crossed_at,
-                flags,
-            },
-            IndicatorCredit::Acquired {
-                amount,
-                at,
-                crossed_at,
-                flags,
-                approval,
-            } => Self::Acquired {
-                amount,
-                at,
-                crossed_at: Some(crossed_at),
-                flags,
-                approval,
-            },
-            IndicatorCredit::Capped { at } => Self::Capped { at },
-            IndicatorCredit::Rejected {
-                at,
-                crossed_at,
-                flags,
-                decision,
-            } => Self::Rejected {
-                at,
-                crossed_at,
-                flags,
-                decision,
-            },
-            IndicatorCredit::Reversed {
-                amount,
-                crossed_at,
-                acquired_at,
-                at,
-                flags,
-                decision,
-            } => Self::Reversed {
-                amount,
-                crossed_at,
-                acquired_at,
-                at,
-                flags,
-                decision,
-            },
-        }
-    }
+/// The fields of an acquired credit (`amount, at, crossed_at, flags, approval`), read also from
+/// credits stored before reviews: without `crossed_at_ms` (then the acquisition time), flags or
+/// approval.
+type AcquiredFields = (
+    Money,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    Vec<CreditFlag>,
+    Option<Decision>,
+);
 
-    pub(super) fn into_credit(self) -> IndicatorCredit {
-        match self {
-            Self::Pending => IndicatorCredit::Pending,
-            Self::Held {
-                amount,
-                held_at,
-                release_at,
-            } => IndicatorCredit::Held {
-                amount,
-                held_at,
-                release_at,
-            },
-            Self::InReview {
-                amount,
-                crossed_at,
-                flags,
-            } => IndicatorCredit::InReview {
-                amount,
-                crossed_at,
-                flags,
-            },
-            Self::Acquired {
-                amount,
-                at,
-                crossed_at,
-                flags,
-                approval,
-            } => IndicatorCredit::Acquired {
-                amount,
-                at,
-                crossed_at: crossed_at.unwrap_or(at),
-                flags,
-                approval,
-            },
-            Self::Capped { at } => IndicatorCredit::Capped { at },
-            Self::Rejected {
-                at,
-                crossed_at,
-                flags,
-                decision,
-            } => IndicatorCredit::Rejected {
-                at,
-                crossed_at,
-                flags,
-                decision,
-            },
-            Self::Reversed {
-                amount,
-                crossed_at,
-                acquired_at,
-                at,
-                flags,
-                decision,
-            } => IndicatorCredit::Reversed {
-                amount,
-                crossed_at,
-                acquired_at,
-                at,
-                flags,
-                decision,
-            },
-        }
+fn acquired<'de, D: serde::Deserializer<'de>>(fields: D) -> Result<AcquiredFields, D::Error> {
+    #[derive(Deserialize)]
+    struct Acquired {
+        #[serde(with = "money_text")]
+        amount: Money,
+        #[serde(rename = "at_ms", with = "millis")]
+        at: DateTime<Utc>,
+        #[serde(rename = "crossed_at_ms", default, with = "opt_millis")]
+        crossed_at: Option<DateTime<Utc>>,
+        #[serde(default)]
+        flags: Vec<CreditFlag>,
+        #[serde(default)]
+        approval: Option<Decision>,
     }
+    let stored = Acquired::deserialize(fields)?;
+    let crossed_at = stored.crossed_at.unwrap_or(stored.at);
+    Ok((
+        stored.amount,
+        stored.at,
+        crossed_at,
+        stored.flags,
+        stored.approval,
+    ))
 }
 
 /// A user as stored: money as exact decimal text, times as Unix milliseconds.
@@ -213,7 +124,7 @@ impl UserRecord {
             program_id: user.program_id,
             total_amount_paid: user.total_amount_paid,
             created_at: user.created_at,
-            credit: user.credit.as_ref().map(CreditRecord::from_credit),
+            credit: user.credit.clone().map(CreditRecord),
         }
     }
 
@@ -224,7 +135,7 @@ impl UserRecord {
             program_id: self.program_id,
             hash: UserHash::from_stored(self.hash),
             indicator: self.indicator.map(UserHash::from_stored),
-            credit: self.credit.map(CreditRecord::into_credit),
+            credit: self.credit.map(|credit| credit.0),
         }
     }
 }
@@ -319,4 +230,82 @@ pub(super) fn append_ledger(
             .map_err(backend)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(ms).expect("time")
+    }
+
+    fn round_trip(credit: IndicatorCredit) -> Value {
+        let stored = serde_json::to_value(CreditRecord(credit.clone())).expect("encode");
+        let read: CreditRecord = serde_json::from_value(stored.clone()).expect("decode");
+        assert_eq!(read.0, credit);
+        stored
+    }
+
+    #[test]
+    fn credits_keep_their_stored_form_and_read_those_stored_before_reviews() {
+        let amount: Money = "100.5".parse().expect("money");
+        let acquired = IndicatorCredit::Acquired {
+            amount,
+            at: at(2000),
+            crossed_at: at(1000),
+            flags: Vec::new(),
+            approval: None,
+        };
+        assert_eq!(
+            round_trip(acquired),
+            json!({ "status": "acquired", "amount": "100.5", "at_ms": 2000, "crossed_at_ms": 1000 })
+        );
+        // Stored before reviews: no crossing time, flags or approval.
+        let legacy = json!({ "status": "acquired", "amount": "100.5", "at_ms": 2000 });
+        let read: CreditRecord = serde_json::from_value(legacy).expect("decode");
+        let crossed_when_acquired = IndicatorCredit::Acquired {
+            amount,
+            at: at(2000),
+            crossed_at: at(2000),
+            flags: Vec::new(),
+            approval: None,
+        };
+        assert_eq!(read.0, crossed_when_acquired);
+
+        let flag = CreditFlag::PreviousReversal { reversed: 1 };
+        let rejected = round_trip(IndicatorCredit::Rejected {
+            at: at(3000),
+            crossed_at: None,
+            flags: vec![flag.clone()],
+            decision: Decision::refund(),
+        });
+        assert_eq!(rejected["crossed_at_ms"], Value::Null);
+        let held = round_trip(IndicatorCredit::Held {
+            amount,
+            held_at: at(1000),
+            release_at: at(5000),
+        });
+        assert_eq!(
+            held,
+            json!({ "status": "held", "amount": "100.5", "held_at_ms": 1000, "release_at_ms": 5000 })
+        );
+        round_trip(IndicatorCredit::Pending);
+        round_trip(IndicatorCredit::Capped { at: at(1) });
+        round_trip(IndicatorCredit::InReview {
+            amount,
+            crossed_at: at(1000),
+            flags: vec![flag.clone()],
+        });
+        round_trip(IndicatorCredit::Reversed {
+            amount,
+            crossed_at: at(1000),
+            acquired_at: at(2000),
+            at: at(3000),
+            flags: vec![flag],
+            decision: Decision::refund(),
+        });
+    }
 }
