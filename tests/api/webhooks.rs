@@ -107,6 +107,15 @@ async fn signups(app: &TestApp, names: &[&str]) {
     }
 }
 
+/// A `credit.signup` endpoint on `server`, then the program and the signups of `names`: the
+/// endpoint's id.
+async fn signups_to(app: &TestApp, server: &MockServer, names: &[&str]) -> String {
+    let made = create(app, &hook(server), json!(["credit.signup"])).await;
+    program(app).await;
+    signups(app, names).await;
+    made["id"].as_str().expect("id").to_owned()
+}
+
 /// Polls an endpoint's deliveries until `done` holds.
 async fn wait_for_deliveries(
     app: &TestApp,
@@ -377,10 +386,7 @@ async fn gone_switches_an_endpoint_off_and_enabling_it_resumes(backend: Backend)
     let server = MockServer::start().await;
     first_answers(&server, 1, 1, ResponseTemplate::new(410)).await;
     answer(&server, 200).await;
-    let made = create(&app, &hook(&server), json!(["credit.signup"])).await;
-    let id = made["id"].as_str().expect("id");
-    program(&app).await;
-    signups(&app, &["bo"]).await;
+    let id = &signups_to(&app, &server, &["bo"]).await;
     let off = wait_for_endpoint(&app, id, |e| e["enabled"] == json!(false)).await;
     assert_eq!(off["disabled_reason"], json!("gone"));
     // Switched off: new events wait with the one that met the 410.
@@ -414,11 +420,8 @@ async fn a_spent_schedule_fails_and_recover_queues_again(backend: Backend) {
     )
     .await;
     answer(&server, 200).await;
-    let made = create(&app, &hook(&server), json!(["credit.signup"])).await;
-    let id = made["id"].as_str().expect("id");
     let before = app.clock.now();
-    program(&app).await;
-    signups(&app, &["bo"]).await;
+    let id = &signups_to(&app, &server, &["bo"]).await;
     let failed = wait_for_deliveries(&app, id, "?status=failed", |d| d.len() == 1).await;
     assert_eq!(failed[0]["attempts"], json!(3));
     assert_eq!(failed[0]["last_status"], json!(500));
@@ -466,10 +469,7 @@ async fn a_spent_schedule_fails_and_recover_queues_again(backend: Backend) {
 async fn retry_after_moves_the_next_attempt(backend: Backend) {
     let app = app(backend, &[("CALLBACK_RETRY_SCHEDULE", "1s,1s")]).await;
     let server = answering(ResponseTemplate::new(429).insert_header("Retry-After", "120")).await;
-    let made = create(&app, &hook(&server), json!(["credit.signup"])).await;
-    let id = made["id"].as_str().expect("id");
-    program(&app).await;
-    signups(&app, &["bo"]).await;
+    let id = &signups_to(&app, &server, &["bo"]).await;
     let waiting = wait_for_deliveries(&app, id, "?status=pending", |d| {
         d.len() == 1 && d[0]["attempts"] == json!(1)
     })
@@ -497,10 +497,7 @@ async fn an_endpoint_failing_too_long_is_switched_off(backend: Backend) {
     )
     .await;
     let server = receiver(503).await;
-    let made = create(&app, &hook(&server), json!(["credit.signup"])).await;
-    let id = made["id"].as_str().expect("id");
-    program(&app).await;
-    signups(&app, &["bo"]).await;
+    let id = &signups_to(&app, &server, &["bo"]).await;
     let failing = wait_for_endpoint(&app, id, |e| e["failing_since"].is_string()).await;
     assert_eq!(failing["enabled"], json!(true));
     // An hour of failures later, the next failure switches it off.
@@ -612,10 +609,7 @@ async fn a_stored_private_address_is_never_connected_to(backend: Backend) {
 async fn delivery_lists_page_and_filter(backend: Backend) {
     let app = app(backend, &[]).await;
     let server = receiver(200).await;
-    let made = create(&app, &hook(&server), json!(["credit.signup"])).await;
-    let id = made["id"].as_str().expect("id");
-    program(&app).await;
-    signups(&app, &["bo", "cy", "di", "ed", "fa"]).await;
+    let id = &signups_to(&app, &server, &["bo", "cy", "di", "ed", "fa"]).await;
     let all = wait_for_deliveries(&app, id, "?status=delivered", |d| d.len() == 5).await;
     let mut paged = Vec::new();
     let mut query = "?limit=2".to_owned();
@@ -763,10 +757,7 @@ async fn a_crash_mid_delivery_loses_nothing(backend: Backend) {
     )
     .await;
     answer(&server, 200).await;
-    let made = create(&app, &hook(&server), json!(["credit.signup"])).await;
-    let id = made["id"].as_str().expect("id").to_owned();
-    program(&app).await;
-    signups(&app, &["bo", "cy", "di"]).await;
+    let id = signups_to(&app, &server, &["bo", "cy", "di"]).await;
     // Every delivery is in flight (the receiver holds them): the process dies.
     wait_for_requests(&server, 3).await;
     let app = app.crash_and_restart().await;
