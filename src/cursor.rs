@@ -19,6 +19,15 @@ pub struct Cursor {
     pub id: String,
 }
 
+/// Where the page after `page` starts, for lists paged by an item's key: the last item's key
+/// when the page is full (a store answers fewer than `limit` items only at the end), else
+/// `None`.
+pub fn next_key<T>(page: &[T], limit: usize, key: impl FnOnce(&T) -> String) -> Option<String> {
+    (page.len() >= limit)
+        .then(|| page.last().map(key))
+        .flatten()
+}
+
 /// Text that is not of a cursor's form.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("not a cursor")]

@@ -17,6 +17,7 @@ use crate::{
     auth::AdminAccess,
     clock,
     csv_stream::csv_export,
+    cursor::next_key,
     error::{ErrorBody, Result},
     extract::{Limit, Query},
     state::AppState,
@@ -135,9 +136,7 @@ async fn list_entries(
 ) -> Result<Json<AuditPageBody>> {
     let limit = Limit::or(params.limit, DEFAULT_AUDIT_PAGE);
     let page = state.stores.audit.entries(&params.filter(limit)).await?;
-    let next = (page.len() >= limit)
-        .then(|| page.last().map(|entry| entry.id.clone()))
-        .flatten();
+    let next = next_key(&page, limit, |entry| entry.id.clone());
     Ok(Json(AuditPageBody {
         entries: page.into_iter().map(EntryBody::from).collect(),
         next,
@@ -196,9 +195,7 @@ async fn entries_csv(
         filter.after = after;
         async move {
             let page = log.entries(&filter).await?;
-            let next = (page.len() >= CSV_PAGE)
-                .then(|| page.last().map(|entry| entry.id.clone()))
-                .flatten();
+            let next = next_key(&page, CSV_PAGE, |entry| entry.id.clone());
             Ok((page.into_iter().map(row).collect(), next))
         }
     })

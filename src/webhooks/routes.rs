@@ -24,6 +24,7 @@ use crate::{
     audit::{Audit, Done, Subject, domain::changes_of},
     auth::AdminAccess,
     clock,
+    cursor::next_key,
     error::{ApiError, ErrorBody, Result},
     events::domain::uuid_v7,
     extract::{JsonOrForm, Limit, Query},
@@ -462,9 +463,7 @@ async fn list_deliveries(
             limit,
         })
         .await?;
-    let next = (page.len() >= limit)
-        .then(|| page.last().map(|delivery| delivery.id.clone()))
-        .flatten();
+    let next = next_key(&page, limit, |delivery| delivery.id.clone());
     Ok(Json(DeliveryListBody {
         deliveries: page.into_iter().map(DeliveryBody::from).collect(),
         next,
