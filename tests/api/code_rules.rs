@@ -275,21 +275,20 @@ async fn thirty_accounts_racing_for_ten_redemptions_get_ten(app: TestApp) {
 
 async fn self_referral_by_email_is_refused(app: TestApp) {
     let gmail = code_for(&app, "anasmith@googlemail.com", "Ana").await;
-    let token = user_token(&app, "second-account", "Ana.Smith+promo@gmail.com");
-    expect_error(
-        redeem(&app, &token, &gmail).await,
-        StatusCode::FORBIDDEN,
-        "A user cannot redeem its own code",
-    )
-    .await;
     let plain = code_for(&app, "ana@example.com", "Ana").await;
-    let tagged = user_token(&app, "third-account", "ana+x@example.com");
-    expect_error(
-        redeem(&app, &tagged, &plain).await,
-        StatusCode::FORBIDDEN,
-        "A user cannot redeem its own code",
-    )
-    .await;
+    // The same mailbox under another spelling: dots and a tag at Gmail, a tag elsewhere.
+    for (account, email, code) in [
+        ("second-account", "Ana.Smith+promo@gmail.com", &gmail),
+        ("third-account", "ana+x@example.com", &plain),
+    ] {
+        let token = user_token(&app, account, email);
+        expect_error(
+            redeem(&app, &token, code).await,
+            StatusCode::FORBIDDEN,
+            "A user cannot redeem its own code",
+        )
+        .await;
+    }
     let other_domain = user_token(&app, "fourth-account", "ana@example.org");
     assert_eq!(
         redeem(&app, &other_domain, &plain).await.status(),

@@ -305,18 +305,14 @@ async fn register_refuses_swapped_labels(app: TestApp) {
 
 async fn register_refuses_self_indication(app: TestApp) {
     setup(&app, json!(1), json!(2)).await;
-    expect_error(
-        app.register("indicator", "indicator").await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "A user cannot indicate itself",
-    )
-    .await;
-    expect_error(
-        app.register("someone", "someone").await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "A user cannot indicate itself",
-    )
-    .await;
+    for user in ["indicator", "someone"] {
+        expect_error(
+            app.register(user, user).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "A user cannot indicate itself",
+        )
+        .await;
+    }
     assert!(app.ledger().await.is_empty());
 }
 

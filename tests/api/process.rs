@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::test_secret;
@@ -119,36 +119,37 @@ async fn logs_of_a_walk_through_hold_no_secrets() {
     let send = |request: reqwest::RequestBuilder| async move {
         request.send().await.expect("request").status()
     };
-    send(
-        c.post(service.url("/program/"))
-            .header("Authorization", bearer(&billing))
-            .json(&json!({ "name": "P", "credit_value": 5, "target_value": 50 })),
-    )
-    .await;
-    send(
-        c.post(service.url("/users/"))
-            .header("Authorization", bearer(&billing))
-            .json(&json!({ "user_hashes": ["ana"] })),
-    )
-    .await;
-    send(
-        c.post(service.url("/register/"))
-            .header("Authorization", bearer(&billing))
-            .json(&json!({ "user_indicator": "ana", "user_indicated": "bo" })),
-    )
-    .await;
-    send(
-        c.put(service.url("/invoice/user/bo/"))
-            .header("Authorization", bearer(&billing))
-            .json(&json!({ "total_amount_paid": 80 })),
-    )
-    .await;
-    send(
-        c.post(service.url("/emailindication/"))
-            .header("Authorization", bearer(&billing))
-            .json(&json!({ "user_indicator": "ana", "emails": "cy.private@example.org" })),
-    )
-    .await;
+    // Billing sets up a program, a customer, a registration, a payment and an indication.
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/program/",
+            json!({ "name": "P", "credit_value": 5, "target_value": 50 }),
+        ),
+        (Method::POST, "/users/", json!({ "user_hashes": ["ana"] })),
+        (
+            Method::POST,
+            "/register/",
+            json!({ "user_indicator": "ana", "user_indicated": "bo" }),
+        ),
+        (
+            Method::PUT,
+            "/invoice/user/bo/",
+            json!({ "total_amount_paid": 80 }),
+        ),
+        (
+            Method::POST,
+            "/emailindication/",
+            json!({ "user_indicator": "ana", "emails": "cy.private@example.org" }),
+        ),
+    ] {
+        send(
+            c.request(method, service.url(path))
+                .header("Authorization", bearer(&billing))
+                .json(&body),
+        )
+        .await;
+    }
     let registered = send(
         c.post(service.url("/api/referrer/internal/register"))
             .header("Authorization", &user),
