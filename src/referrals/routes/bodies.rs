@@ -231,3 +231,32 @@ pub struct LandlordInput {
     #[schema(value_type = String, required = true, pattern = r"^[A-Za-z0-9_-]{1,64}$", example = "REFERLAND09283")]
     pub(super) promo_code: Sent,
 }
+
+/// A redemption's answer, as the redemption routes send and document it.
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum Redeemed {
+    /// Redeemed.
+    #[response(status = 200)]
+    First(RefereeBody),
+    /// The same code was redeemed before: the same body.
+    #[response(status = 201)]
+    Again(RefereeBody),
+}
+
+impl From<Redemption> for Redeemed {
+    fn from(redemption: Redemption) -> Self {
+        match redemption {
+            Redemption::First(referee) => Self::First(RefereeBody::from(&referee)),
+            Redemption::Again(referee) => Self::Again(RefereeBody::from(&referee)),
+        }
+    }
+}
+
+impl axum::response::IntoResponse for Redeemed {
+    fn into_response(self) -> axum::response::Response {
+        match self {
+            Self::First(body) => (StatusCode::OK, Json(body)).into_response(),
+            Self::Again(body) => (StatusCode::CREATED, Json(body)).into_response(),
+        }
+    }
+}

@@ -477,27 +477,15 @@ async fn redeem_code(
     email: Option<Email>,
     raw_code: &str,
     via: Via,
-) -> Result<(StatusCode, Json<RefereeBody>)> {
+) -> Result<Redeemed> {
     let account =
         AccountId::parse(account_id).ok_or_else(|| ApiError::unprocessable(BODY_NOT_VALID))?;
     let code = ReferralCode::parse(raw_code)
         .ok_or_else(|| ApiError::unprocessable(REDEEM_CODE_NOT_VALID))?;
     let store = state.stores.referrals.as_ref();
-    Ok(
-        match service::redeem(
-            store,
-            account,
-            email.as_ref(),
-            &code,
-            via,
-            state.clock.now(),
-        )
-        .await?
-        {
-            Redemption::First(referee) => (StatusCode::OK, Json(RefereeBody::from(&referee))),
-            Redemption::Again(referee) => (StatusCode::CREATED, Json(RefereeBody::from(&referee))),
-        },
-    )
+    let now = state.clock.now();
+    let redemption = service::redeem(store, account, email.as_ref(), &code, via, now).await?;
+    Ok(redemption.into())
 }
 
 /// Redeem a referral code for the token's account.
@@ -509,8 +497,7 @@ async fn redeem_code(
     post, path = "/api/referee/redeem", tag = "referees",
     request_body = RedeemInput,
     responses(
-        (status = 200, description = "Redeemed", body = RefereeBody),
-        (status = 201, description = "The same code was redeemed before", body = RefereeBody),
+        Redeemed,
         (status = 400, description = "`Attributes are required`", body = ErrorBody),
         (status = 403, description = REDEEM_REFUSED, body = ErrorBody),
         (status = 404, description = "`Referral code is not found`", body = ErrorBody),
@@ -523,7 +510,7 @@ async fn redeem(
     caller: AnyCaller,
     State(state): State<AppState>,
     JsonObject(body): JsonObject,
-) -> Result<(StatusCode, Json<RefereeBody>)> {
+) -> Result<Redeemed> {
     let [code] = attributes(body, |input: RedeemInput| [input.referral_code])?;
     redeem_code(
         &state,
@@ -542,8 +529,7 @@ async fn redeem(
     post, path = "/api/referee/apply", tag = "referees",
     request_body = ApplyInput,
     responses(
-        (status = 200, description = "Redeemed", body = RefereeBody),
-        (status = 201, description = "The same code was redeemed before", body = RefereeBody),
+        Redeemed,
         (status = 400, description = "`Attributes are required`", body = ErrorBody),
         (status = 403, description = REDEEM_REFUSED, body = ErrorBody),
         (status = 422, description = REDEEM_UNPROCESSABLE, body = ErrorBody),
@@ -553,7 +539,7 @@ async fn apply(
     _: AdminAccess,
     State(state): State<AppState>,
     JsonObject(body): JsonObject,
-) -> Result<(StatusCode, Json<RefereeBody>)> {
+) -> Result<Redeemed> {
     let [account, code] = attributes(body, |input: ApplyInput| {
         [input.account_id, input.referral_code]
     })?;
@@ -565,8 +551,7 @@ async fn apply(
     post, path = "/api/landlord/register", tag = "referees",
     request_body = LandlordInput,
     responses(
-        (status = 200, description = "Redeemed (with `Deprecation: true`)", body = RefereeBody),
-        (status = 201, description = "The same code was redeemed before", body = RefereeBody),
+        Redeemed,
         (status = 400, description = "`Attributes are required`", body = ErrorBody),
         (status = 403, description = REDEEM_REFUSED, body = ErrorBody),
         (status = 404, description = "`Referral code is not found`", body = ErrorBody),
@@ -580,7 +565,7 @@ async fn landlord_register(
     _: BackendAccess,
     State(state): State<AppState>,
     JsonObject(body): JsonObject,
-) -> Result<(StatusCode, Json<RefereeBody>)> {
+) -> Result<Redeemed> {
     let [account, code] = attributes(body, |input: LandlordInput| {
         [input.account_id, input.promo_code]
     })?;
