@@ -45,6 +45,12 @@ async fn redeemed(app: &TestApp, account: &str, code: &str) -> StatusCode {
     redeem_as(app, account, code).await.status()
 }
 
+/// Expects `account`'s redemption of `code` refused by the code's rules (422, `sentence`).
+async fn refused_as(app: &TestApp, account: &str, code: &str, sentence: &str) {
+    let response = redeem_as(app, account, code).await;
+    expect_error(response, StatusCode::UNPROCESSABLE_ENTITY, sentence).await;
+}
+
 async fn looked_up(app: &TestApp, token: &str, code: &str) -> Value {
     expect_json(
         call(
@@ -81,12 +87,7 @@ async fn limited_expiring_and_inactive_codes_answer_as_the_spec_says(app: TestAp
 
     assert_eq!(redeemed(&app, "acc-1", &code).await, StatusCode::OK);
     assert_eq!(redeemed(&app, "acc-2", &code).await, StatusCode::OK);
-    expect_error(
-        redeem_as(&app, "acc-3", &code).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        LIMIT,
-    )
-    .await;
+    refused_as(&app, "acc-3", &code, LIMIT).await;
     // An account that holds the code is never refused by its rules.
     assert_eq!(redeemed(&app, "acc-1", &code).await, StatusCode::CREATED);
     let seen = looked_up(&app, &format!("Bearer {}", app.service_token()), &code).await;
@@ -107,12 +108,7 @@ async fn limited_expiring_and_inactive_codes_answer_as_the_spec_says(app: TestAp
 
     // Switched off: refused as expired, on every redemption route; holders still get 201.
     patch(&app, &code, json!({ "active": false })).await;
-    expect_error(
-        redeem_as(&app, "acc-4", &code).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        EXPIRED,
-    )
-    .await;
+    refused_as(&app, "acc-4", &code, EXPIRED).await;
     for (path, token, body) in [
         (
             "/api/referee/apply",
@@ -135,12 +131,7 @@ async fn limited_expiring_and_inactive_codes_answer_as_the_spec_says(app: TestAp
     // Past its expiry: refused as expired until the expiry is cleared.
     let past = (Utc::now() - Duration::minutes(1)).to_rfc3339();
     patch(&app, &code, json!({ "expiresAt": past })).await;
-    expect_error(
-        redeem_as(&app, "acc-5", &code).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        EXPIRED,
-    )
-    .await;
+    refused_as(&app, "acc-5", &code, EXPIRED).await;
     let unexpired = expect_json(
         patch(&app, &code, json!({ "expiresAt": null })).await,
         StatusCode::OK,

@@ -169,10 +169,9 @@ async fn a_drop_below_the_credit_while_held_cancels_it(app: TestApp) {
         body,
         json!({ "acquired_credit": 0, "credit_status": "pending" })
     );
-    let cancelled = app.entries(LedgerOperation::CreditCancelled).await;
-    assert_eq!(cancelled.len(), 1);
-    assert_eq!(cancelled[0].amount.to_string(), "100");
-    assert_eq!(cancelled[0].user_indicator.as_deref(), Some("ana"));
+    let cancelled = app.only_entry(LedgerOperation::CreditCancelled).await;
+    assert_eq!(cancelled.amount.to_string(), "100");
+    assert_eq!(cancelled.user_indicator.as_deref(), Some("ana"));
     let statement = expect_json(app.get("/statement/ana/").await, StatusCode::OK).await;
     assert_eq!(statement["held_credit"], json!(0));
     assert_eq!(statement["potencial_credit"], json!(100));

@@ -265,6 +265,20 @@ impl TestApp {
         ledger
     }
 
+    /// The one ledger entry of this operation (fails unless there is exactly one).
+    pub async fn only_entry(&self, operation: LedgerOperation) -> LedgerEntry {
+        let mut entries = self.entries(operation).await;
+        assert_eq!(entries.len(), 1, "{operation:?} entries");
+        entries.remove(0)
+    }
+
+    /// The one event of this type in the outbox (fails unless there is exactly one).
+    pub async fn only_event(&self, event_type: CreditEventType) -> CreditEvent {
+        let mut events = self.events(event_type).await;
+        assert_eq!(events.len(), 1, "{event_type:?} events");
+        events.remove(0)
+    }
+
     /// The events of this type in the outbox, oldest first.
     pub async fn events(&self, event_type: CreditEventType) -> Vec<CreditEvent> {
         self.stores

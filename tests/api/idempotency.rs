@@ -223,47 +223,27 @@ async fn a_dead_request_s_claim_lapses(app: TestApp) {
         locked_until: at + chrono::Duration::seconds(60),
         expires_at: at + RETENTION,
     };
-    let claim = |owner: &str| claim_at(owner, now);
     let store: &dyn IdempotencyStore = stores.idempotency.as_ref();
-    assert_eq!(
-        store.begin(&claim("a"), now).await.expect("begin"),
-        Begun::Started
-    );
-    assert_eq!(
-        store.begin(&claim("b"), now).await.expect("begin"),
-        Begun::InProgress
-    );
+    // What `owner`'s request starting at `at` gets.
+    let begin = |owner: &'static str, at| async move {
+        store.begin(&claim_at(owner, at), at).await.expect("begin")
+    };
+    assert_eq!(begin("a", now).await, Begun::Started);
+    assert_eq!(begin("b", now).await, Begun::InProgress);
     let later = now + chrono::Duration::seconds(61);
-    assert_eq!(
-        store
-            .begin(&claim_at("b", later), later)
-            .await
-            .expect("begin"),
-        Begun::Started
-    );
+    assert_eq!(begin("b", later).await, Begun::Started);
     // The dead request cannot complete the key it lost.
     let late = StoredResponse {
         status: 201,
         headers: Vec::new(),
         body: b"late".to_vec(),
     };
-    store.complete(&claim("a"), &late).await.expect("complete");
-    assert_eq!(
-        store
-            .begin(&claim_at("c", later), later)
-            .await
-            .expect("begin"),
-        Begun::InProgress
-    );
+    let lost = claim_at("a", now);
+    store.complete(&lost, &late).await.expect("complete");
+    assert_eq!(begin("c", later).await, Begun::InProgress);
     // And after 24 hours the record is gone.
     let tomorrow = later + RETENTION + chrono::Duration::seconds(1);
-    assert_eq!(
-        store
-            .begin(&claim_at("d", tomorrow), tomorrow)
-            .await
-            .expect("begin"),
-        Begun::Started
-    );
+    assert_eq!(begin("d", tomorrow).await, Begun::Started);
 }
 
 /// The middleware reads the body before any handler: an oversized one is drained and answered

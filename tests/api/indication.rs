@@ -452,11 +452,10 @@ async fn invoice_credits_the_indicator_once_at_the_threshold(app: TestApp) {
         "100.00"
     );
 
-    let acquired = app.entries(LedgerOperation::AcquiredCredit).await;
-    assert_eq!(acquired.len(), 1);
-    assert_eq!(acquired[0].user_indicated, "payer");
-    assert_eq!(acquired[0].user_indicator.as_deref(), Some("indicator"));
-    assert_eq!(acquired[0].amount.to_string(), "100.00");
+    let acquired = app.only_entry(LedgerOperation::AcquiredCredit).await;
+    assert_eq!(acquired.user_indicated, "payer");
+    assert_eq!(acquired.user_indicator.as_deref(), Some("indicator"));
+    assert_eq!(acquired.amount.to_string(), "100.00");
 
     let events: Vec<CreditEvent> = pending_events(&app)
         .await

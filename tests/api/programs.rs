@@ -1,6 +1,6 @@
 //! Referral programs over HTTP: create, list, read, update, delete.
 
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::{
@@ -27,6 +27,10 @@ contract_tests!(
     every_program_route_answers_with_and_without_trailing_slash,
 );
 
+/// Expects the answer of a route that names a program that does not exist.
+async fn id_not_found(response: Response) {
+    expect_error(response, StatusCode::NOT_FOUND, "ID not found").await;
+}
 async fn create_with_json_returns_the_program(app: TestApp) {
     let response = app
         .post_json(
@@ -191,12 +195,7 @@ async fn get_answers_404_for_unknown_and_malformed_ids(app: TestApp) {
         "zzzzzzzzzzzzzzzzzzzzzzzz",
         "%7B%22%24ne%22%3A1%7D",
     ] {
-        expect_error(
-            app.get(&format!("/program/{id}/")).await,
-            StatusCode::NOT_FOUND,
-            "ID not found",
-        )
-        .await;
+        id_not_found(app.get(&format!("/program/{id}/")).await).await;
     }
 }
 
@@ -247,9 +246,9 @@ async fn put_on_unknown_program_is_404(app: TestApp) {
     let response = app
         .put_json("/program/0123456789abcdef01234567/", json!({ "name": "x" }))
         .await;
-    expect_error(response, StatusCode::NOT_FOUND, "ID not found").await;
+    id_not_found(response).await;
     let response = app.put_json("/program/nope/", json!({ "name": "x" })).await;
-    expect_error(response, StatusCode::NOT_FOUND, "ID not found").await;
+    id_not_found(response).await;
 }
 
 async fn put_with_empty_name_is_422(app: TestApp) {
@@ -273,27 +272,12 @@ async fn delete_returns_204_with_empty_body(app: TestApp) {
     let response = app.delete(&format!("/program/{id}/")).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert!(response.bytes().await.expect("body").is_empty());
-    expect_error(
-        app.get(&format!("/program/{id}/")).await,
-        StatusCode::NOT_FOUND,
-        "ID not found",
-    )
-    .await;
+    id_not_found(app.get(&format!("/program/{id}/")).await).await;
 }
 
 async fn delete_unknown_program_is_404(app: TestApp) {
-    expect_error(
-        app.delete("/program/0123456789abcdef01234567/").await,
-        StatusCode::NOT_FOUND,
-        "ID not found",
-    )
-    .await;
-    expect_error(
-        app.delete("/program/x/").await,
-        StatusCode::NOT_FOUND,
-        "ID not found",
-    )
-    .await;
+    id_not_found(app.delete("/program/0123456789abcdef01234567/").await).await;
+    id_not_found(app.delete("/program/x/").await).await;
 }
 
 async fn every_program_route_answers_with_and_without_trailing_slash(app: TestApp) {

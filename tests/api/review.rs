@@ -187,14 +187,12 @@ async fn a_refund_within_the_window_reverses_with_a_negative_entry_and_event(app
         refunded,
         json!({ "acquired_credit": 0, "credit_status": "reversed" })
     );
-    let reversed = app.entries(LedgerOperation::CreditReversed).await;
-    assert_eq!(reversed.len(), 1);
-    assert_eq!(reversed[0].amount.to_string(), "-100");
-    assert_eq!(reversed[0].user_indicator.as_deref(), Some("ana"));
-    let callbacks = app.events(CreditEventType::CreditReversed).await;
-    assert_eq!(callbacks.len(), 1);
-    assert_eq!(callbacks[0].amount.to_string(), "-100");
-    assert_eq!(callbacks[0].user_hash.as_str(), "ana");
+    let reversed = app.only_entry(LedgerOperation::CreditReversed).await;
+    assert_eq!(reversed.amount.to_string(), "-100");
+    assert_eq!(reversed.user_indicator.as_deref(), Some("ana"));
+    let callback = app.only_event(CreditEventType::CreditReversed).await;
+    assert_eq!(callback.amount.to_string(), "-100");
+    assert_eq!(callback.user_hash.as_str(), "ana");
     let statement = statement(&app, "ana").await;
     assert_eq!(statement["acquired_credit"], json!(0));
     assert_eq!(statement["in_review_credit"], json!(0));
@@ -280,15 +278,10 @@ async fn review_all_holds_every_crossing_until_an_approval_pays_once(app: TestAp
         "Credit is acquired",
     )
     .await;
-    let acquired = app.events(CreditEventType::AcquiredCredit).await;
-    assert_eq!(acquired.len(), 1);
-    assert_eq!(acquired[0].user_hash.as_str(), "ana");
-    let entry = app.entries(LedgerOperation::AcquiredCredit).await;
-    assert_eq!(entry.len(), 1);
-    let decision = entry[0]
-        .decision
-        .as_ref()
-        .expect("the decision on the entry");
+    let acquired = app.only_event(CreditEventType::AcquiredCredit).await;
+    assert_eq!(acquired.user_hash.as_str(), "ana");
+    let entry = app.only_entry(LedgerOperation::AcquiredCredit).await;
+    let decision = entry.decision.as_ref().expect("the decision on the entry");
     assert_eq!(decision.by.as_deref(), Some("root"));
     assert_eq!(decision.note.as_deref(), Some("known customer"));
     // An approval takes no body at all, too.
@@ -377,11 +370,10 @@ async fn a_rejection_needs_a_known_reason_is_final_and_frees_the_cap_place(app: 
     assert_eq!(rejected["status"], "rejected");
     assert_eq!(rejected["reason"], "self_referral");
     assert_eq!(rejected["amount"], json!(0));
-    let entry = app.entries(LedgerOperation::CreditRejected).await;
-    assert_eq!(entry.len(), 1);
-    assert_eq!(entry[0].amount.to_string(), "0");
+    let entry = app.only_entry(LedgerOperation::CreditRejected).await;
+    assert_eq!(entry.amount.to_string(), "0");
     assert_eq!(
-        entry[0].decision.as_ref().and_then(|d| d.note.as_deref()),
+        entry.decision.as_ref().and_then(|d| d.note.as_deref()),
         Some("same card")
     );
     // Final: payments and decisions change nothing; no callback was queued.

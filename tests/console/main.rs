@@ -251,6 +251,12 @@ impl Browser {
         self.button(name).await.click().await.expect("clicked");
     }
 
+    /// Signs in with `token` (an admin token or API key) on the sign-in form.
+    async fn sign_in(&self, token: &str) {
+        self.type_into("Admin token or API key", token).await;
+        self.press("Sign in").await;
+    }
+
     async fn link(&self, text: &str) {
         self.find(&format!("//a[normalize-space(.)='{text}']"))
             .await
@@ -434,12 +440,9 @@ async fn run(backend: &'static str, mongodb: Option<String>, webdriver: u16) {
     // Sign in.
     b.heading("Sign in").await;
     b.page_done("sign-in").await;
-    b.type_into("Admin token or API key", "not-a-token").await;
-    b.press("Sign in").await;
+    b.sign_in("not-a-token").await;
     b.sees("That token or key was refused").await;
-    b.type_into("Admin token or API key", &token(&["admin"]))
-        .await;
-    b.press("Sign in").await;
+    b.sign_in(&token(&["admin"])).await;
 
     // The program made through the API, with its figures.
     b.heading("Programs").await;
@@ -556,12 +559,7 @@ async fn run(backend: &'static str, mongodb: Option<String>, webdriver: u16) {
             json!({ "name": "console", "role": "admin" }),
         )
         .await;
-    b.type_into(
-        "Admin token or API key",
-        key["key"].as_str().expect("a key"),
-    )
-    .await;
-    b.press("Sign in").await;
+    b.sign_in(key["key"].as_str().expect("a key")).await;
     // Signed in again, the console stays on the page it was on.
     b.heading("Referral codes").await;
     service
@@ -576,9 +574,7 @@ async fn run(backend: &'static str, mongodb: Option<String>, webdriver: u16) {
     b.sees("Your session ended").await;
 
     // Signing in again, then out: the tab's storage no longer holds the token.
-    b.type_into("Admin token or API key", &token(&["admin"]))
-        .await;
-    b.press("Sign in").await;
+    b.sign_in(&token(&["admin"])).await;
     b.heading("Audit log").await;
     assert!(
         b.script("return sessionStorage.getItem('referral-api.token');")
