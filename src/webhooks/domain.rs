@@ -63,6 +63,7 @@ impl TryFrom<Vec<String>> for Selection {
         let mut types = Vec::new();
         for name in names {
             let event_type: EventType = name
+                .trim()
                 .parse()
                 .map_err(|_| SelectionError::Unknown(name.clone()))?;
             if !types.contains(&event_type) {
@@ -429,6 +430,8 @@ mod tests {
             Err(SelectionError::Unknown("credit.paid".into()))
         );
         assert_eq!(Selection::try_from(vec![]), Err(SelectionError::Empty));
+        let spaced = Selection::try_from(vec![" credit.acquired ".into()]);
+        assert_eq!(spaced, Ok(Selection::Only(vec![EventType::CreditAcquired])));
     }
 
     #[test]
